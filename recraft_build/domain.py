@@ -1,0 +1,220 @@
+"""The data the modules hand each other: a loaded spec, its assets, pictures.
+
+These are plain frozen dataclasses with no behaviour beyond small derived values, so
+that ``spec`` (which makes them), ``keys``/``plan`` (which read them) and ``executor``
+(which runs them) agree on one shape. Everything here is already validated and
+rendered: templates are expanded, defaults merged, paths checked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+__all__ = [
+    "Asset",
+    "GenerationRequest",
+    "OutputSpec",
+    "Picture",
+    "ProviderProfile",
+    "Spec",
+    "StepSpec",
+    "StyleSpec",
+    "VECTOR_STYLES",
+    "Where",
+    "media_type_for_format",
+]
+
+#: Styles whose pictures come back as SVG (recraft-api.md 1.4).
+VECTOR_STYLES = frozenset({"vector_illustration", "icon"})
+
+_MEDIA_TYPES = {
+    "png": "image/png",
+    "webp": "image/webp",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "svg": "image/svg+xml",
+    "ico": "image/x-icon",
+}
+
+
+def media_type_for_format(fmt: str) -> str:
+    """``png`` -> ``image/png``; raises KeyError for a format we do not write."""
+    return _MEDIA_TYPES[fmt.lower()]
+
+
+@dataclass(frozen=True)
+class Where:
+    """A place in a spec file: 1-based line and column (0 = unknown) and field path."""
+
+    file: str
+    line: int = 0
+    col: int = 0
+    path: str = ""
+
+    def __str__(self) -> str:
+        loc = f"{self.file}:{self.line}:{self.col}" if self.line else self.file
+        return f"{loc}: {self.path}" if self.path else loc
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One post-processing step as written in the spec.
+
+    ``name`` is the canonical step name (``resize``); ``params`` are the parameters as
+    written (validated by the schema, defaults *not* filled in, so that keys only
+    change when the spec changes or the step's implementation version is bumped).
+    """
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    where: Where | None = field(default=None, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One file an asset writes, relative to the output folder (posix separators).
+
+    ``format`` follows the extension: png, webp, jpg, svg or ico. ``steps`` run after
+    the asset's own steps. ``options`` holds encoder options (``quality``,
+    ``lossless``, ``strip_metadata``). ``scales`` (e.g. ``(1, 2, 3)``) asks for one
+    file per scale (``name.png``, ``name@2x.png``...); ``favicon`` asks for a favicon
+    set written into the folder ``path`` names.
+    """
+
+    path: str
+    format: str
+    steps: tuple[StepSpec, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+    scales: tuple[float, ...] = ()
+    favicon: bool = False
+    where: Where | None = field(default=None, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Everything that determines a generated picture (and nothing that does not).
+
+    ``controls`` is normalised: ``colors`` is a list of ``#rrggbb`` strings,
+    ``background_color`` a ``#rrggbb`` string, plus ``artistic_level`` and
+    ``no_text``. ``style_ref`` names a custom style from the spec's ``styles:``
+    section (resolved to a provider ``style_id`` at build time); ``style_id`` is an
+    id the user wrote directly. At most one of ``style``, ``style_id``, ``style_ref``
+    is set (validation guarantees it).
+    """
+
+    model: str
+    prompt: str
+    negative_prompt: str | None = None
+    style: str | None = None
+    substyle: str | None = None
+    style_id: str | None = None
+    style_ref: str | None = None
+    size: str | None = None
+    aspect_ratio: str | None = None
+    n: int = 1
+    seed: int | None = None
+    controls: Mapping[str, Any] | None = None
+    text_layout: tuple[Mapping[str, Any], ...] | None = None
+
+    @property
+    def vector(self) -> bool:
+        """True when the picture comes back as SVG (vector style or ``*_vector`` model)."""
+        return (self.style in VECTOR_STYLES) or self.model.endswith("_vector")
+
+    def width_height(self) -> tuple[int, int]:
+        """Pixel size of the picture: from ``size``, else from ``aspect_ratio`` at ~1 MP."""
+        if self.size:
+            w, _, h = self.size.partition("x")
+            return int(w), int(h)
+        if self.aspect_ratio:
+            a, _, b = self.aspect_ratio.partition(":")
+            ra, rb = float(a), float(b)
+            scale = (1024 * 1024 / (ra * rb)) ** 0.5
+            return max(1, round(ra * scale)), max(1, round(rb * scale))
+        return 1024, 1024
+
+
+@dataclass(frozen=True)
+class StyleSpec:
+    """A custom style declared in the spec's ``styles:`` section.
+
+    ``references`` are paths relative to the spec's folder, checked to exist.
+    """
+
+    name: str
+    base_style: str
+    references: tuple[str, ...]
+    where: Where | None = field(default=None, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class ProviderProfile:
+    """A named way to reach a provider (``providers:`` in the spec).
+
+    ``protocol`` is ``recraft`` or ``replicate``; ``auth`` is ``bearer`` or ``raw``;
+    ``token_env`` names the environment variable that holds the token (never the
+    token itself). ``options`` holds rate limits, timeouts and the like.
+    """
+
+    name: str
+    protocol: str
+    base_url: str | None = None
+    auth: str = "bearer"
+    token_env: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One rendered asset: its name, what to generate, its steps and outputs."""
+
+    name: str
+    request: GenerationRequest
+    steps: tuple[StepSpec, ...] = ()
+    outputs: tuple[OutputSpec, ...] = ()
+    where: Where | None = field(default=None, compare=False, hash=False)
+    matrix: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A loaded, validated, expanded spec.
+
+    ``path`` is the spec file; ``output_dir`` is as written (relative to the spec's
+    folder) or None; ``assets`` are in spec order with unique names.
+    """
+
+    path: Path
+    version: int
+    assets: tuple[Asset, ...]
+    output_dir: str | None = None
+    styles: Mapping[str, StyleSpec] = field(default_factory=dict)
+    providers: Mapping[str, ProviderProfile] = field(default_factory=dict)
+
+    @property
+    def lock_path(self) -> Path:
+        """``assets.yaml`` -> ``assets.lock`` beside it."""
+        return self.path.with_suffix(".lock")
+
+    def default_output_dir(self) -> Path:
+        """The spec's ``output_dir`` (relative to the spec), else ``build/`` beside it."""
+        return self.path.parent / (self.output_dir or "build")
+
+
+@dataclass(frozen=True)
+class Picture:
+    """An image as bytes plus what it is.
+
+    ``media_type`` is one of image/png, image/webp, image/jpeg, image/svg+xml.
+    ``meta`` holds provider metadata worth keeping (``image_id``...), never a token.
+    """
+
+    data: bytes
+    media_type: str
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_svg(self) -> bool:
+        return self.media_type == "image/svg+xml"

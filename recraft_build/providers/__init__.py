@@ -1,0 +1,1 @@
+"""Providers: who makes the pictures (recraft, replicate, placeholder)."""

@@ -1,0 +1,1 @@
+"""Post-processing steps: pure bytes -> bytes functions, local or through a provider."""
