@@ -1,0 +1,573 @@
+"""The library API: one function per command. Nothing here prints.
+
+Each function takes the spec path and options, does its job, and returns a result
+object (or raises a :class:`~recraft_build.errors.RecraftBuildError`). The command
+line (``cli``) is a thin layer over these; other tools can call them directly::
+
+    from recraft_build import api
+    result = api.build("assets.yaml", jobs=8)
+    print(result.summary())
+
+I/O comes in through arguments: ``env`` (defaults to ``os.environ``), ``client`` (an
+``httpx.Client`` for providers), ``reporter`` (progress events).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+from . import keys
+from .domain import Picture, Spec
+from .errors import FrozenError, BudgetError, StoreError, UsageError, SpecError, Problem
+from .executor import Budget, BuildResult, Executor, NullReporter, Reporter
+from .lock import Lock
+from .outputs import (
+    MANIFEST_NAME,
+    STATE_NAME,
+    OutputState,
+    sweep_temp_files,
+    write_manifest,
+)
+from .plan import Plan, ProviderInfo, make_plan
+from .providers.base import OPERATIONS
+
+__all__ = [
+    "CleanResult",
+    "build",
+    "cache_gc",
+    "cache_info",
+    "cache_verify",
+    "clean",
+    "load",
+    "plan",
+    "resolve_output_dir",
+    "status",
+    "validate",
+]
+
+DEFAULT_SPEC = "assets.yaml"
+
+#: Tool operations each protocol offers (recraft-api.md 1.2 and 3.1).
+_PROTOCOL_OPERATIONS = {
+    "recraft": frozenset(OPERATIONS),
+    "replicate": frozenset({"remove_background", "vectorize", "crisp_upscale", "creative_upscale"}),
+    "placeholder": frozenset(),
+}
+
+
+# -- loading -----------------------------------------------------------------------
+def load(spec_path: str | os.PathLike[str] | None = None) -> Spec:
+    """Load and validate a spec (raises SpecError listing every problem)."""
+    from .spec import load_spec
+
+    path = Path(spec_path or DEFAULT_SPEC)
+    if not path.exists():
+        if spec_path is None:
+            raise UsageError(
+                f"no {DEFAULT_SPEC} in {Path.cwd()} (pass -f SPEC, or create {DEFAULT_SPEC}; "
+                "see examples/)"
+            )
+        raise UsageError(f"spec file {path} does not exist")
+    return load_spec(path)
+
+
+def validate(spec_path: str | os.PathLike[str] | None = None) -> Spec:
+    """``recraft-build validate``: the loaded spec, or SpecError."""
+    return load(spec_path)
+
+
+def resolve_output_dir(spec: Spec, output_dir: str | os.PathLike[str] | None) -> Path:
+    """``-o``, else the spec's ``output_dir`` (relative to the spec), else ``build/`` beside it."""
+    if output_dir:
+        return Path(output_dir)
+    return spec.default_output_dir()
+
+
+def select_targets(spec: Spec, targets: Sequence[str] | None) -> list[str] | None:
+    """Asset names matched by ``targets`` (names or globs); None means all.
+
+    A target that matches nothing is a UsageError with the closest names.
+    """
+    if not targets:
+        return None
+    names = [a.name for a in spec.assets]
+    chosen: list[str] = []
+    seen: set[str] = set()
+    for t in targets:
+        hits = [n for n in names if n == t or fnmatch.fnmatchcase(n, t)]
+        if not hits:
+            import difflib
+
+            close = difflib.get_close_matches(t, names, n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else " (run `recraft-build plan` to list assets)"
+            raise UsageError(f"target {t!r} matches no asset in {spec.path}{hint}")
+        for n in hits:
+            if n not in seen:
+                seen.add(n)
+                chosen.append(n)
+    return chosen
+
+
+# -- providers ------------------------------------------------------------------------
+def provider_info(name: str, spec: Spec, env: Mapping[str, str]) -> ProviderInfo:
+    """What planning needs of provider ``name`` (``auto`` resolved), without any I/O."""
+    chosen = name
+    if name == "auto":
+        if env.get("RECRAFT_API_TOKEN"):
+            chosen = "recraft"
+        elif env.get("REPLICATE_API_TOKEN"):
+            chosen = "replicate"
+        else:
+            chosen = "placeholder"
+    if chosen == "placeholder":
+        return ProviderInfo("placeholder", "placeholder", False, _PROTOCOL_OPERATIONS["placeholder"])
+    if chosen in ("recraft", "replicate"):
+        return ProviderInfo(chosen, "recraft", True, _PROTOCOL_OPERATIONS[chosen])
+    profile = spec.providers.get(chosen)
+    if profile is None:
+        known = ["auto", "recraft", "replicate", "placeholder", *sorted(spec.providers)]
+        raise UsageError(f"unknown provider {name!r} (choose one of: {', '.join(known)})")
+    return ProviderInfo(chosen, "recraft", True, _PROTOCOL_OPERATIONS.get(profile.protocol, frozenset()))
+
+
+def _make_provider(name: str, spec: Spec, env: Mapping[str, str], client: Any, notice: Callable[[str], None]):
+    from .providers.registry import make_provider
+
+    return make_provider(name, profiles=spec.providers, env=env, client=client, notice=notice)
+
+
+# -- the cache ----------------------------------------------------------------------
+def open_store(cache_dir: str | os.PathLike[str] | None, env: Mapping[str, str], warn: Callable[[str], None]):
+    """The local store (plus the remote cache when one is configured)."""
+    from .store import Store, default_cache_dir
+
+    directory = Path(cache_dir) if cache_dir else default_cache_dir(env)
+    return Store(directory, warn=warn)
+
+
+class _Records(Mapping[str, Any]):
+    """A read-only, memoised view of the store's action records, for the pure planner."""
+
+    def __init__(self, store: Any):
+        self._store = store
+        self._memo: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._memo:
+            self._memo[key] = self._store.get_record(key)
+        value = self._memo[key]
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+class _Steps:
+    """The step functions the executor calls (steps.registry plus picture sizes)."""
+
+    def __init__(self) -> None:
+        from .steps import images, registry
+
+        self._registry = registry
+        self.run_step = registry.run_step
+        self.check_step_output = registry.check_step_output
+        self.export = registry.export
+        self.favicon = registry.favicon
+        self.picture_size = images.picture_size
+
+    def versions(self) -> dict[str, int]:
+        versions = dict(self._registry.STEP_VERSIONS)
+        versions.setdefault("export", self._registry.EXPORT_VERSION)
+        versions.setdefault("favicon", self._registry.EXPORT_VERSION)
+        return versions
+
+
+def _step_versions() -> dict[str, int]:
+    from .steps import registry
+
+    versions = dict(registry.STEP_VERSIONS)
+    versions.setdefault("export", registry.EXPORT_VERSION)
+    versions.setdefault("favicon", registry.EXPORT_VERSION)
+    return versions
+
+
+def _credits_functions() -> tuple[Callable[[Any], float], Callable[[str], float]]:
+    from . import tables
+
+    return tables.generation_credits, tables.operation_credits
+
+
+def _sniff_media_type(data: bytes) -> str:
+    if data.startswith(b"\x89PNG"):
+        return "image/png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data.startswith(b"\xff\xd8"):
+        return "image/jpeg"
+    return "application/octet-stream"
+
+
+def _style_refs(spec: Spec, family: str, used: Iterable[str]) -> dict[str, tuple[Any, str, list[Picture]]]:
+    """Custom styles used by the plan: name -> (StyleSpec, key, reference pictures)."""
+    out = {}
+    base = spec.path.parent
+    for name in sorted(set(used)):
+        style = spec.styles.get(name)
+        if style is None:
+            continue
+        pictures = []
+        digests = []
+        for ref in style.references:
+            try:
+                data = (base / ref).read_bytes()
+            except OSError as exc:
+                raise SpecError(
+                    [Problem(str(spec.path), 0, 0, f"styles.{name}.references", f"cannot read {ref}: {exc.strerror}")]
+                ) from exc
+            digests.append(keys.digest_bytes(data))
+            pictures.append(Picture(data, _sniff_media_type(data)))
+        out[name] = (style, keys.style_key(family, style.base_style, digests), pictures)
+    return out
+
+
+# -- plan / status ----------------------------------------------------------------------
+@dataclass
+class _Context:
+    spec: Spec
+    out: Path
+    lock: Lock
+    store: Any
+    info: ProviderInfo
+    state: OutputState
+    style_refs: dict[str, tuple[Any, str, list[Picture]]] = field(default_factory=dict)
+
+
+def _prepare(
+    spec_path: str | os.PathLike[str] | None,
+    *,
+    provider: str,
+    env: Mapping[str, str],
+    cache_dir: str | os.PathLike[str] | None,
+    output_dir: str | os.PathLike[str] | None,
+    reporter: Reporter,
+) -> _Context:
+    spec = load(spec_path)
+    info = provider_info(provider, spec, env)
+    out = resolve_output_dir(spec, output_dir)
+    lock = Lock.load(spec.lock_path)
+    store = open_store(cache_dir, env, reporter.warning)
+    state = OutputState(out)
+    used = {a.request.style_ref for a in spec.assets if a.request.style_ref}
+    style_refs = _style_refs(spec, info.family, used) if used else {}
+    return _Context(spec, out, lock, store, info, state, style_refs)
+
+
+def _plan_with(ctx: _Context, targets: Sequence[str] | None, *, force: bool = False) -> Plan:
+    selected = select_targets(ctx.spec, targets)
+    gen_credits, op_credits = _credits_functions()
+    return make_plan(
+        ctx.spec,
+        ctx.lock.raw_assets(),
+        provider=ctx.info,
+        step_versions=_step_versions(),
+        records=_Records(ctx.store),
+        blob_present=ctx.store.has_blob,
+        observe=ctx.state.observe,
+        gen_credits=gen_credits,
+        op_credits=op_credits,
+        style_keys={name: key for name, (_s, key, _p) in ctx.style_refs.items()},
+        targets=selected,
+        force=force,
+    )
+
+
+def plan(
+    spec_path: str | os.PathLike[str] | None = None,
+    targets: Sequence[str] | None = None,
+    *,
+    provider: str = "auto",
+    env: Mapping[str, str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    output_dir: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    reporter: Reporter | None = None,
+) -> Plan:
+    """``recraft-build plan``: what a build would do and what it would cost. No network, no writes
+    (beyond opening the cache folder)."""
+    reporter = reporter or NullReporter()
+    env = os.environ if env is None else env
+    ctx = _prepare(spec_path, provider=provider, env=env, cache_dir=cache_dir, output_dir=output_dir, reporter=reporter)
+    try:
+        return _plan_with(ctx, targets, force=force)
+    finally:
+        ctx.store.close()
+
+
+def status(
+    spec_path: str | os.PathLike[str] | None = None,
+    *,
+    provider: str = "auto",
+    env: Mapping[str, str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    output_dir: str | os.PathLike[str] | None = None,
+    reporter: Reporter | None = None,
+) -> Plan:
+    """``recraft-build status``: every asset's plan, so each is up to date or stale with reasons."""
+    return plan(spec_path, None, provider=provider, env=env, cache_dir=cache_dir, output_dir=output_dir, reporter=reporter)
+
+
+# -- build ----------------------------------------------------------------------------------
+def build(
+    spec_path: str | os.PathLike[str] | None = None,
+    targets: Sequence[str] | None = None,
+    *,
+    output_dir: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    provider: str = "auto",
+    jobs: int = 8,
+    keep_going: bool = False,
+    force: bool = False,
+    frozen: bool = False,
+    max_credits: float | None = None,
+    env: Mapping[str, str] | None = None,
+    client: Any = None,
+    reporter: Reporter | None = None,
+) -> BuildResult:
+    """``recraft-build build``: make every target up to date; return what happened.
+
+    Raises SpecError/PlanError (FrozenError, BudgetError) before any provider call.
+    Failed assets are in the result (``result.failed``); it does not raise for them.
+    KeyboardInterrupt propagates after the lock and outputs finished so far are saved.
+    """
+    reporter = reporter or NullReporter()
+    env = os.environ if env is None else env
+    ctx = _prepare(spec_path, provider=provider, env=env, cache_dir=cache_dir, output_dir=output_dir, reporter=reporter)
+    try:
+        the_plan = _plan_with(ctx, targets, force=force)
+        if frozen:
+            needs = [a.name for a in the_plan.assets if a.status == "generate" or a.credits > 0]
+            if needs:
+                raise FrozenError(needs)
+        if max_credits is not None and the_plan.credits > max_credits:
+            raise BudgetError(the_plan.credits, max_credits)
+        removed = sweep_temp_files(ctx.out)
+        if removed:
+            reporter.warning(f"removed {removed} partial file(s) left by an interrupted build in {ctx.out}")
+        needs_provider = any(a.status != "up-to-date" for a in the_plan.assets)
+        if needs_provider:
+            prov = _make_provider(provider, ctx.spec, env, client, reporter.notice)
+        else:
+            prov = _NoProvider(ctx.info)
+        gen_credits, op_credits = _credits_functions()
+        executor = Executor(
+            store=ctx.store,
+            provider=prov,
+            lock=ctx.lock,
+            output_dir=ctx.out,
+            state=ctx.state,
+            steps=_Steps() if needs_provider else None,
+            reporter=reporter,
+            jobs=jobs,
+            keep_going=keep_going,
+            budget=Budget(max_credits),
+            gen_credits=gen_credits,
+            op_credits=op_credits,
+        )
+        try:
+            result = executor.run(the_plan, ctx.style_refs)
+        finally:
+            prov.close()
+            # Assets removed from the spec drop out of the lock; the manifest follows the lock.
+            ctx.lock.retain([a.name for a in ctx.spec.assets], list(ctx.spec.styles))
+            ctx.lock.save()
+            _write_manifest(ctx)
+        if result.interrupted:
+            raise KeyboardInterrupt
+        return result
+    finally:
+        ctx.store.close()
+
+
+class _NoProvider:
+    """Stands in when nothing needs a provider (a no-op build makes no client at all)."""
+
+    def __init__(self, info: ProviderInfo):
+        self.name, self.family, self.paid = info.name, info.family, info.paid
+
+    def close(self) -> None:
+        pass
+
+
+def _write_manifest(ctx: _Context) -> None:
+    assets = {}
+    for a in ctx.spec.assets:
+        entry = ctx.lock.raw_assets().get(a.name)
+        if not entry:
+            continue
+        files = []
+        for o in entry.get("outputs") or []:
+            for f in o.get("files") or []:
+                files.append(
+                    {
+                        "path": f["path"],
+                        "format": f.get("format"),
+                        "width": f.get("width"),
+                        "height": f.get("height"),
+                        "sha256": f["sha256"],
+                        "bytes": f.get("bytes"),
+                    }
+                )
+        assets[a.name] = files
+    if assets or (ctx.out / MANIFEST_NAME).exists():
+        write_manifest(ctx.out, assets)
+
+
+# -- clean ------------------------------------------------------------------------------------
+@dataclass
+class CleanResult:
+    removed: list[str]
+    output_dir: Path
+    dry_run: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"output_dir": str(self.output_dir), "removed": self.removed, "dry_run": self.dry_run}
+
+
+def clean(
+    spec_path: str | os.PathLike[str] | None = None,
+    *,
+    output_dir: str | os.PathLike[str] | None = None,
+    dry_run: bool = False,
+) -> CleanResult:
+    """``recraft-build clean``: remove files this tool wrote that the spec no longer names.
+
+    Only files recorded in the output folder's state (written by recraft-build) are
+    candidates; files anyone else put there are never touched.
+    """
+    spec = load(spec_path)
+    out = resolve_output_dir(spec, output_dir)
+    lock = Lock.load(spec.lock_path)
+    named: set[str] = set()
+    for a in spec.assets:
+        for o in a.outputs:
+            named.add(o.path)
+        entry = lock.raw_assets().get(a.name) or {}
+        wanted_paths = {o.path for o in a.outputs}
+        for o in entry.get("outputs") or []:
+            if o.get("path") in wanted_paths:
+                named.update(f["path"] for f in o.get("files") or [])
+    state = OutputState(out)
+    removed = []
+    for rel in sorted(state.known_paths()):
+        if rel in named:
+            continue
+        removed.append(rel)
+        if not dry_run:
+            try:
+                (out / rel).unlink()
+            except FileNotFoundError:
+                pass
+            state.forget(rel)
+            _prune_empty_dirs(out, (out / rel).parent)
+    if not dry_run:
+        state.save()
+    return CleanResult(removed, out, dry_run)
+
+
+def _prune_empty_dirs(root: Path, folder: Path) -> None:
+    root = root.resolve()
+    folder = folder.resolve()
+    while folder != root and root in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent
+
+
+# -- cache commands ---------------------------------------------------------------------------
+def cache_info(cache_dir: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None):
+    env = os.environ if env is None else env
+    store = open_store(cache_dir, env, lambda m: None)
+    try:
+        return store.info()
+    finally:
+        store.close()
+
+
+def cache_verify(
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    reporter: Reporter | None = None,
+):
+    env = os.environ if env is None else env
+    reporter = reporter or NullReporter()
+    store = open_store(cache_dir, env, reporter.warning)
+    try:
+        return store.verify()
+    finally:
+        store.close()
+
+
+def lock_references(lock: Lock) -> tuple[set[str], set[str]]:
+    """Every key and blob digest a lock pins (what ``cache gc`` keeps)."""
+    keep_keys: set[str] = set()
+    keep_digests: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if k == "key" and isinstance(v, str):
+                    keep_keys.add(v)
+                elif k == "sha256" and isinstance(v, str):
+                    keep_digests.add(v)
+                else:
+                    walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    walk(dict(lock.raw_assets()))
+    walk({n: lock.style(n) for n in lock.style_names()})
+    return keep_keys, keep_digests
+
+
+def cache_gc(
+    lock_paths: Sequence[str | os.PathLike[str]],
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+):
+    """``recraft-build cache gc``: keep only what the given lock files pin.
+
+    Every project sharing the cache must be named, or its pictures go (they stay pinned
+    by its lock, and come back from a remote cache or cost a new generation).
+    """
+    env = os.environ if env is None else env
+    if not lock_paths:
+        raise UsageError("cache gc needs the lock files to keep (e.g. assets.lock)")
+    keep_keys: set[str] = set()
+    keep_digests: set[str] = set()
+    for p in lock_paths:
+        path = Path(p)
+        if not path.exists():
+            raise UsageError(f"lock file {path} does not exist")
+        k, d = lock_references(Lock.load(path))
+        keep_keys |= k
+        keep_digests |= d
+    store = open_store(cache_dir, env, lambda m: None)
+    try:
+        return store.gc(keep_keys, keep_digests)
+    finally:
+        store.close()

@@ -1,0 +1,295 @@
+"""The command line: parse arguments, call one library function, render, pick the exit code.
+
+Exit codes (the contract scripts and CI rely on): 0 all good; 1 one or more assets
+failed; 2 usage error; 3 the spec or plan is wrong (found before any API call);
+130 interrupted. With ``--json`` exactly one JSON object goes to stdout at the end and
+human output goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import IO, Any, Callable, Sequence
+
+from . import __version__, api
+from .errors import RecraftBuildError, SpecError, UsageError
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError (exit 2 with our message) instead of exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _common(p: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
+    p.add_argument("-f", "--file", dest="spec", metavar="SPEC", help="the spec (default: assets.yaml)")
+    if json_flag:
+        p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def _cache(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="cache folder (default: $RECRAFT_BUILD_CACHE, else ~/.cache/recraft-build)",
+    )
+
+
+def _provider(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--provider",
+        default="auto",
+        metavar="NAME",
+        help="auto (default), recraft, replicate, placeholder, or a profile from the spec",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="recraft-build",
+        description="Build image assets from a YAML spec with the Recraft API, incrementally.",
+    )
+    parser.add_argument("--version", action="version", version=f"recraft-build {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("validate", help="check the spec; report every problem")
+    _common(p)
+
+    p = sub.add_parser("plan", help="what a build would do, and what it would cost")
+    _common(p)
+    p.add_argument("targets", nargs="*", metavar="TARGET", help="asset names or globs (default: all)")
+    p.add_argument("-o", "--output-dir", metavar="OUT")
+    p.add_argument("--force", action="store_true", help="plan new pictures for the targets")
+    _provider(p)
+    _cache(p)
+
+    p = sub.add_parser("build", help="build the targets (default: all assets)")
+    _common(p)
+    p.add_argument("targets", nargs="*", metavar="TARGET", help="asset names or globs (default: all)")
+    p.add_argument("-o", "--output-dir", metavar="OUT", help="output folder (default: the spec's output_dir, else build/)")
+    p.add_argument("-j", "--jobs", type=int, default=8, metavar="N", help="assets built at once (default 8)")
+    _provider(p)
+    p.add_argument("--keep-going", action="store_true", help="build the other assets when one fails")
+    p.add_argument("--force", action="store_true", help="make new pictures for the targets (paid)")
+    p.add_argument("--frozen", action="store_true", help="never make a new picture: fail instead (for CI)")
+    p.add_argument("--max-credits", type=float, metavar="N", help="refuse to spend more than N API units")
+    _cache(p)
+
+    p = sub.add_parser("status", help="each asset: up to date or stale, and why")
+    _common(p)
+    p.add_argument("-o", "--output-dir", metavar="OUT")
+    _provider(p)
+    _cache(p)
+
+    p = sub.add_parser("clean", help="remove outputs the spec no longer names")
+    _common(p)
+    p.add_argument("-o", "--output-dir", metavar="OUT")
+    p.add_argument("--dry-run", action="store_true", help="list what would be removed")
+
+    p = sub.add_parser("cache", help="the local cache: info, gc, verify")
+    p.add_argument("action", choices=["info", "gc", "verify"])
+    p.add_argument("locks", nargs="*", metavar="LOCK", help="gc: lock files whose pictures to keep (default: the spec's)")
+    _common(p)
+    _cache(p)
+    return parser
+
+
+def _short_prompt(prompt: str, width: int = 60) -> str:
+    line = prompt.strip().splitlines()[0] if prompt.strip() else ""
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _render_plan(the_plan: Any, out: IO[str], *, status_mode: bool = False) -> None:
+    for a in the_plan.assets:
+        req = a.asset.request
+        style = req.style_ref or req.style or "-"
+        if req.substyle:
+            style += f"/{req.substyle}"
+        size = req.size or req.aspect_ratio or "-"
+        cost = f"{a.credits:g} cr" if a.credits else "-"
+        label = a.status
+        if status_mode:
+            label = "ok" if a.status == "up-to-date" else "stale"
+        out.write(
+            f"{label:<10} {a.name:<28} {req.model} {style} {size} x{req.n}  {cost:>8}  {_short_prompt(req.prompt)}\n"
+        )
+        for r in a.reasons:
+            out.write(f"{'':<10}   - {r}\n")
+        steps = [s for s in a.steps] + [s for o in a.outputs for s in o.steps]
+        runs = [s for s in steps if s.status == "run" and a.status != "up-to-date"]
+        for s in runs:
+            extra = f" via provider ({s.credits:g} cr)" if s.operation else ""
+            out.write(f"{'':<10}   step {s.name}: will run{extra}\n")
+    c = the_plan.counts()
+    credits = the_plan.credits
+    out.write(
+        f"{c['generate']} to generate, {c['restore']} to restore, {c['up-to-date']} up to date; "
+        f"estimated cost {credits:g} credits (${credits / 1000:.2f}) with provider {the_plan.provider.name}\n"
+    )
+
+
+def _emit_json(data: Any, out: IO[str]) -> None:
+    out.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    parser = build_parser()
+    args: argparse.Namespace | None = None
+    try:
+        args = parser.parse_args(argv)
+        if not args.command:
+            parser.print_help(stderr)
+            return 2
+        return _dispatch(args, stdout, stderr)
+    except SpecError as exc:
+        for p in exc.problems:
+            stderr.write(f"{p}\n")
+        stderr.write(f"{len(exc.problems)} problem(s) found; nothing was built.\n")
+        if args is not None and getattr(args, "json", False):
+            _emit_json(
+                {
+                    "valid": False,
+                    "problems": [
+                        {"file": p.file, "line": p.line, "col": p.col, "path": p.path, "message": p.message, "hint": p.hint}
+                        for p in exc.problems
+                    ],
+                },
+                stdout,
+            )
+        return exc.exit_code
+    except KeyboardInterrupt:
+        stderr.write("interrupted; finished assets are saved in the lock and cache.\n")
+        return 130
+    except RecraftBuildError as exc:
+        stderr.write(f"error: {exc}\n")
+        if args is not None and getattr(args, "json", False):
+            _emit_json({"error": str(exc), "exit_code": exc.exit_code}, stdout)
+        return exc.exit_code
+
+
+def _dispatch(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    cmd = args.command
+    as_json = getattr(args, "json", False)
+    live = stderr.isatty() and not as_json and os.environ.get("TERM") != "dumb"
+    if cmd == "validate":
+        spec = api.validate(args.spec)
+        if as_json:
+            _emit_json({"spec": str(spec.path), "valid": True, "assets": [a.name for a in spec.assets]}, stdout)
+        else:
+            stdout.write(f"{spec.path}: OK, {len(spec.assets)} asset(s)\n")
+        return 0
+    from .reporter import make_reporter
+
+    if cmd in ("plan", "status"):
+        reporter = make_reporter(stderr, live=False)
+        if cmd == "plan":
+            the_plan = api.plan(
+                args.spec,
+                args.targets,
+                provider=args.provider,
+                cache_dir=args.cache_dir,
+                output_dir=args.output_dir,
+                force=args.force,
+                reporter=reporter,
+            )
+        else:
+            the_plan = api.status(
+                args.spec, provider=args.provider, cache_dir=args.cache_dir, output_dir=args.output_dir, reporter=reporter
+            )
+        if as_json:
+            _emit_json(the_plan.to_json(), stdout)
+        else:
+            _render_plan(the_plan, stdout, status_mode=(cmd == "status"))
+        if cmd == "status":
+            return 0
+        return 0
+    if cmd == "build":
+        if args.jobs < 1:
+            raise UsageError("-j/--jobs must be at least 1")
+        reporter = make_reporter(stderr, live=live)
+        try:
+            result = api.build(
+                args.spec,
+                args.targets,
+                output_dir=args.output_dir,
+                cache_dir=args.cache_dir,
+                provider=args.provider,
+                jobs=args.jobs,
+                keep_going=args.keep_going,
+                force=args.force,
+                frozen=args.frozen,
+                max_credits=args.max_credits,
+                reporter=reporter,
+            )
+        finally:
+            reporter.close()
+        s = result.summary()
+        if as_json:
+            _emit_json(result.to_json(), stdout)
+        stderr.write(
+            f"generated {s['generated']}, restored {s['restored']}, up to date {s['up_to_date']}, "
+            f"failed {s['failed']}; {s['credits']:g} credits spent; output in {result.output_dir}\n"
+        )
+        for a in result.failed:
+            stderr.write(f"  {a.status}: {a.name}: {a.error}\n")
+        return 1 if result.failed else 0
+    if cmd == "clean":
+        res = api.clean(args.spec, output_dir=args.output_dir, dry_run=args.dry_run)
+        if as_json:
+            _emit_json(res.to_json(), stdout)
+        else:
+            verb = "would remove" if res.dry_run else "removed"
+            for rel in res.removed:
+                stdout.write(f"{verb} {rel}\n")
+            stdout.write(f"{verb} {len(res.removed)} file(s) from {res.output_dir}\n")
+        return 0
+    if cmd == "cache":
+        return _cache_command(args, stdout, stderr, as_json)
+    raise UsageError(f"unknown command {cmd}")  # pragma: no cover
+
+
+def _cache_command(args: argparse.Namespace, stdout: IO[str], stderr: IO[str], as_json: bool) -> int:
+    import dataclasses
+
+    from .reporter import PlainReporter
+
+    def show(obj: Any) -> None:
+        data = dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else dict(obj)
+        if as_json:
+            _emit_json(data, stdout)
+        else:
+            for k, v in data.items():
+                if isinstance(v, (list, tuple)):
+                    stdout.write(f"{k}: {len(v)}\n")
+                    for item in v:
+                        stdout.write(f"  {item}\n")
+                else:
+                    stdout.write(f"{k}: {v}\n")
+
+    if args.action == "info":
+        show(api.cache_info(args.cache_dir))
+        return 0
+    if args.action == "verify":
+        res = api.cache_verify(args.cache_dir, reporter=PlainReporter(stderr))
+        show(res)
+        corrupt = getattr(res, "corrupt", [])
+        return 1 if corrupt else 0
+    locks = list(args.locks)
+    if not locks:
+        spec = api.load(args.spec)
+        locks = [str(spec.lock_path)]
+    show(api.cache_gc(locks, args.cache_dir))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

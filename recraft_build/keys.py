@@ -1,0 +1,141 @@
+"""The only place a cache key is computed.
+
+A key is the sha256 of the canonical JSON of a small versioned dict. Canonical means:
+sorted keys, no insignificant white space, UTF-8, no NaN, and ``None`` values dropped
+(so adding a new optional field to a request does not change the keys of requests that
+do not use it). Golden-digest tests pin every key kind: a change here is a reviewed
+decision, because it re-generates (re-pays for) every picture.
+
+What goes in, and what never does:
+
+* A **generation key** holds the model family (``recraft`` vs ``placeholder``, so a
+  stand-in picture is never mistaken for a real one), the model, the rendered prompt and
+  every parameter that changes the picture, plus a style's own key when the asset uses a
+  custom style. Never a token, an output path, a timeout, a base URL or the provider's
+  profile name: the official API and a proxy of the same model share the cache.
+* A **step key** holds the step's name, its parameters (with ``engine`` resolved), its
+  implementation version, the family when a provider runs it, and the sha256 of its
+  input picture. So changing a resize never re-generates, and a step's cache hit is
+  known as soon as its input's digest is (from the lock or the store).
+* A **style key** holds the family, the base style and the digests of the reference files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Mapping, Sequence
+
+from .domain import GenerationRequest
+
+__all__ = [
+    "KEY_VERSION",
+    "canonical_json",
+    "digest_bytes",
+    "generation_key",
+    "key_of",
+    "request_fields",
+    "step_key",
+    "style_key",
+]
+
+#: Bumped only when the shape of every key changes (and so every picture is re-made).
+KEY_VERSION = 1
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_drop_none(v) for v in value]
+    return value
+
+
+def canonical_json(value: Any) -> bytes:
+    """The canonical JSON bytes of ``value`` (see module docstring)."""
+    return json.dumps(
+        _drop_none(value),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+    ).encode("utf-8")
+
+
+def digest_bytes(data: bytes) -> str:
+    """sha256 hex digest of ``data`` (the blob address in the store)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def key_of(kind: str, payload: Mapping[str, Any]) -> str:
+    """The key of a versioned ``payload`` of ``kind``."""
+    return digest_bytes(canonical_json({"v": KEY_VERSION, "kind": kind, **payload}))
+
+
+def request_fields(
+    request: GenerationRequest, *, style_key: str | None = None
+) -> dict[str, Any]:
+    """The fields of ``request`` that determine its picture, as plain JSON data.
+
+    This is what a generation key hashes (with the family) and what the lock records
+    so that ``status`` can say which field changed.
+    """
+    fields = {
+        "model": request.model,
+        "prompt": request.prompt,
+        "negative_prompt": request.negative_prompt,
+        "style": request.style,
+        "substyle": request.substyle,
+        "style_id": request.style_id,
+        "custom_style": style_key,
+        "size": request.size,
+        "aspect_ratio": request.aspect_ratio,
+        "n": request.n,
+        "seed": request.seed,
+        "controls": dict(request.controls) if request.controls else None,
+        "text_layout": [dict(t) for t in request.text_layout] if request.text_layout else None,
+    }
+    return _drop_none(fields)
+
+
+def generation_key(
+    family: str, request: GenerationRequest, *, style_key: str | None = None
+) -> str:
+    """Key of a generation request made by a provider of ``family``.
+
+    ``style_key`` is the key of the custom style the request uses (``request.style_ref``),
+    so changing a reference picture re-generates the assets that use the style.
+    """
+    return key_of("generate", {"family": family, **request_fields(request, style_key=style_key)})
+
+
+def step_key(
+    name: str,
+    params: Mapping[str, Any],
+    version: int,
+    input_digest: str,
+    *,
+    family: str | None = None,
+) -> str:
+    """Key of running step ``name`` (implementation ``version``) on the input blob.
+
+    ``family`` is set only when a provider runs the step (``engine: provider``).
+    """
+    return key_of(
+        "step",
+        {
+            "step": name,
+            "params": dict(params),
+            "impl": version,
+            "input": input_digest,
+            "family": family,
+        },
+    )
+
+
+def style_key(family: str, base_style: str, reference_digests: Sequence[str]) -> str:
+    """Key of a custom style made from reference files (order matters: it is the spec's)."""
+    return key_of(
+        "style",
+        {"family": family, "style": base_style, "references": list(reference_digests)},
+    )

@@ -1,0 +1,188 @@
+"""The lock file: which pictures were approved, pinned by digest, reviewed in git.
+
+``assets.yaml`` has ``assets.lock`` beside it: JSON, sorted keys, two-space indent, one
+entry per asset, so a diff in review shows exactly which assets changed. Shape::
+
+    {
+      "version": 1,
+      "assets": {
+        "<asset name>": {
+          "generation": {
+            "key": "<generation key>",
+            "family": "recraft" | "placeholder",
+            "provider": "<profile name that made it>",
+            "request": {...the keyed request fields, for review and `status` reasons...},
+            "candidates": [{"sha256", "media_type", "width", "height", "meta"}],
+            "pick": 0,
+            "credits": 80
+          },
+          "steps": [{"step", "key", "sha256"}],            # the asset's own chain
+          "outputs": [{
+            "path": "icons/sword.png",
+            "key": "<key of the final export>",
+            "steps": [{"step", "key", "sha256"}],          # the output's own chain
+            "files": [{"path", "sha256", "bytes", "format", "width", "height"}]
+          }]
+        }
+      },
+      "styles": {"<style name>": {"key", "style_id", "provider", "credits"}}
+    }
+
+The lock never holds a token, a base URL, a time or a machine-specific path.
+Writes are atomic (temp file, fsync, rename), so a crash leaves the old or the new
+lock, never a torn one.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .errors import LockError
+
+__all__ = ["LOCK_VERSION", "Lock", "atomic_write_bytes"]
+
+LOCK_VERSION = 1
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: a temp file in the same folder, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".rbtmp-{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+class Lock:
+    """An in-memory lock file. Thread-safe; :meth:`save` writes only when changed."""
+
+    def __init__(
+        self,
+        path: Path,
+        assets: Mapping[str, Any] | None = None,
+        styles: Mapping[str, Any] | None = None,
+    ):
+        self.path = Path(path)
+        self._assets: dict[str, Any] = dict(assets or {})
+        self._styles: dict[str, Any] = dict(styles or {})
+        self._mutex = threading.RLock()
+        self._saved_text: str | None = None
+
+    # -- reading -------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: Path) -> "Lock":
+        """Read the lock at ``path``; a missing file is an empty lock.
+
+        Raises LockError (exit 3) for a file that is not a lock, naming it and saying
+        what to do (a merge conflict is the usual cause).
+        """
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return cls(path)
+        except OSError as exc:
+            raise LockError(f"{path}: cannot read the lock file: {exc.strerror}") from exc
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            hint = (
+                "it has git merge conflict markers: resolve them, or delete the lock and rebuild"
+                if "<<<<<<<" in text
+                else "restore it from git, or delete it and rebuild (cached pictures are reused)"
+            )
+            raise LockError(
+                f"{path}:{exc.lineno}:{exc.colno}: the lock file is not valid JSON ({hint})"
+            ) from exc
+        if not isinstance(data, dict) or data.get("version") != LOCK_VERSION:
+            raise LockError(
+                f"{path}: not a recraft-build lock of version {LOCK_VERSION} "
+                "(restore it from git, or delete it and rebuild)"
+            )
+        assets = data.get("assets", {})
+        styles = data.get("styles", {})
+        if not isinstance(assets, dict) or not isinstance(styles, dict):
+            raise LockError(f"{path}: the lock file's 'assets' or 'styles' is not a mapping")
+        lock = cls(path, assets, styles)
+        lock._saved_text = text
+        return lock
+
+    def asset(self, name: str) -> dict[str, Any] | None:
+        """A deep copy of the entry of asset ``name`` (None if absent)."""
+        with self._mutex:
+            entry = self._assets.get(name)
+            return copy.deepcopy(entry) if entry is not None else None
+
+    def asset_names(self) -> list[str]:
+        with self._mutex:
+            return sorted(self._assets)
+
+    def style(self, name: str) -> dict[str, Any] | None:
+        with self._mutex:
+            entry = self._styles.get(name)
+            return copy.deepcopy(entry) if entry is not None else None
+
+    def style_names(self) -> list[str]:
+        with self._mutex:
+            return sorted(self._styles)
+
+    def raw_assets(self) -> Mapping[str, Any]:
+        """The entries themselves, read-only by convention (fast path for planning)."""
+        return self._assets
+
+    # -- writing -------------------------------------------------------------------
+    def set_asset(self, name: str, entry: Mapping[str, Any]) -> None:
+        with self._mutex:
+            self._assets[name] = copy.deepcopy(dict(entry))
+
+    def set_style(self, name: str, entry: Mapping[str, Any]) -> None:
+        with self._mutex:
+            self._styles[name] = copy.deepcopy(dict(entry))
+
+    def retain(self, asset_names: Iterable[str], style_names: Iterable[str] | None = None) -> list[str]:
+        """Drop assets (and styles, if given) not named; return the dropped asset names."""
+        keep = set(asset_names)
+        with self._mutex:
+            dropped = [n for n in self._assets if n not in keep]
+            for n in dropped:
+                del self._assets[n]
+            if style_names is not None:
+                keep_styles = set(style_names)
+                for n in [s for s in self._styles if s not in keep_styles]:
+                    del self._styles[n]
+            return sorted(dropped)
+
+    def to_text(self) -> str:
+        with self._mutex:
+            data = {"version": LOCK_VERSION, "assets": self._assets, "styles": self._styles}
+            return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+    def save(self) -> bool:
+        """Write the lock atomically if it changed since read or last save; True if written."""
+        with self._mutex:
+            text = self.to_text()
+            if text == self._saved_text:
+                return False
+            if not self._assets and not self._styles and self._saved_text is None:
+                return False  # nothing to pin: do not litter an empty lock beside the spec
+            try:
+                atomic_write_bytes(self.path, text.encode("utf-8"))
+            except OSError as exc:
+                raise LockError(f"{self.path}: cannot write the lock file: {exc}") from exc
+            self._saved_text = text
+            return True

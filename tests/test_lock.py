@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from recraft_build.errors import LockError
+from recraft_build.lock import Lock
+
+
+def test_missing_lock_is_empty_and_not_written(tmp_path):
+    lock = Lock.load(tmp_path / "assets.lock")
+    assert lock.asset_names() == []
+    assert lock.save() is False
+    assert not (tmp_path / "assets.lock").exists()
+
+
+def test_round_trip_sorted_and_stable(tmp_path):
+    path = tmp_path / "assets.lock"
+    lock = Lock.load(path)
+    lock.set_asset("b", {"generation": {"key": "k2", "pick": 0}})
+    lock.set_asset("a", {"generation": {"key": "k1", "pick": 0}})
+    assert lock.save() is True
+    text = path.read_text()
+    assert text.index('"a"') < text.index('"b"')
+    assert json.loads(text)["version"] == 1
+    again = Lock.load(path)
+    assert again.asset("a") == {"generation": {"key": "k1", "pick": 0}}
+    assert again.save() is False  # unchanged: not rewritten
+
+
+def test_retain_drops_removed_assets(tmp_path):
+    lock = Lock(tmp_path / "x.lock", {"a": {}, "b": {}})
+    assert lock.retain(["a"]) == ["b"]
+    assert lock.asset_names() == ["a"]
+
+
+def test_merge_conflict_is_a_clear_error(tmp_path):
+    path = tmp_path / "assets.lock"
+    path.write_text('{\n<<<<<<< HEAD\n"version": 1\n=======\n')
+    with pytest.raises(LockError, match="merge conflict"):
+        Lock.load(path)
+
+
+def test_wrong_version_is_refused(tmp_path):
+    path = tmp_path / "assets.lock"
+    path.write_text('{"version": 99, "assets": {}}')
+    with pytest.raises(LockError, match="version 1"):
+        Lock.load(path)
+
+
+def test_save_is_atomic_no_temp_left(tmp_path):
+    lock = Lock(tmp_path / "a.lock", {"a": {"x": 1}})
+    lock.save()
+    assert [p.name for p in tmp_path.iterdir()] == ["a.lock"]
