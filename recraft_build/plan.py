@@ -272,6 +272,13 @@ def _record_digest(rec: Any) -> str | None:
     return None
 
 
+def _files_cached(rec: Any, blob_present: Callable[[str], bool]) -> bool:
+    """True when an export record's files are all in the cache."""
+    if not isinstance(rec, Mapping) or not isinstance(rec.get("files"), list) or not rec["files"]:
+        return False
+    return all(isinstance(f, Mapping) and blob_present(str(f.get("sha256"))) for f in rec["files"])
+
+
 def _changed_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
@@ -454,8 +461,10 @@ def _plan_asset(
     else:
         reachable = True
         for o in needed:
-            points = [cand_digest] + [s.digest for s in asset_steps + o.steps] + [o.final.digest]
-            if not any(d and blob_present(d) for d in points):
+            points = [cand_digest] + [s.digest for s in asset_steps + o.steps]
+            if not any(d and blob_present(d) for d in points) and not _files_cached(
+                records.get(o.final.key) if o.final.key else None, blob_present
+            ):
                 reachable = False
                 break
         if reachable:
