@@ -1,0 +1,140 @@
+"""The planner is pure: plain dicts and functions stand in for the lock, cache and files."""
+
+from __future__ import annotations
+
+import pytest
+
+from recraft_build import keys
+from recraft_build.errors import PlanError
+from recraft_build.plan import ProviderInfo, make_plan, resolve_engine
+
+from engine_fakes import asset, make_spec
+
+REAL = ProviderInfo("recraft", "recraft", True, frozenset({"remove_background", "vectorize"}))
+OFFLINE = ProviderInfo("placeholder", "placeholder", False, frozenset())
+
+
+def plan(spec, lock=None, *, provider=REAL, records=None, blobs=(), files=None, force=False, targets=None):
+    files = files or {}
+    return make_plan(
+        spec,
+        lock or {},
+        provider=provider,
+        step_versions={},
+        records=records if records is not None else {},
+        blob_present=lambda d: d in set(blobs),
+        observe=lambda p: files.get(p),
+        gen_credits=lambda r: 40 * r.n,
+        op_credits=lambda op: 10,
+        force=force,
+        targets=targets,
+    )
+
+
+def locked_entry(spec_asset, family="recraft", digest="c" * 64, files=None):
+    req = spec_asset.request
+    export_key = keys.step_key("export", {"format": "png"}, 1, digest)
+    return {
+        "generation": {
+            "key": keys.generation_key(family, req),
+            "family": family,
+            "request": keys.request_fields(req),
+            "candidates": [{"sha256": digest}],
+            "pick": 0,
+        },
+        "steps": [],
+        "outputs": [{"path": f"{spec_asset.name}.png", "key": export_key, "steps": [],
+                     "files": files or [{"path": f"{spec_asset.name}.png", "sha256": "f" * 64}]}],
+    }
+
+
+def test_new_assets_generate_and_are_priced(tmp_path):
+    spec = make_spec(tmp_path, [asset("a", n=3), asset("b", prompt="q")])
+    p = plan(spec)
+    assert [a.status for a in p.assets] == ["generate", "generate"]
+    assert p.assets[0].reasons == ["new asset"]
+    assert p.credits == 160
+    assert p.to_json()["summary"]["usd"] == 0.16
+
+
+def test_placeholder_is_free(tmp_path):
+    assert plan(make_spec(tmp_path, [asset("a")]), provider=OFFLINE).credits == 0
+
+
+def test_up_to_date_when_lock_and_files_match(tmp_path):
+    a = asset("a")
+    p = plan(make_spec(tmp_path, [a]), {"a": locked_entry(a)}, files={"a.png": "f" * 64})
+    assert p.assets[0].status == "up-to-date" and p.credits == 0
+
+
+def test_changed_prompt_names_the_field(tmp_path):
+    a = asset("a")
+    changed = asset("a", prompt="new prompt")
+    p = plan(make_spec(tmp_path, [changed]), {"a": locked_entry(a)}, files={"a.png": "f" * 64})
+    assert p.assets[0].status == "generate"
+    assert p.assets[0].reasons == ["changed: prompt"]
+
+
+def test_hand_edited_output_is_restored(tmp_path):
+    a = asset("a")
+    p = plan(make_spec(tmp_path, [a]), {"a": locked_entry(a)}, files={"a.png": "e" * 64}, blobs={"c" * 64})
+    assert p.assets[0].status == "restore"
+    assert any("edited by hand" in r for r in p.assets[0].reasons)
+
+
+def test_missing_picture_everywhere_means_generate(tmp_path):
+    a = asset("a")
+    p = plan(make_spec(tmp_path, [a]), {"a": locked_entry(a)}, files={})
+    assert p.assets[0].status == "generate"
+    assert "the pinned picture is not in the cache" in p.assets[0].reasons
+
+
+def test_cached_record_without_lock_restores(tmp_path):
+    a = asset("a")
+    key = keys.generation_key("recraft", a.request)
+    p = plan(make_spec(tmp_path, [a]), records={key: {"candidates": [{"sha256": "d" * 64}]}}, blobs={"d" * 64})
+    assert p.assets[0].status == "restore" and p.credits == 0
+
+
+def test_lock_made_by_real_provider_is_honoured_offline(tmp_path):
+    a = asset("a")
+    p = plan(make_spec(tmp_path, [a]), {"a": locked_entry(a)}, provider=OFFLINE, files={"a.png": "f" * 64})
+    assert p.assets[0].status == "up-to-date"
+    assert p.assets[0].family == "recraft"
+
+
+def test_force_and_targets(tmp_path):
+    a, b = asset("a"), asset("b", prompt="q")
+    spec = make_spec(tmp_path, [a, b])
+    p = plan(spec, {"a": locked_entry(a)}, files={"a.png": "f" * 64}, force=True, targets=["a"])
+    assert [x.name for x in p.assets] == ["a"]
+    assert p.assets[0].status == "generate"
+
+
+def test_provider_step_priced_and_engine_resolved(tmp_path):
+    a = asset("a", steps=["remove_background"])
+    p = plan(make_spec(tmp_path, [a]))
+    assert p.assets[0].steps[0].params["engine"] == "provider"
+    assert p.credits == 50
+    p2 = plan(make_spec(tmp_path, [a]), provider=OFFLINE)
+    assert p2.assets[0].steps[0].params["engine"] == "local" and p2.credits == 0
+
+
+def test_upscale_needs_a_capable_provider(tmp_path):
+    with pytest.raises(PlanError, match="crisp_upscale"):
+        resolve_engine("upscale", {}, OFFLINE)
+    with pytest.raises(PlanError, match="engine: local"):
+        resolve_engine("vectorize", {"engine": "provider"}, OFFLINE)
+
+
+def test_plan_makes_no_calls_beyond_its_lookups(tmp_path):
+    seen = []
+
+    class Spy(dict):
+        def get(self, k, d=None):
+            seen.append(k)
+            return d
+
+    a = asset("a")
+    plan(make_spec(tmp_path, [a]), records=Spy())
+    assert seen == [keys.generation_key("recraft", a.request)]
