@@ -406,6 +406,10 @@ class Executor:
                 "credits": src.get("credits"),
             }
         entry["request"] = keys.request_fields(ap.asset.request, style_key=ap.style_key)
+        if ap.roll:
+            entry["roll"] = ap.roll
+        else:
+            entry.pop("roll", None)
         entry["candidates"] = candidates
         entry["pick"] = pick
         entry["key"] = ap.gen_key

@@ -99,14 +99,19 @@ def request_fields(
 
 
 def generation_key(
-    family: str, request: GenerationRequest, *, style_key: str | None = None
+    family: str, request: GenerationRequest, *, style_key: str | None = None, roll: int = 0
 ) -> str:
     """Key of a generation request made by a provider of ``family``.
 
     ``style_key`` is the key of the custom style the request uses (``request.style_ref``),
     so changing a reference picture re-generates the assets that use the style.
+    ``roll`` counts re-rolls (``recraft-build reroll``): 0 leaves the key as if absent,
+    each re-roll asks for a fresh candidate set of the same request.
     """
-    return key_of("generate", {"family": family, **request_fields(request, style_key=style_key)})
+    payload = {"family": family, **request_fields(request, style_key=style_key)}
+    if roll:
+        payload["roll"] = int(roll)
+    return key_of("generate", payload)
 
 
 def step_key(

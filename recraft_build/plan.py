@@ -131,6 +131,7 @@ class AssetPlan:
     gen_key: str
     family: str
     style_key: str | None
+    roll: int
     candidates: list[dict[str, Any]] | None  # known candidates (lock or cache record)
     pick: int
     steps: list[StepPlan]
@@ -352,10 +353,15 @@ def _plan_asset(
     # The family that made the pinned picture is honoured: a teammate without a token
     # (placeholder active) still sees the real pictures in the lock as up to date.
     family = provider.family
-    gen_key = keys.generation_key(family, req, style_key=style_key)
+    roll = int(gen.get("roll") or 0)
+    if force:
+        # --force is a re-roll: a new key, so the old candidates stay cached and pinned
+        # pictures are never overwritten under the same key.
+        roll += 1
+    gen_key = keys.generation_key(family, req, style_key=style_key, roll=roll)
     locked_family = gen.get("family")
     if not force and locked_family and locked_family != family:
-        alt = keys.generation_key(locked_family, req, style_key=style_key)
+        alt = keys.generation_key(locked_family, req, style_key=style_key, roll=roll)
         if gen.get("key") == alt:
             family, gen_key = locked_family, alt
 
@@ -497,6 +503,7 @@ def _plan_asset(
         gen_key=gen_key,
         family=family,
         style_key=style_key,
+        roll=roll,
         candidates=candidates,
         pick=pick,
         steps=asset_steps,
