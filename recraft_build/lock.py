@@ -40,8 +40,11 @@ import json
 import os
 import tempfile
 import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+from filelock import FileLock, Timeout
 
 from .errors import LockError
 
@@ -82,6 +85,10 @@ class Lock:
         self._styles: dict[str, Any] = dict(styles or {})
         self._mutex = threading.RLock()
         self._saved_text: str | None = None
+        # Entries changed in memory since load: only these are written over what is on
+        # disk, so a `pick` made while a build runs is not lost (see save()).
+        self._touched_assets: set[str] = set(self._assets)
+        self._touched_styles: set[str] = set(self._styles)
 
     # -- reading -------------------------------------------------------------------
     @classmethod
@@ -120,6 +127,8 @@ class Lock:
             raise LockError(f"{path}: the lock file's 'assets' or 'styles' is not a mapping")
         lock = cls(path, assets, styles)
         lock._saved_text = text
+        lock._touched_assets.clear()
+        lock._touched_styles.clear()
         return lock
 
     def asset(self, name: str) -> dict[str, Any] | None:
@@ -149,10 +158,12 @@ class Lock:
     def set_asset(self, name: str, entry: Mapping[str, Any]) -> None:
         with self._mutex:
             self._assets[name] = copy.deepcopy(dict(entry))
+            self._touched_assets.add(name)
 
     def set_style(self, name: str, entry: Mapping[str, Any]) -> None:
         with self._mutex:
             self._styles[name] = copy.deepcopy(dict(entry))
+            self._touched_styles.add(name)
 
     def retain(self, asset_names: Iterable[str], style_names: Iterable[str] | None = None) -> list[str]:
         """Drop assets (and styles, if given) not named; return the dropped asset names."""
@@ -161,10 +172,12 @@ class Lock:
             dropped = [n for n in self._assets if n not in keep]
             for n in dropped:
                 del self._assets[n]
+                self._touched_assets.add(n)
             if style_names is not None:
                 keep_styles = set(style_names)
                 for n in [s for s in self._styles if s not in keep_styles]:
                     del self._styles[n]
+                    self._touched_styles.add(n)
             return sorted(dropped)
 
     def to_text(self) -> str:
@@ -172,17 +185,82 @@ class Lock:
             data = {"version": LOCK_VERSION, "assets": self._assets, "styles": self._styles}
             return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
+    @contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        """Exclusive across processes while the lock file is read, merged and written.
+
+        The lock's own lock lives in the temp folder (named by the lock's absolute path),
+        so nothing extra appears beside the spec, and it is never deleted while another
+        process may be waiting on it.
+        """
+        import hashlib
+
+        ident = hashlib.sha256(str(self.path.resolve()).encode()).hexdigest()[:24]
+        flock = FileLock(os.path.join(tempfile.gettempdir(), f"recraft-build-{ident}.flock"))
+        try:
+            with flock.acquire(timeout=60):
+                yield
+        except Timeout as exc:
+            raise LockError(
+                f"{self.path}: another recraft-build has held the lock file for 60 s; "
+                "wait for it to finish"
+            ) from exc
+
     def save(self) -> bool:
-        """Write the lock atomically if it changed since read or last save; True if written."""
+        """Write the lock atomically if it changed; True if written.
+
+        Another process (a ``pick`` from the review page, a second build) may have
+        written the file since we read it: under a file lock, the entries this object
+        changed replace theirs and every other entry on disk is kept.
+        """
         with self._mutex:
-            text = self.to_text()
-            if text == self._saved_text:
+            if not self._touched_assets and not self._touched_styles:
                 return False
-            if not self._assets and not self._styles and self._saved_text is None:
-                return False  # nothing to pin: do not litter an empty lock beside the spec
-            try:
-                atomic_write_bytes(self.path, text.encode("utf-8"))
-            except OSError as exc:
-                raise LockError(f"{self.path}: cannot write the lock file: {exc}") from exc
-            self._saved_text = text
-            return True
+            with self._file_lock():
+                disk = _read_entries(self.path)
+                if disk is not None:
+                    d_assets, d_styles, d_text = disk
+                    if d_text != self._saved_text:
+                        for name, entry in d_assets.items():
+                            if name not in self._touched_assets:
+                                self._assets[name] = entry
+                        for name in [n for n in self._assets if n not in d_assets and n not in self._touched_assets]:
+                            del self._assets[name]
+                        for name, entry in d_styles.items():
+                            if name not in self._touched_styles:
+                                self._styles[name] = entry
+                text = self.to_text()
+                if disk is None and not self._assets and not self._styles:
+                    return False  # nothing to pin: do not litter an empty lock beside the spec
+                if disk is not None and text == disk[2]:
+                    self._saved_text = text
+                    return False
+                try:
+                    atomic_write_bytes(self.path, text.encode("utf-8"))
+                except OSError as exc:
+                    raise LockError(f"{self.path}: cannot write the lock file: {exc}") from exc
+                self._saved_text = text
+                return True
+
+    @classmethod
+    def update(cls, path: Path, change: Callable[["Lock"], None]) -> "Lock":
+        """Read the lock, apply ``change`` to it and save it: the one path for small edits
+        (``pick``, ``reroll``), safe while a build runs."""
+        lock = cls.load(path)
+        change(lock)
+        lock.save()
+        return lock
+
+
+def _read_entries(path: Path) -> tuple[dict[str, Any], dict[str, Any], str] | None:
+    """(assets, styles, text) of the lock on disk, or None if there is none (or it is unreadable)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    assets = data.get("assets") if isinstance(data.get("assets"), dict) else {}
+    styles = data.get("styles") if isinstance(data.get("styles"), dict) else {}
+    return assets, styles, text

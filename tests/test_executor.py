@@ -155,3 +155,14 @@ def test_force_regenerates(tmp_path):
     prov = CountingProvider()
     plan, _ = run(tmp_path, spec, prov, ByteSteps(), force=True)
     assert plan.assets[0].status == "generate" and plan.assets[0].reasons == ["--force"]
+
+
+def test_force_pays_for_new_pictures_and_keeps_the_old(tmp_path):
+    spec = make_spec(tmp_path, [asset("a")])
+    run(tmp_path, spec, CountingProvider(), ByteSteps())
+    first = json.loads(spec.lock_path.read_text())["assets"]["a"]["generation"]
+    prov = CountingProvider()
+    run(tmp_path, spec, prov, ByteSteps(), force=True)
+    second = json.loads(spec.lock_path.read_text())["assets"]["a"]["generation"]
+    assert prov.calls == ["a"]
+    assert second["roll"] == 1 and second["key"] != first["key"]

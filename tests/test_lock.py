@@ -53,3 +53,16 @@ def test_save_is_atomic_no_temp_left(tmp_path):
     lock = Lock(tmp_path / "a.lock", {"a": {"x": 1}})
     lock.save()
     assert [p.name for p in tmp_path.iterdir()] == ["a.lock"]
+
+
+def test_concurrent_writer_changes_to_other_assets_are_kept(tmp_path):
+    path = tmp_path / "assets.lock"
+    Lock(path, {"a": {"pick": 0}, "b": {"pick": 0}}).save()
+    build = Lock.load(path)            # a long build has the lock in memory
+    Lock.update(path, lambda l: l.set_asset("b", {"pick": 2}))   # a pick lands meanwhile
+    build.set_asset("a", {"pick": 1})  # the build finishes asset a
+    build.save()
+    final = Lock.load(path)
+    assert final.asset("a") == {"pick": 1}
+    assert final.asset("b") == {"pick": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["assets.lock"]
