@@ -1,0 +1,232 @@
+"""Tests for recraft_build.providers.placeholder: offline, deterministic, marked pictures."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+import resvg_py
+from PIL import Image
+
+from recraft_build.domain import GenerationRequest, Picture
+from recraft_build.errors import RequestRejected
+from recraft_build.providers.base import OPERATIONS
+from recraft_build.providers.placeholder import PlaceholderProvider
+
+PROMPT = "flat game icon of a sword in a cozy fantasy village, plain white background"
+
+
+def _request(**kw) -> GenerationRequest:
+    kw.setdefault("model", "recraftv3")
+    kw.setdefault("prompt", PROMPT)
+    return GenerationRequest(**kw)
+
+
+def _generate(**kw) -> list[Picture]:
+    return list(PlaceholderProvider().generate(_request(**kw), asset="icon-sword").pictures)
+
+
+def _rgb(picture: Picture) -> Image.Image:
+    image = Image.open(io.BytesIO(picture.data))
+    assert image.format == "PNG"
+    return image.convert("RGB")
+
+
+def _border_uniformity(image: Image.Image, fraction: float = 0.03) -> float:
+    """Share of the pixels in an outer strip equal to the top-left corner pixel."""
+    w, h = image.size
+    band = max(1, int(min(w, h) * fraction))
+    corner = image.getpixel((0, 0))
+    px = image.load()
+    same = total = 0
+    for y in range(h):
+        xs = range(w) if (y < band or y >= h - band) else [*range(band), *range(w - band, w)]
+        for x in xs:
+            total += 1
+            same += px[x, y] == corner
+    return same / total
+
+
+def test_provider_identity() -> None:
+    provider = PlaceholderProvider()
+    assert provider.name == "placeholder"
+    assert PlaceholderProvider(name="offline").name == "offline"
+    assert provider.family == "placeholder"
+    assert provider.paid is False
+    assert not any(provider.supports(op) for op in OPERATIONS)
+
+
+def test_transform_is_refused_so_steps_run_locally() -> None:
+    picture = _generate()[0]
+    with pytest.raises(RequestRejected, match="not supported"):
+        PlaceholderProvider().transform("remove_background", picture, {}, asset="a")
+
+
+def test_same_request_same_bytes() -> None:
+    first = _generate(n=2)
+    second = PlaceholderProvider().generate(_request(n=2), asset="another-name").pictures
+    assert [p.data for p in first] == [p.data for p in second]
+    assert [p.meta for p in first] == [p.meta for p in second]
+
+
+def test_same_bytes_in_a_fresh_interpreter() -> None:
+    # Catches anything seeded from the process (hash randomisation, time, ids).
+    code = (
+        "import hashlib;"
+        "from recraft_build.domain import GenerationRequest as G;"
+        "from recraft_build.providers.placeholder import PlaceholderProvider as P;"
+        f"r = G(model='recraftv3', prompt={PROMPT!r}, n=2, controls={{'colors': ['#112233']}});"
+        "print(' '.join(hashlib.sha256(p.data).hexdigest() for p in P().generate(r, asset='x').pictures))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        env={"PYTHONHASHSEED": "12345", "PATH": ""},
+    ).stdout.split()
+    here = [
+        hashlib.sha256(p.data).hexdigest()
+        for p in _generate(n=2, controls={"colors": ["#112233"]})
+    ]
+    assert out == here
+
+
+def test_request_changes_change_the_picture() -> None:
+    base = _generate()[0].data
+    assert _generate(prompt=PROMPT + " at dusk")[0].data != base
+    assert _generate(model="recraftv2")[0].data != base
+    assert _generate(seed=7)[0].data != base
+    assert _generate(substyle="pixel_art")[0].data != base
+
+
+def test_more_candidates_keep_the_first_ones() -> None:
+    one = _generate(n=1)
+    three = _generate(n=3)
+    assert three[0].data == one[0].data
+
+
+@pytest.mark.parametrize(
+    "kw, size",
+    [
+        ({}, (1024, 1024)),
+        ({"size": "1820x1024"}, (1820, 1024)),
+        ({"size": "1024x1820"}, (1024, 1820)),
+        ({"size": "64x64"}, (64, 64)),
+        ({"aspect_ratio": "16:9"}, _request(aspect_ratio="16:9").width_height()),
+    ],
+)
+def test_raster_has_the_requested_size(kw: dict, size: tuple[int, int]) -> None:
+    (picture,) = _generate(**kw)
+    assert picture.media_type == "image/png"
+    assert not picture.is_svg
+    assert _rgb(picture).size == size
+
+
+def test_n_candidates_differ_visibly() -> None:
+    pictures = _generate(n=6)
+    assert len(pictures) == 6
+    assert len({p.data for p in pictures}) == 6
+    centres = [_rgb(p).getpixel((512, 512)) for p in pictures]
+    assert len(set(centres)) == 6  # each candidate's object has its own colour
+    seeds = [p.meta["seed"] for p in pictures]
+    assert len(set(seeds)) == 6
+
+
+def test_picture_is_marked_not_blank_and_has_a_plain_border() -> None:
+    (picture,) = _generate(size="1024x768")
+    image = _rgb(picture)
+    assert picture.meta["placeholder"] is True
+    int(picture.meta["seed"], 16)
+    assert _border_uniformity(image) >= 0.99
+    corner = image.getpixel((0, 0))
+    centre = image.getpixel((512, 384))
+    assert centre != corner  # a central object on the background
+    colours = image.getcolors(maxcolors=1 << 16)
+    assert colours is not None and len(colours) >= 3
+    background_share = max(count for count, _ in colours) / (1024 * 768)
+    assert 0.3 < background_share < 0.95
+    # Text is drawn in the top band (the PLACEHOLDER mark) and the bottom band (the prompt).
+    top = image.crop((0, 0, 1024, 140))
+    bottom = image.crop((0, 600, 1024, 768))
+    assert len(top.getcolors(maxcolors=1 << 16) or []) >= 2
+    assert len(bottom.getcolors(maxcolors=1 << 16) or []) >= 2
+    assert b"placeholder" in picture.data.lower()  # PNG text chunk says so too
+
+
+def test_light_plain_background_by_default() -> None:
+    for picture in _generate(n=3):
+        image = _rgb(picture)
+        r, g, b = image.getpixel((0, 0))
+        assert min(r, g, b) >= 200
+        assert _border_uniformity(image) >= 0.99
+
+
+def test_controls_colours_are_used() -> None:
+    pictures = _generate(
+        n=2, controls={"colors": ["#ef233c", "#2b2d42"], "background_color": "#ffffff"}
+    )
+    first, second = (_rgb(p) for p in pictures)
+    assert first.getpixel((0, 0)) == (255, 255, 255)
+    assert first.getpixel((512, 512)) == (0xEF, 0x23, 0x3C)
+    assert second.getpixel((512, 512)) == (0x2B, 0x2D, 0x42)
+
+
+def test_dark_background_still_shows_the_object() -> None:
+    (picture,) = _generate(controls={"background_color": "#000000", "colors": ["#000000"]})
+    image = _rgb(picture)
+    assert image.getpixel((0, 0)) == (0, 0, 0)
+    assert image.getpixel((512, 512)) != (0, 0, 0)
+
+
+def test_vector_request_gives_svg_with_viewbox() -> None:
+    pictures = _generate(style="vector_illustration", size="1820x1024", prompt="a <shield> & potion", n=2)
+    assert len({p.data for p in pictures}) == 2
+    for picture in pictures:
+        assert picture.media_type == "image/svg+xml" and picture.is_svg
+        root = ET.fromstring(picture.data)
+        assert root.tag == "{http://www.w3.org/2000/svg}svg"
+        assert root.get("viewBox") == "0 0 1820 1024"
+        text = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
+        assert "PLACEHOLDER" in text
+        assert "a <shield> & potion" in text
+        png = bytes(resvg_py.svg_to_bytes(svg_string=picture.data.decode("utf-8")))
+        assert Image.open(io.BytesIO(png)).size == (1820, 1024)
+
+
+def test_vector_model_gives_svg() -> None:
+    (picture,) = _generate(model="recraftv4_vector")
+    assert picture.is_svg
+    assert _generate(model="recraftv4_vector")[0].data == picture.data
+
+
+def test_long_prompt_is_wrapped_and_cut() -> None:
+    long_prompt = " ".join(["word"] * 300) + " " + "x" * 400
+    (svg,) = _generate(prompt=long_prompt, style="icon")
+    root = ET.fromstring(svg.data)
+    lines = [t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert len(lines) <= 5  # title, at most three prompt lines, footer
+    assert any(line.endswith("…") for line in lines)
+    (png,) = _generate(prompt=long_prompt)
+    assert _border_uniformity(_rgb(png)) >= 0.99
+
+
+def test_odd_prompts_do_not_break_it() -> None:
+    for prompt in ["", "épée ☃ 剣", "a" * 2000, "line\nbreaks\tand  spaces"]:
+        (picture,) = _generate(prompt=prompt)
+        assert _rgb(picture).size == (1024, 1024)
+
+
+@pytest.mark.parametrize("kw", [{"size": "0x10"}, {"size": "99999x10"}, {"size": "axb"}, {"n": 0}])
+def test_impossible_requests_are_rejected(kw: dict) -> None:
+    with pytest.raises(RequestRejected) as err:
+        _generate(**kw)
+    assert "icon-sword" in str(err.value)
+    assert err.value.provider == "placeholder"
+
+
+def test_result_costs_nothing() -> None:
+    result = PlaceholderProvider().generate(_request(n=2), asset="a")
+    assert result.credits == 0
+    assert len(result.pictures) == 2
