@@ -142,12 +142,58 @@ def _make_provider(name: str, spec: Spec, env: Mapping[str, str], client: Any, n
 
 
 # -- the cache ----------------------------------------------------------------------
-def open_store(cache_dir: str | os.PathLike[str] | None, env: Mapping[str, str], warn: Callable[[str], None]):
-    """The local store (plus the remote cache when one is configured)."""
+def open_store(
+    cache_dir: str | os.PathLike[str] | None,
+    env: Mapping[str, str],
+    warn: Callable[[str], None],
+    *,
+    remote_cache: str | None = None,
+    remote_mode: str | None = None,
+):
+    """The local store, wrapped with the shared remote cache when one is configured.
+
+    Remote: ``remote_cache`` (``--remote-cache``), else ``RECRAFT_BUILD_REMOTE_CACHE``;
+    mode: ``remote_mode``, else ``RECRAFT_BUILD_REMOTE_CACHE_MODE``, else ``read-write``
+    (a picture paid for is shared at once; set ``read`` on laptops to leave writing to CI).
+    The ``Authorization`` header comes from ``RECRAFT_BUILD_REMOTE_CACHE_AUTH``.
+    """
     from .store import Store, default_cache_dir
 
     directory = Path(cache_dir) if cache_dir else default_cache_dir(env)
-    return Store(directory, warn=warn)
+    local = Store(directory, warn=warn)
+    url = remote_cache or env.get("RECRAFT_BUILD_REMOTE_CACHE", "").strip()
+    if not url:
+        return local
+    import httpx
+
+    from .remote import RemoteCache, TieredStore, auth_headers
+
+    mode = remote_mode or env.get("RECRAFT_BUILD_REMOTE_CACHE_MODE", "").strip() or "read-write"
+    client = httpx.Client(timeout=httpx.Timeout(60.0, connect=5.0), limits=httpx.Limits(max_connections=16))
+    try:
+        remote = RemoteCache(url, client=client, mode=mode, headers=auth_headers(env), warn=warn)
+    except BaseException:
+        client.close()
+        local.close()
+        raise
+    return _ClosingTiered(TieredStore(local, remote), client)
+
+
+class _ClosingTiered:
+    """A TieredStore that also closes the HTTP client it was given."""
+
+    def __init__(self, tiered: Any, client: Any):
+        self._tiered = tiered
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tiered, name)
+
+    def close(self) -> None:
+        try:
+            self._tiered.close()
+        finally:
+            self._client.close()
 
 
 class _Records(Mapping[str, Any]):
@@ -260,12 +306,14 @@ def _prepare(
     cache_dir: str | os.PathLike[str] | None,
     output_dir: str | os.PathLike[str] | None,
     reporter: Reporter,
+    remote_cache: str | None = None,
+    remote_mode: str | None = None,
 ) -> _Context:
     spec = load(spec_path)
     info = provider_info(provider, spec, env)
     out = resolve_output_dir(spec, output_dir)
     lock = Lock.load(spec.lock_path)
-    store = open_store(cache_dir, env, reporter.warning)
+    store = open_store(cache_dir, env, reporter.warning, remote_cache=remote_cache, remote_mode=remote_mode)
     state = OutputState(out)
     used = {a.request.style_ref for a in spec.assets if a.request.style_ref}
     style_refs = _style_refs(spec, info.family, used) if used else {}
@@ -301,12 +349,20 @@ def plan(
     output_dir: str | os.PathLike[str] | None = None,
     force: bool = False,
     reporter: Reporter | None = None,
+    remote_cache: str | None = None,
+    remote_mode: str | None = None,
 ) -> Plan:
-    """``recraft-build plan``: what a build would do and what it would cost. No network, no writes
-    (beyond opening the cache folder)."""
+    """``recraft-build plan``: what a build would do and what it would cost.
+
+    No provider call and no writes (beyond opening the cache folder); with a remote
+    cache configured it may ask the remote which records it has.
+    """
     reporter = reporter or NullReporter()
     env = os.environ if env is None else env
-    ctx = _prepare(spec_path, provider=provider, env=env, cache_dir=cache_dir, output_dir=output_dir, reporter=reporter)
+    ctx = _prepare(
+        spec_path, provider=provider, env=env, cache_dir=cache_dir, output_dir=output_dir, reporter=reporter,
+        remote_cache=remote_cache, remote_mode=remote_mode,
+    )
     try:
         return _plan_with(ctx, targets, force=force)
     finally:
@@ -342,6 +398,8 @@ def build(
     env: Mapping[str, str] | None = None,
     client: Any = None,
     reporter: Reporter | None = None,
+    remote_cache: str | None = None,
+    remote_mode: str | None = None,
 ) -> BuildResult:
     """``recraft-build build``: make every target up to date; return what happened.
 
@@ -351,7 +409,10 @@ def build(
     """
     reporter = reporter or NullReporter()
     env = os.environ if env is None else env
-    ctx = _prepare(spec_path, provider=provider, env=env, cache_dir=cache_dir, output_dir=output_dir, reporter=reporter)
+    ctx = _prepare(
+        spec_path, provider=provider, env=env, cache_dir=cache_dir, output_dir=output_dir, reporter=reporter,
+        remote_cache=remote_cache, remote_mode=remote_mode,
+    )
     try:
         the_plan = _plan_with(ctx, targets, force=force)
         if frozen:
@@ -391,6 +452,12 @@ def build(
             ctx.lock.retain([a.name for a in ctx.spec.assets], list(ctx.spec.styles))
             ctx.lock.save()
             _write_manifest(ctx)
+            flush = getattr(ctx.store, "flush", None)
+            if flush is not None:
+                # Uploads to the shared cache finish before the build reports success.
+                summary = flush()
+                if summary.failed:
+                    reporter.warning(f"{summary.failed} upload(s) to the remote cache failed; pictures are safe locally")
         if result.interrupted:
             raise KeyboardInterrupt
         return result

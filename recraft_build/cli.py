@@ -41,6 +41,19 @@ def _cache(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _remote(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--remote-cache",
+        metavar="URL",
+        help="shared cache speaking Bazel's HTTP cache protocol (default: $RECRAFT_BUILD_REMOTE_CACHE)",
+    )
+    p.add_argument(
+        "--remote-cache-mode",
+        choices=["read", "read-write"],
+        help="read: never upload (default: $RECRAFT_BUILD_REMOTE_CACHE_MODE, else read-write)",
+    )
+
+
 def _provider(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--provider",
@@ -68,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="plan new pictures for the targets")
     _provider(p)
     _cache(p)
+    _remote(p)
 
     p = sub.add_parser("build", help="build the targets (default: all assets)")
     _common(p)
@@ -80,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frozen", action="store_true", help="never make a new picture: fail instead (for CI)")
     p.add_argument("--max-credits", type=float, metavar="N", help="refuse to spend more than N API units")
     _cache(p)
+    _remote(p)
 
     p = sub.add_parser("status", help="each asset: up to date or stale, and why")
     _common(p)
@@ -200,6 +215,8 @@ def _dispatch(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int
                 output_dir=args.output_dir,
                 force=args.force,
                 reporter=reporter,
+                remote_cache=args.remote_cache,
+                remote_mode=args.remote_cache_mode,
             )
         else:
             the_plan = api.status(
@@ -229,6 +246,8 @@ def _dispatch(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int
                 frozen=args.frozen,
                 max_credits=args.max_credits,
                 reporter=reporter,
+                remote_cache=args.remote_cache,
+                remote_mode=args.remote_cache_mode,
             )
         finally:
             reporter.close()
