@@ -1,0 +1,131 @@
+"""What the two HTTP providers share: settings, the token, one call helper, closing.
+
+:class:`HttpProvider` holds the base URL (checked), the token (as a
+:class:`~.redact.Secret`), the shared ``httpx.Client``, the retry policy, the rate
+limiter, the injected ``sleep``/``clock``/``rand`` and a :class:`~.download.Downloader`.
+:meth:`HttpProvider._call` sends one API request through :func:`.http.send` (so the
+retry rules and the careful rule for paid POSTs apply), taking rate-limit tokens
+before each attempt, and returns the answer's JSON object.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any, Callable
+
+import httpx
+
+from ..errors import RequestRejected
+from .base import Provider
+from .download import DEFAULT_MAX_BYTES, Downloader
+from .http import CallContext, HttpPolicy, RateLimiter, check_base_url, json_of, send
+from .redact import Secret
+
+__all__ = ["HttpProvider"]
+
+
+class HttpProvider(Provider):
+    """Base of the providers that talk HTTP; see the protocol modules for the rest.
+
+    ``token`` is a ``str`` or :class:`Secret`; ``auth`` is ``"bearer"`` or ``"raw"``.
+    ``client`` is shared by all worker threads and closed by :meth:`close` only when
+    ``owns_client`` is true. ``token_env`` is named when the server refuses the token.
+    ``on_retry`` gets a line for each retried call. ``allow_http`` permits a plain
+    ``http://`` base URL to another machine.
+    """
+
+    family = "recraft"
+    paid = True
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        base_url: str,
+        token: str | Secret,
+        auth: str = "bearer",
+        client: httpx.Client,
+        policy: HttpPolicy | None = None,
+        limiter: RateLimiter | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
+        token_env: str | None = None,
+        max_download_bytes: int = DEFAULT_MAX_BYTES,
+        allow_http: bool = False,
+        on_retry: Callable[[str], None] | None = None,
+        owns_client: bool = False,
+    ):
+        self.name = name
+        self.base_url = check_base_url(base_url, provider=name, allow_http=allow_http)
+        secret = token if isinstance(token, Secret) else Secret(token)
+        self._ctx = CallContext(name, secret=secret, auth=auth, token_env=token_env, on_retry=on_retry)
+        self._client = client
+        self._owns_client = owns_client
+        self._policy = policy or HttpPolicy()
+        self._limiter = limiter or RateLimiter.unlimited()
+        self._sleep = sleep
+        self._clock = clock
+        self._rand = rand
+        self._downloader = Downloader(
+            client, ctx=self._ctx, policy=self._policy, max_bytes=max_download_bytes,
+            sleep=sleep, rand=rand,
+        )
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r})"
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        asset: str | None,
+        paid: bool,
+        images: int = 0,
+        creates: int = 0,
+        policy: HttpPolicy | None = None,
+        **kwargs: Any,
+    ) -> tuple[dict[str, Any], httpx.Response]:
+        """Send ``method {base}/{path}``; return ``(json object, response)``.
+
+        Before each attempt one request token is taken, plus ``creates`` create
+        tokens (each attempt is a create the server counts), plus ``images`` image
+        tokens on the first attempt only (a refused attempt made no images).
+        ``kwargs`` go to :func:`.http.send` (``json_body``, ``data``, ``files``,
+        ``headers``, ``timeout``, ``hint``).
+        """
+
+        def before(attempt: int) -> None:
+            self._limiter.acquire(requests=1, images=images if attempt == 0 else 0, creates=creates)
+
+        response = send(
+            self._client,
+            method,
+            f"{self.base_url}/{path}",
+            ctx=self._ctx,
+            policy=policy or self._policy,
+            paid=paid,
+            what=what,
+            asset=asset,
+            sleep=self._sleep,
+            rand=self._rand,
+            before_attempt=before,
+            **kwargs,
+        )
+        return json_of(response, ctx=self._ctx, what=what, asset=asset, paid=paid), response
+
+    def _reject(self, message: str, *, asset: str | None) -> RequestRejected:
+        """A :class:`RequestRejected` raised before any call (nothing was sent or paid)."""
+        err = self._ctx.error(RequestRejected, message, asset=asset)
+        assert isinstance(err, RequestRejected)
+        return err
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            if self._owns_client:
+                self._client.close()

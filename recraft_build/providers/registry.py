@@ -1,0 +1,251 @@
+"""Pick and build the provider a build uses (``--provider NAME``).
+
+Names:
+
+* ``auto`` (the default): ``recraft`` when ``RECRAFT_API_TOKEN`` is set, else
+  ``replicate`` when ``REPLICATE_API_TOKEN`` is set, else ``placeholder``, with a
+  one-line notice through ``notice``. An empty variable counts as unset.
+* ``recraft`` / ``replicate``: the built-ins. Their base URLs come from
+  ``RECRAFT_API_BASE`` / ``REPLICATE_API_BASE`` (defaults in the protocol modules),
+  their tokens from ``RECRAFT_API_TOKEN`` / ``REPLICATE_API_TOKEN``.
+* ``placeholder``: the offline stand-in.
+* any profile from the spec's ``providers:`` section. A profile may reuse a built-in
+  name to change its settings (rate limits, timeouts...). A profile without
+  ``base_url`` uses its protocol's base variable, then the protocol default; without
+  ``token_env``, its protocol's token variable.
+
+A token variable that is unset is an :class:`~recraft_build.errors.AuthError` naming
+it, raised here, before any call. Tokens are read from ``env`` only (never from the
+spec) and wrapped in :class:`~.redact.Secret`.
+
+Profile ``options`` (all optional): ``requests_per_second``, ``images_per_minute``,
+``creates_per_minute`` (rate limits; 0 turns one off), the timeouts and retry
+settings of :class:`~.http.HttpPolicy`, ``max_download_bytes``, ``allow_http``; for
+the recraft protocol ``response_format`` and ``file_field``; for replicate
+``wait_seconds``, ``poll_interval``, ``poll_max_interval`` and ``poll_timeout``. An
+unknown option is a :class:`~recraft_build.errors.PlanError` (a typo in a rate limit
+must not be ignored).
+
+Defaults: recraft 5 requests/s and 100 images/min (the documented account limits);
+replicate 600 creates/min and 50 requests/s (3000/min for other endpoints).
+
+When no ``client`` is given, one ``httpx.Client`` is made per provider with a pool
+big enough that ``-j`` workers reuse connections instead of opening new ones
+(100 connections, all kept alive for 5 s when idle, shorter than typical server
+idle timeouts so a reused connection is not one the server is closing); the
+provider owns it and closes it in ``close()``.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any, Callable, Mapping
+
+import httpx
+
+from .. import __version__
+from ..domain import ProviderProfile
+from ..errors import AuthError, PlanError, RecraftBuildError, UsageError
+from . import recraft as recraft_mod
+from . import replicate as replicate_mod
+from .base import Provider
+from .download import DEFAULT_MAX_BYTES
+from .http import HttpPolicy, RateLimiter
+from .redact import Secret
+
+__all__ = [
+    "BUILTIN_NAMES",
+    "PROTOCOLS",
+    "default_client",
+    "make_provider",
+]
+
+BUILTIN_NAMES = ("auto", "recraft", "replicate", "placeholder")
+PROTOCOLS = ("recraft", "replicate")
+
+_BASE_ENV = {"recraft": "RECRAFT_API_BASE", "replicate": "REPLICATE_API_BASE"}
+_TOKEN_ENV = {"recraft": recraft_mod.TOKEN_ENV, "replicate": replicate_mod.TOKEN_ENV}
+_DEFAULT_BASE = {"recraft": recraft_mod.DEFAULT_BASE_URL, "replicate": replicate_mod.DEFAULT_BASE_URL}
+_DEFAULT_LIMITS = {
+    "recraft": {"requests_per_second": 5.0, "images_per_minute": 100.0, "creates_per_minute": None},
+    "replicate": {"requests_per_second": 50.0, "images_per_minute": None, "creates_per_minute": 600.0},
+}
+_COMMON_OPTIONS = frozenset(
+    {"requests_per_second", "images_per_minute", "creates_per_minute", "max_download_bytes", "allow_http"}
+    | set(HttpPolicy.OPTION_NAMES)
+)
+_PROTOCOL_OPTIONS = {
+    "recraft": frozenset({"response_format", "file_field"}),
+    "replicate": frozenset({"wait_seconds", "poll_interval", "poll_max_interval", "poll_timeout"}),
+}
+_TOKEN_HELP = {
+    "recraft": "create one at https://app.recraft.ai/profile/api",
+    "replicate": "create one at https://replicate.com/account/api-tokens",
+}
+
+
+def default_client(policy: HttpPolicy | None = None) -> httpx.Client:
+    """The client a provider makes for itself: one pool shared by all worker threads."""
+    policy = policy or HttpPolicy()
+    return httpx.Client(
+        timeout=policy.timeout(),
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=5.0),
+        headers={"User-Agent": f"recraft-build/{__version__}"},
+        follow_redirects=False,
+    )
+
+
+def _env(env: Mapping[str, str], key: str) -> str:
+    return (env.get(key) or "").strip()
+
+
+def _builtin_profile(name: str, env: Mapping[str, str]) -> ProviderProfile:
+    return ProviderProfile(name=name, protocol=name, base_url=_env(env, _BASE_ENV[name]) or None)
+
+
+def _number(options: Mapping[str, Any], key: str, default: Any, profile: str) -> Any:
+    value = options.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PlanError(f"provider {profile}: option {key} must be a number (got {value!r})")
+    return value
+
+
+def _placeholder(notice_text: str | None, notice: Callable[[str], None] | None) -> Provider:
+    try:
+        from .placeholder import PlaceholderProvider
+    except ImportError as exc:
+        raise RecraftBuildError(
+            "the placeholder provider is not available in this installation; set "
+            "RECRAFT_API_TOKEN or REPLICATE_API_TOKEN to use a real one"
+        ) from exc
+    if notice_text and notice is not None:
+        notice(notice_text)
+    return PlaceholderProvider()
+
+
+def make_provider(
+    name: str,
+    *,
+    profiles: Mapping[str, ProviderProfile],
+    env: Mapping[str, str],
+    client: httpx.Client | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    notice: Callable[[str], None] | None = None,
+    on_retry: Callable[[str], None] | None = None,
+) -> Provider:
+    """The provider called ``name``, ready to use (see the module docstring).
+
+    ``client`` is shared and left open by the provider; without it the provider makes
+    and owns one. ``notice`` gets one line when ``auto`` falls back to the
+    placeholder; ``on_retry`` gets a line for every retried call.
+
+    Raises :class:`UsageError` for an unknown name, :class:`AuthError` when the token
+    variable is unset, :class:`PlanError` for a bad profile (protocol, option, URL).
+    """
+    if name == "auto":
+        if _env(env, recraft_mod.TOKEN_ENV):
+            name = "recraft"
+        elif _env(env, replicate_mod.TOKEN_ENV):
+            name = "replicate"
+        else:
+            return _placeholder(
+                "no RECRAFT_API_TOKEN or REPLICATE_API_TOKEN set: building placeholder pictures "
+                "(set one of them to generate real ones)",
+                notice,
+            )
+    if name in profiles:
+        profile = profiles[name]
+    elif name in ("recraft", "replicate"):
+        profile = _builtin_profile(name, env)
+    elif name == "placeholder":
+        return _placeholder(None, notice)
+    else:
+        known = ", ".join(list(BUILTIN_NAMES) + sorted(n for n in profiles if n not in BUILTIN_NAMES))
+        raise UsageError(f"unknown provider {name!r} (known: {known})")
+    return _from_profile(profile, env=env, client=client, sleep=sleep, clock=clock, on_retry=on_retry)
+
+
+def _from_profile(
+    profile: ProviderProfile,
+    *,
+    env: Mapping[str, str],
+    client: httpx.Client | None,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+    on_retry: Callable[[str], None] | None,
+) -> Provider:
+    name, protocol = profile.name, profile.protocol
+    if protocol not in PROTOCOLS:
+        raise PlanError(f"provider {name}: protocol must be recraft or replicate (got {protocol!r})")
+    options = dict(profile.options or {})
+    allowed = _COMMON_OPTIONS | _PROTOCOL_OPTIONS[protocol]
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise PlanError(
+            f"provider {name}: unknown option(s) {', '.join(unknown)} for protocol {protocol} "
+            f"(known: {', '.join(sorted(allowed))})"
+        )
+    token_env = profile.token_env or _TOKEN_ENV[protocol]
+    token = _env(env, token_env)
+    if not token:
+        raise AuthError(
+            f"provider {name} needs a token: set the environment variable {token_env} "
+            f"({_TOKEN_HELP[protocol]})",
+            provider=name,
+        )
+    base_url = profile.base_url or _env(env, _BASE_ENV[protocol]) or _DEFAULT_BASE[protocol]
+    policy = HttpPolicy.from_options(options)
+    limits = _DEFAULT_LIMITS[protocol]
+    limiter = RateLimiter(
+        requests_per_second=_number(options, "requests_per_second", limits["requests_per_second"], name),
+        images_per_minute=_number(options, "images_per_minute", limits["images_per_minute"], name),
+        creates_per_minute=_number(options, "creates_per_minute", limits["creates_per_minute"], name),
+        clock=clock,
+        sleep=sleep,
+    )
+    max_bytes = _number(options, "max_download_bytes", DEFAULT_MAX_BYTES, name)
+    allow_http = options.get("allow_http", False)
+    if not isinstance(allow_http, bool):
+        raise PlanError(f"provider {name}: option allow_http must be true or false")
+    owns = client is None
+    http_client = client if client is not None else default_client(policy)
+    common: dict[str, Any] = dict(
+        base_url=base_url,
+        token=Secret(token),
+        auth=profile.auth or "bearer",
+        client=http_client,
+        policy=policy,
+        limiter=limiter,
+        sleep=sleep,
+        clock=clock,
+        rand=random.random,
+        token_env=token_env,
+        max_download_bytes=int(max_bytes),
+        allow_http=allow_http,
+        on_retry=on_retry,
+        owns_client=owns,
+    )
+    try:
+        if protocol == "recraft":
+            return recraft_mod.RecraftProvider(
+                name,
+                response_format=options.get("response_format", "url"),
+                file_field=options.get("file_field", "file"),
+                **common,
+            )
+        return replicate_mod.ReplicateProvider(
+            name,
+            wait_seconds=options.get("wait_seconds", 60),
+            poll_interval=float(_number(options, "poll_interval", 0.5, name)),
+            poll_max_interval=float(_number(options, "poll_max_interval", 5.0, name)),
+            poll_timeout=float(_number(options, "poll_timeout", 1800.0, name)),
+            **common,
+        )
+    except BaseException:
+        if owns:
+            http_client.close()
+        raise

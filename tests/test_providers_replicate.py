@@ -1,0 +1,261 @@
+"""The Replicate predictions provider: mapping, refusals, polling through proxies, faults."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Iterator
+
+import httpx
+import pytest
+
+from fakeserver import FakeClock, FakeServer, LocalOnlyTransport, local_client, make_raster
+from recraft_build.domain import GenerationRequest, Picture
+from recraft_build.errors import (
+    AmbiguousError,
+    AuthError,
+    BadResultError,
+    ProviderError,
+    RequestRejected,
+    TransientError,
+)
+from recraft_build.providers.http import HttpPolicy
+from recraft_build.providers.replicate import ReplicateProvider, replicate_input, replicate_model
+
+PNG = make_raster(64, 64, "PNG", "ref")
+FAST = HttpPolicy(max_retries=8, backoff_base=0.001, backoff_cap=0.01)
+
+
+def req(**kw: Any) -> GenerationRequest:
+    base: dict[str, Any] = {"model": "recraftv3", "prompt": "a red fox", "style": "digital_illustration"}
+    base.update(kw)
+    return GenerationRequest(**base)
+
+
+# -- mapping ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kw,model",
+    [
+        ({}, "recraft-ai/recraft-v3"),
+        ({"style": "vector_illustration"}, "recraft-ai/recraft-v3-svg"),
+        ({"style": "icon", "model": "recraftv2"}, "recraft-ai/recraft-20b-svg"),
+        ({"model": "recraftv3_vector", "style": None}, "recraft-ai/recraft-v3-svg"),
+        ({"model": "recraftv2"}, "recraft-ai/recraft-20b"),
+        ({"model": "recraftv4", "style": None}, "recraft-ai/recraft-v4"),
+        ({"model": "recraftv4_vector", "style": None}, "recraft-ai/recraft-v4-svg"),
+        ({"model": "recraftv4_pro", "style": None}, "recraft-ai/recraft-v4-pro"),
+    ],
+)
+def test_models_map_to_replicate_models(kw: dict[str, Any], model: str) -> None:
+    assert replicate_model(req(**kw)) == model
+
+
+@pytest.mark.parametrize("model", ["recraftv4_1", "recraftv4_pro_vector", "flux"])
+def test_models_without_a_replicate_version_are_refused(model: str) -> None:
+    with pytest.raises(ValueError, match="not available through Replicate|no vector"):
+        replicate_model(req(model=model, style=None))
+
+
+def test_input_joins_style_and_substyle_and_prefers_aspect_ratio() -> None:
+    assert replicate_input(req(substyle="pixel_art", size="1365x1024")) == {
+        "prompt": "a red fox",
+        "style": "digital_illustration/pixel_art",
+        "size": "1365x1024",
+    }
+    assert replicate_input(req(aspect_ratio="16:9", size=None)) == {"prompt": "a red fox", "style": "digital_illustration", "aspect_ratio": "16:9"}
+
+
+def test_input_for_the_svg_model_uses_its_own_style_names() -> None:
+    assert replicate_input(req(style="vector_illustration", substyle="line_art"))["style"] == "line_art"
+    assert replicate_input(req(style="vector_illustration"))["style"] == "any"
+
+
+def test_v4_models_get_no_style() -> None:
+    assert "style" not in replicate_input(req(model="recraftv4"))
+
+
+@pytest.mark.parametrize(
+    "kw,word",
+    [
+        ({"style": None, "style_id": "abc"}, "custom styles"),
+        ({"style": None, "style_ref": "house"}, "custom styles"),
+        ({"controls": {"colors": ["#ff0000"]}}, "controls"),
+        ({"negative_prompt": "blur"}, "negative_prompt"),
+        ({"seed": 1}, "seed"),
+        ({"text_layout": ({"text": "a", "bbox": []},)}, "text_layout"),
+    ],
+)
+def test_unsupported_fields_are_refused_before_any_call(kw: dict[str, Any], word: str) -> None:
+    calls: list[httpx.Request] = []
+    client = httpx.Client(transport=httpx.MockTransport(lambda r: calls.append(r) or httpx.Response(500)))
+    p = ReplicateProvider(token="t", client=client)
+    with pytest.raises(RequestRejected, match=word) as info:
+        p.generate(req(**kw), asset="hero")
+    assert calls == []
+    assert "recraft provider" in str(info.value) and "asset 'hero'" in str(info.value)
+
+
+# -- against the local server -------------------------------------------------------------
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    c = local_client()
+    yield c
+    c.close()
+
+
+def provider(server: FakeServer, client: httpx.Client, **kw: Any) -> ReplicateProvider:
+    kw.setdefault("policy", FAST)
+    kw.setdefault("token", server.token)
+    kw.setdefault("sleep", lambda s: None)
+    kw.setdefault("poll_interval", 0.01)
+    kw.setdefault("poll_max_interval", 0.02)
+    return ReplicateProvider("replicate", base_url=server.replicate_base, client=client, **kw)
+
+
+def test_full_generate_with_prefer_wait(client: httpx.Client) -> None:
+    with FakeServer(latency=0.02) as server:
+        result = provider(server, client).generate(req(substyle="pixel_art", n=3, aspect_ratio="16:9"), asset="fox")
+        assert len(result.pictures) == 3 and result.credits is None
+        assert result.meta["model"] == "recraft-ai/recraft-v3"
+        assert len(set(result.meta["prediction_ids"])) == 3
+        assert server.counts["creates"] == 3 and server.paid_calls == 3
+        assert server.counts["polls"] == 0
+        assert {r.prefer for r in server.requests if r.route == "create"} == {"wait=60"}
+        assert server.bodies["create"][0]["input"] == {"prompt": "a red fox", "style": "digital_illustration/pixel_art", "aspect_ratio": "16:9"}
+        assert server.download_auth_seen == []
+
+
+def test_polling_goes_through_the_proxy_base_not_the_foreign_urls(client: httpx.Client) -> None:
+    with FakeServer(replicate_prefix="/replicate/v1", foreign_urls=True, honour_wait=False, latency=0.05, output_as_list=True) as server:
+        result = provider(server, client).generate(req(style="vector_illustration"), asset="logo")
+        assert result.pictures[0].is_svg
+        assert server.counts["polls"] >= 1
+        assert all(r.path.startswith("/replicate/v1/") or r.route == "download" for r in server.requests)
+        transport = client._transport
+        assert isinstance(transport, LocalOnlyTransport) and transport.refused == []
+
+
+def test_tool_models_get_the_picture_as_a_data_uri(client: httpx.Client) -> None:
+    with FakeServer() as server:
+        p = provider(server, client)
+        out = p.transform("vectorize", Picture(PNG, "image/png"), {}, asset="a")
+        assert out.picture.is_svg and out.meta["model"] == "recraft-ai/recraft-vectorize"
+        up = p.transform("crisp_upscale", Picture(PNG, "image/png"), {}, asset="a")
+        assert up.picture.media_type == "image/png"
+        assert server.bodies["create"][0]["input"]["image"].startswith("data:image/png;base64,")
+        assert not p.supports("image_to_image")
+        with pytest.raises(RequestRejected, match="not supported"):
+            p.transform("image_to_image", Picture(PNG, "image/png"), {}, asset="a")
+
+
+def test_failed_prediction_carries_the_model_error(client: httpx.Client) -> None:
+    with FakeServer() as server:
+        server.add_fault("create", "prediction_failed", body="NSFW content detected. Try another prompt")
+        with pytest.raises(BadResultError, match="NSFW content detected") as info:
+            provider(server, client).generate(req(), asset="a")
+        assert "failed" in str(info.value)
+        assert server.counts["creates"] == 1
+
+
+def test_canceled_prediction_is_transient(client: httpx.Client) -> None:
+    with FakeServer(honour_wait=False) as server:
+        server.add_fault("create", "prediction_canceled")
+        with pytest.raises(TransientError, match="canceled"):
+            provider(server, client).generate(req(), asset="a")
+
+
+def test_prediction_that_never_finishes_is_cancelled(client: httpx.Client) -> None:
+    clock = FakeClock()
+    with FakeServer(honour_wait=False, latency=30.0) as server:
+        p = provider(server, client, sleep=clock.sleep, clock=clock.now, poll_timeout=5.0, poll_interval=1.0, poll_max_interval=1.0)
+        with pytest.raises(AmbiguousError, match="did not finish within 5 s"):
+            p.generate(req(), asset="a")
+        assert server.counts["cancels"] == 1 and server.counts["creates"] == 1
+
+
+def test_flaky_network_costs_time_never_money_twice(client: httpx.Client) -> None:
+    with FakeServer(honour_wait=False, latency=0.02) as server:
+        server.add_fault("create", "status", status=429, retry_after="0", rate=0.2)
+        server.add_fault("create", "status", status=503, rate=0.1)
+        server.add_fault("poll", "status", status=500, rate=0.2)
+        server.add_fault("poll", "drop_before", rate=0.1)
+        server.add_fault("poll", "slow", delay=0.02, rate=0.1)
+        server.add_fault("download", "status", status=502, rate=0.1)
+        server.add_fault("download", "truncate", rate=0.1)
+        p = provider(server, client)
+        requests = [req(prompt=f"asset {i}", n=1 + i % 2) for i in range(20)]
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda ir: p.generate(ir[1], asset=f"a{ir[0]}"), enumerate(requests)))
+        assert [len(r.pictures) for r in results] == [r.n for r in requests]
+        assert server.counts["creates"] == sum(r.n for r in requests) == server.paid_calls
+
+
+@pytest.mark.parametrize("fault", [{"kind": "drop_after"}, {"kind": "status", "status": 500, "after_work": True}])
+def test_lost_create_answer_is_never_resent(client: httpx.Client, fault: dict[str, Any]) -> None:
+    with FakeServer() as server:
+        server.add_fault("create", **fault)
+        with pytest.raises(AmbiguousError, match="may have been billed"):
+            provider(server, client).generate(req(), asset="a")
+        assert server.counts["creates"] == 1
+        assert [r.route for r in server.requests] == ["create"]
+
+
+def test_poll_that_keeps_failing_is_ambiguous_with_the_prediction_id(client: httpx.Client) -> None:
+    with FakeServer(honour_wait=False, latency=1.0) as server:
+        server.add_fault("poll", "status", status=503)
+        with pytest.raises(AmbiguousError, match="was created but could not be followed") as info:
+            provider(server, client, policy=HttpPolicy(max_retries=2, backoff_base=0.001)).generate(req(), asset="a")
+        (pid,) = server._predictions
+        assert server.counts["creates"] == 1
+        assert pid in str(info.value) and "Replicate dashboard" in str(info.value)
+
+
+def test_401_names_the_variable_and_is_not_retried(client: httpx.Client) -> None:
+    with FakeServer() as server:
+        with pytest.raises(AuthError) as info:
+            provider(server, client, token="bad-token-abcdef").generate(req(), asset="a")
+        assert "REPLICATE_API_TOKEN" in str(info.value) and "valid authentication token" in str(info.value)
+        assert server.counts["requests"] == 1
+
+
+def test_422_problem_detail_is_shown_and_not_retried(client: httpx.Client) -> None:
+    with FakeServer() as server:
+        with pytest.raises(RequestRejected, match="input.style") as info:
+            provider(server, client).generate(req(style="oil_paint"), asset="a")
+        assert info.value.status == 422
+        assert server.counts["requests"] == 1 and server.paid_calls == 0
+
+
+def test_wrong_proxy_prefix_is_explained(client: httpx.Client) -> None:
+    with FakeServer(replicate_prefix="/replicate/v1") as server:
+        p = ReplicateProvider("kkiai", base_url=server.url + "/v1", token=server.token, client=client, policy=FAST)
+        with pytest.raises(RequestRejected, match="/replicate/v1"):
+            p.generate(req(), asset="a")
+
+
+def test_token_never_appears_in_any_error(client: httpx.Client) -> None:
+    token = "r8_LEAKCHECK_0123456789abcdef"
+    errors: list[BaseException] = []
+    for fault in (
+        {"route": "create", "kind": "prediction_failed", "body": f"auth {token} rejected"},
+        {"route": "create", "kind": "drop_after"},
+        {"route": "create", "kind": "status", "status": 422, "body": f"Bearer {token}"},
+        {"route": "download", "kind": "html"},
+    ):
+        with FakeServer(token=token) as server:
+            server.add_fault(**fault)
+            p = provider(server, client, token=token, policy=HttpPolicy(max_retries=1, backoff_base=0.001))
+            assert token not in repr(p)
+            with pytest.raises(ProviderError) as info:
+                p.generate(req(), asset="a")
+            errors.append(info.value)
+    for err in errors:
+        chain: BaseException | None = err
+        while chain is not None:
+            for text in (str(chain), repr(chain), json.dumps([str(a) for a in chain.args])):
+                assert token not in text
+            chain = chain.__cause__ or chain.__context__
