@@ -441,6 +441,7 @@ def build(
             jobs=jobs,
             keep_going=keep_going,
             budget=Budget(max_credits),
+            allow_generate=not frozen,
             gen_credits=gen_credits,
             op_credits=op_credits,
         )

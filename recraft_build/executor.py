@@ -80,6 +80,10 @@ class NullReporter:
         pass
 
 
+class PictureLost(StoreError):
+    """The asset's own picture vanished from the cache (removed or corrupt) mid-build."""
+
+
 class Cancelled(RecraftBuildError):
     """The build was interrupted; workers stop at the next safe point."""
 
@@ -194,6 +198,7 @@ class Executor:
         jobs: int = 8,
         keep_going: bool = False,
         budget: Budget | None = None,
+        allow_generate: bool = True,
         gen_credits: Callable[[Any], float] = lambda r: 0.0,
         op_credits: Callable[[str], float] = lambda o: 0.0,
         clock: Callable[[], float] = time.monotonic,
@@ -208,6 +213,7 @@ class Executor:
         self.jobs = max(1, jobs)
         self.keep_going = keep_going
         self.budget = budget or Budget(None)
+        self.allow_generate = allow_generate
         self.gen_credits = gen_credits
         self.op_credits = op_credits
         self.clock = clock
@@ -355,6 +361,17 @@ class Executor:
 
     # -- one asset -----------------------------------------------------------------
     def _build_asset(self, ap: AssetPlan) -> AssetResult:
+        try:
+            return self._build_asset_once(ap)
+        except PictureLost as exc:
+            if ap.status != "restore" or not self.allow_generate:
+                raise
+            # The cache lost the pinned picture (corrupt or removed) after planning:
+            # nothing usable is left of it, so it is made again, as the plan would have.
+            self.reporter.warning(f"asset {ap.name!r}: {exc}; generating it again")
+            return self._build_asset_once(dataclasses.replace(ap, status="generate", reasons=ap.reasons + ["cached picture lost"]))
+
+    def _build_asset_once(self, ap: AssetPlan) -> AssetResult:
         credits = 0.0
         generation = None
         if ap.status == "generate":
@@ -520,9 +537,8 @@ class Executor:
             # previous point of the chain, never from a new paid generation.
             idx = next((i for i, n in enumerate(history) if n is node), None)
             if node.step is None or not idx:
-                raise StoreError(
-                    f"asset {ap.name!r}: its picture {node.digest[:12]} is missing from the cache "
-                    "(it was removed or corrupted during the build); run the build again"
+                raise PictureLost(
+                    f"its picture {node.digest[:12]} is missing from the cache (removed or corrupt)"
                 )
             rebuilt = self._run_step(history[idx - 1], node.step, ap, history[:idx])
             node.picture, node.digest, node.media_type = rebuilt.picture, rebuilt.digest, rebuilt.media_type
