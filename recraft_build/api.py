@@ -445,14 +445,17 @@ def build(
             gen_credits=gen_credits,
             op_credits=op_credits,
         )
+        result: BuildResult | None = None
         try:
             result = executor.run(the_plan, ctx.style_refs)
         finally:
             prov.close()
             # Assets removed from the spec drop out of the lock; the manifest follows the lock.
-            ctx.lock.retain([a.name for a in ctx.spec.assets], list(ctx.spec.styles))
+            dropped = ctx.lock.retain([a.name for a in ctx.spec.assets], list(ctx.spec.styles))
             ctx.lock.save()
-            _write_manifest(ctx)
+            changed = result is None or dropped or any(a.status != "up-to-date" for a in result.assets)
+            if changed or not (ctx.out / MANIFEST_NAME).exists():
+                _write_manifest(ctx)
             flush = getattr(ctx.store, "flush", None)
             if flush is not None:
                 # Uploads to the shared cache finish before the build reports success.

@@ -240,6 +240,10 @@ class _Chain:
         )
         if locked and locked.get("key") == sp.key and locked.get("sha256"):
             sp.digest, sp.status = str(locked["sha256"]), "cached"
+        elif locked and locked.get("key") == sp.key and "files" in locked:
+            # A final export pinned by the lock: its files are checked on disk, and no
+            # cache lookup is needed (this is the no-op build's hot path).
+            sp.status = "cached"
         else:
             rec = self.records.get(sp.key)
             digest = _record_digest(rec)
