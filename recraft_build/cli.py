@@ -112,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("locks", nargs="*", metavar="LOCK", help="gc: lock files whose pictures to keep (default: the spec's)")
     _common(p)
     _cache(p)
+    _add_review_commands(sub)
     return parser
 
 
@@ -273,6 +274,8 @@ def _dispatch(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int
         return 0
     if cmd == "cache":
         return _cache_command(args, stdout, stderr, as_json)
+    if cmd in _REVIEW_COMMANDS:
+        return _dispatch_review(args, stdout, stderr)
     raise UsageError(f"unknown command {cmd}")  # pragma: no cover
 
 
@@ -307,6 +310,153 @@ def _cache_command(args: argparse.Namespace, stdout: IO[str], stderr: IO[str], a
         spec = api.load(args.spec)
         locks = [str(spec.lock_path)]
     show(api.cache_gc(locks, args.cache_dir))
+    return 0
+
+
+# -- candidates, review and the lock diff (issue 6) ---------------------------------------------
+_REVIEW_COMMANDS = ("pick", "reroll", "gallery", "review", "diff")
+
+
+def _add_review_commands(sub: Any) -> None:
+    """``pick``, ``reroll``, ``gallery``, ``review`` and ``diff``."""
+    p = sub.add_parser("pick", help="use another candidate of an asset (free: rebuilt from the cache)")
+    _common(p)
+    p.add_argument("asset", metavar="ASSET", help="the asset's name")
+    p.add_argument("index", metavar="INDEX", type=int, help="the candidate, counted from 0")
+    p.add_argument("-o", "--output-dir", metavar="OUT")
+    _provider(p)
+    p.add_argument(
+        "--max-credits", type=float, default=0.0, metavar="N",
+        help="allow paid provider steps up to N credits (default 0: refuse)",
+    )
+    _cache(p)
+
+    p = sub.add_parser("reroll", help="ask for new candidates for an asset (paid)")
+    _common(p)
+    p.add_argument("asset", metavar="ASSET", help="the asset's name")
+    p.add_argument("-o", "--output-dir", metavar="OUT")
+    _provider(p)
+    p.add_argument("--max-credits", type=float, metavar="N", help="refuse to spend more than N API units")
+    _cache(p)
+
+    p = sub.add_parser("gallery", help="write a static HTML page of every asset and its candidates")
+    _common(p)
+    p.add_argument("-o", "--output-dir", metavar="OUT")
+    p.add_argument("--base", default="HEAD", metavar="REV", help="compare with the lock at this git revision (default HEAD)")
+    _cache(p)
+
+    p = sub.add_parser("review", help="serve the gallery on 127.0.0.1 to pick and reroll with clicks")
+    _common(p, json_flag=False)
+    p.add_argument("-o", "--output-dir", metavar="OUT")
+    p.add_argument("--port", type=int, default=0, metavar="PORT", help="port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--base", default="HEAD", metavar="REV", help="compare with the lock at this git revision (default HEAD)")
+    _provider(p)
+    p.add_argument(
+        "--max-credits", type=float, metavar="N",
+        help="cap what one reroll, or the provider steps of one pick, may spend (default: picks never pay)",
+    )
+    _cache(p)
+
+    p = sub.add_parser("diff", help="what changed in the lock between two git revisions, as Markdown")
+    _common(p)
+    p.add_argument("--base", default="HEAD", metavar="REV", help="the older side (default HEAD)")
+    p.add_argument("--head", default=None, metavar="REV", help="the newer side (default: the lock in the working tree)")
+
+
+def _dispatch_review(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    cmd = args.command
+    as_json = getattr(args, "json", False)
+    if cmd == "diff":
+        from . import lockdiff
+
+        if as_json:
+            _emit_json(lockdiff.compute(args.spec, args.base, args.head).to_json(), stdout)
+        else:
+            stdout.write(lockdiff.diff(args.spec, args.base, args.head))
+        return 0
+    from .reporter import PlainReporter, make_reporter
+
+    if cmd == "gallery":
+        from .gallery import write_gallery
+
+        warnings = PlainReporter(stderr)
+        page = write_gallery(
+            args.spec, output_dir=args.output_dir, cache_dir=args.cache_dir, base_rev=args.base, warn=warnings.warning
+        )
+        if as_json:
+            _emit_json({"gallery": str(page), "url": page.resolve().as_uri()}, stdout)
+        else:
+            stdout.write(f"{page.resolve().as_uri()}\n")
+        return 0
+    if cmd == "review":
+        import time
+
+        from .review import ReviewServer
+
+        if not 0 <= args.port <= 65535:
+            raise UsageError("--port must be between 0 and 65535")
+        server = ReviewServer(
+            args.spec,
+            output_dir=args.output_dir,
+            cache_dir=args.cache_dir,
+            port=args.port,
+            provider=args.provider,
+            max_credits=args.max_credits,
+            base_rev=args.base,
+            reporter=PlainReporter(stderr),
+        )
+        server.start()
+        try:
+            stdout.write(f"{server.url}\n")
+            stdout.flush()
+            stderr.write("reviewing: open the address above; Ctrl-C stops\n")
+            stderr.flush()
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            stderr.write("review stopped\n")
+            return 0
+        finally:
+            server.stop()
+    # pick / reroll
+    from . import picking
+
+    live = stderr.isatty() and not as_json and os.environ.get("TERM") != "dumb"
+    reporter = make_reporter(stderr, live=live)
+    try:
+        if cmd == "pick":
+            result = picking.pick(
+                args.spec, args.asset, args.index, output_dir=args.output_dir, cache_dir=args.cache_dir,
+                provider=args.provider, max_credits=args.max_credits, reporter=reporter,
+            )
+        else:
+            result = picking.reroll(
+                args.spec, args.asset, output_dir=args.output_dir, cache_dir=args.cache_dir,
+                provider=args.provider, max_credits=args.max_credits, reporter=reporter,
+            )
+    finally:
+        reporter.close()
+    if as_json:
+        _emit_json(result.to_json(), stdout)
+    if result.failed:
+        for a in result.failed:
+            stderr.write(f"  {a.status}: {a.name}: {a.error}\n")
+        if cmd == "pick":
+            stderr.write(
+                f"the pick is recorded in the lock, but the outputs were not rebuilt; fix the error, then run "
+                f"`recraft-build build {args.asset}`\n"
+            )
+        else:
+            stderr.write("the lock is unchanged; pictures already paid for are cached, so a retry costs nothing more\n")
+        return 1
+    files = sum(len(a.outputs) for a in result.assets)
+    if cmd == "pick":
+        stderr.write(f"picked candidate {args.index} of {args.asset}; {files} output file(s) up to date in {result.output_dir}\n")
+    else:
+        stderr.write(
+            f"new candidates for {args.asset} ({result.credits:g} credits spent); outputs use candidate 0 "
+            f"(see them with `recraft-build gallery`, choose with `recraft-build pick {args.asset} INDEX`)\n"
+        )
     return 0
 
 

@@ -1,0 +1,193 @@
+"""The static gallery page: its data, its pictures beside it, states against git, escaping."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import re
+
+import pytest
+
+from recraft_build import gallery, picking
+from recraft_build.cli import main
+
+from review_fixtures import HAS_GIT, SPEC, make_project
+
+needs_git = pytest.mark.skipif(not HAS_GIT, reason="git is not installed")
+
+
+def page_data(html: str) -> dict:
+    m = re.search(r'<script id="gallery-data" type="application/json">(.*?)</script>', html, re.S)
+    assert m, "the page embeds its data"
+    return json.loads(m.group(1))
+
+
+def by_name(data: dict) -> dict:
+    return {a["name"]: a for a in data["assets"]}
+
+
+def every_img(data: dict) -> list[str]:
+    out = []
+    for a in data["assets"]:
+        out += [c["img"] for c in a["candidates"]]
+        out += [f["img"] for o in a["outputs"] for f in o["files"]]
+        if a["previous"]:
+            out.append(a["previous"]["img"])
+    return out
+
+
+@pytest.fixture
+def project(tmp_path):
+    return make_project(tmp_path)
+
+
+@needs_git
+def test_page_lists_every_asset_with_its_pictures_beside_it(project):
+    page = gallery.write_gallery(project.spec, **project.kw())
+    assert page == project.out / "gallery" / "index.html"
+    data = page_data(page.read_text())
+    assets = by_name(data)
+    assert list(assets) == ["icon-sword", "icon-shield", "coin"]
+    sword = assets["icon-sword"]
+    assert len(sword["candidates"]) == 3 and sword["pick"] == 0
+    assert sword["prompt"] == "flat game icon of a sword"
+    assert sword["params"]["model"] == "recraftv3" and sword["params"]["n"] == 3
+    assert sword["outputs"][0]["path"] == "icons/sword.png"
+    f = sword["outputs"][0]["files"][0]
+    assert (f["format"], f["width"]) == ("png", 48)
+    assert [s["name"] for s in sword["outputs"][0]["steps"]] == ["resize"]
+    # Every picture is a file beside the page, named by its digest.
+    imgs = every_img(data)
+    assert imgs and all(imgs)
+    for rel in imgs:
+        file = page.parent / rel
+        assert file.is_file()
+        assert hashlib.sha256(file.read_bytes()).hexdigest() == file.name.split(".")[0]
+    # Nothing is loaded from the network.
+    html = page.read_text()
+    assert "http://" not in html and "https://" not in html
+
+
+@needs_git
+def test_states_against_the_lock_in_head(project):
+    picking.pick(project.spec, "icon-sword", 2, **project.kw())
+    project.spec.write_text(SPEC.replace("[sword, shield]", "[sword, shield, bow]"))
+    data = gallery.build_model(project.spec, **project.kw())
+    assets = by_name(data)
+    assert assets["icon-sword"]["state"] == "changed"
+    assert assets["icon-sword"]["changes"][0] == "re-picked #0 → #2"
+    # The previous pick is shown beside the new one.
+    prev = assets["icon-sword"]["previous"]
+    assert prev["index"] == 0 and prev["img"]
+    assert prev["sha256"] == assets["icon-sword"]["candidates"][0]["sha256"]
+    assert assets["icon-shield"]["state"] == "up-to-date"
+    assert assets["icon-shield"]["previous"] is None
+    assert assets["icon-bow"]["state"] == "not-built"
+    assert assets["icon-bow"]["candidates"] == []
+    assert data["counts"] == {"changed": 1, "up-to-date": 2, "not-built": 1}
+    project.build("icon-bow")
+    assert by_name(gallery.build_model(project.spec, **project.kw()))["icon-bow"]["state"] == "new"
+
+
+@needs_git
+def test_a_removed_asset_shows_its_last_picture(project):
+    project.spec.write_text(SPEC.replace("[sword, shield]", "[sword]"))
+    project.build()
+    assets = by_name(gallery.build_model(project.spec, **project.kw()))
+    assert assets["icon-shield"]["state"] == "removed"
+    assert assets["icon-shield"]["previous"]["img"]
+
+
+@needs_git
+def test_a_spec_changed_since_the_build_is_noted(project):
+    project.spec.write_text(SPEC.replace("a stack of gold coins", "a pile of coins"))
+    coin = by_name(gallery.build_model(project.spec, **project.kw()))["coin"]
+    assert coin["notes"] == ["changed: prompt"]
+    assert coin["prompt"] == "a stack of gold coins"  # what the pictures were made from
+
+
+def test_without_git_every_asset_is_new_and_nothing_breaks(tmp_path):
+    p = make_project(tmp_path, git=False)
+
+    def no_git(args, cwd):
+        raise FileNotFoundError("git")
+
+    data = gallery.build_model(p.spec, git=no_git, **p.kw())
+    assert {a["state"] for a in data["assets"]} == {"new"}
+    assert "git is not installed" in data["base"]["note"]
+    assert data["base"]["found"] is False
+    page = gallery.write_gallery(p.spec, git=no_git, **p.kw())
+    assert page.is_file()
+
+
+def test_outside_a_repository_every_asset_is_new(tmp_path):
+    p = make_project(tmp_path, git=False)
+    data = gallery.build_model(p.spec, **p.kw())
+    assert {a["state"] for a in data["assets"]} == {"new"}
+    assert data["base"]["note"]
+
+
+def test_prompts_cannot_break_out_of_the_page(tmp_path):
+    evil = "</script><script>alert(1)</script><img src=x onerror=alert(2)> & <!-- \\u2028"
+    spec = SPEC.replace('prompt: "a stack of gold coins"', "prompt: " + json.dumps(evil))
+    p = make_project(tmp_path, spec=spec, git=False)
+    html = gallery.write_gallery(p.spec, base_rev=None, **p.kw()).read_text()
+    assert "<script>alert" not in html
+    assert "<img src=x" not in html
+    assert html.count("</script>") == 2  # the data block and the page's script
+    assert by_name(page_data(html))["coin"]["prompt"] == evil
+
+
+def test_the_csp_allows_exactly_the_page_s_own_style_and_script():
+    html = gallery.render_page({"assets": [], "counts": {}, "base": {"found": False, "note": "", "rev": None}})
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html).group(1)
+    style = re.search(r"<style>(.*?)</style>", html, re.S).group(1)
+    script = re.findall(r"<script>(.*?)</script>", html, re.S)[-1]
+
+    def h(text):
+        return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+    assert f"style-src {h(style)};" in csp
+    assert f"script-src {h(script)};" in csp
+    assert "connect-src 'none'" in csp  # the static page talks to nobody
+    assert "default-src 'none'" in csp
+
+
+def test_review_mode_embeds_the_token_and_the_static_page_does_not(tmp_path):
+    p = make_project(tmp_path, git=False)
+    model = gallery.build_model(p.spec, base_rev=None, **p.kw())
+    assert page_data(gallery.render_page(model, review={"token": "tok-123"}))["review"] == {"token": "tok-123"}
+    assert page_data(gallery.render_page(model))["review"] is None
+
+
+def test_pictures_not_in_the_cache_are_marked_and_outputs_come_from_the_tree(tmp_path):
+    p = make_project(tmp_path, git=False)
+    data = gallery.build_model(p.spec, base_rev=None, cache_dir=tmp_path / "empty", env={})
+    sword = by_name(data)["icon-sword"]
+    assert [c["img"] for c in sword["candidates"]] == [None, None, None]
+    # The output file on disk still matches the lock, so it is copied from there.
+    assert sword["outputs"][0]["files"][0]["img"]
+
+
+def test_old_pictures_are_pruned_and_other_files_kept(tmp_path):
+    p = make_project(tmp_path, git=False)
+    img = p.out / "gallery" / "img"
+    img.mkdir(parents=True)
+    stale = img / ("0" * 64 + ".png")
+    stale.write_bytes(b"old")
+    keep = img / "notes.txt"
+    keep.write_text("mine")
+    gallery.write_gallery(p.spec, base_rev=None, **p.kw())
+    assert not stale.exists()
+    assert keep.exists()
+
+
+def test_cli_gallery_prints_a_file_url(tmp_path):
+    p = make_project(tmp_path, git=False)
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["gallery", "-f", str(p.spec), "--cache-dir", str(p.cache)], stdout=out, stderr=err)
+    assert code == 0
+    url = out.getvalue().strip()
+    assert url.startswith("file://") and url.endswith("/out/gallery/index.html")
