@@ -448,6 +448,9 @@ class Executor:
                 if not sid:
                     raise PlanError(f"custom style {request.style_ref!r} has no id (its creation failed)")
                 request = dataclasses.replace(request, style_ref=None, style_id=sid)
+            if ap.roll and not self.provider.paid and request.seed is None:
+                # The placeholder draws from the request alone; a re-roll must look new.
+                request = dataclasses.replace(request, seed=ap.roll)
             estimate = float(self.gen_credits(ap.asset.request)) if self.provider.paid else 0.0
             self.budget.reserve(estimate)
             actual: float | None = None

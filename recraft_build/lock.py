@@ -217,38 +217,45 @@ class Lock:
             if not self._touched_assets and not self._touched_styles:
                 return False
             with self._file_lock():
-                disk = _read_entries(self.path)
-                if disk is not None:
-                    d_assets, d_styles, d_text = disk
-                    if d_text != self._saved_text:
-                        for name, entry in d_assets.items():
-                            if name not in self._touched_assets:
-                                self._assets[name] = entry
-                        for name in [n for n in self._assets if n not in d_assets and n not in self._touched_assets]:
-                            del self._assets[name]
-                        for name, entry in d_styles.items():
-                            if name not in self._touched_styles:
-                                self._styles[name] = entry
-                text = self.to_text()
-                if disk is None and not self._assets and not self._styles:
-                    return False  # nothing to pin: do not litter an empty lock beside the spec
-                if disk is not None and text == disk[2]:
-                    self._saved_text = text
-                    return False
-                try:
-                    atomic_write_bytes(self.path, text.encode("utf-8"))
-                except OSError as exc:
-                    raise LockError(f"{self.path}: cannot write the lock file: {exc}") from exc
-                self._saved_text = text
-                return True
+                return self._save_locked()
+
+    def _save_locked(self) -> bool:
+        disk = _read_entries(self.path)
+        if disk is not None:
+            d_assets, d_styles, d_text = disk
+            if d_text != self._saved_text:
+                for name, entry in d_assets.items():
+                    if name not in self._touched_assets:
+                        self._assets[name] = entry
+                for name in [n for n in self._assets if n not in d_assets and n not in self._touched_assets]:
+                    del self._assets[name]
+                for name, entry in d_styles.items():
+                    if name not in self._touched_styles:
+                        self._styles[name] = entry
+        text = self.to_text()
+        if disk is None and not self._assets and not self._styles:
+            return False  # nothing to pin: do not litter an empty lock beside the spec
+        if disk is not None and text == disk[2]:
+            self._saved_text = text
+            return False
+        try:
+            atomic_write_bytes(self.path, text.encode("utf-8"))
+        except OSError as exc:
+            raise LockError(f"{self.path}: cannot write the lock file: {exc}") from exc
+        self._saved_text = text
+        return True
 
     @classmethod
     def update(cls, path: Path, change: Callable[["Lock"], None]) -> "Lock":
-        """Read the lock, apply ``change`` to it and save it: the one path for small edits
-        (``pick``, ``reroll``), safe while a build runs."""
-        lock = cls.load(path)
-        change(lock)
-        lock.save()
+        """Read the lock, apply ``change`` and save it, all under the file lock: the one
+        path for small edits (``pick``, ``reroll``), safe while a build runs."""
+        holder = cls(path)
+        with holder._file_lock():
+            lock = cls.load(path)
+            change(lock)
+            with lock._mutex:
+                if lock._touched_assets or lock._touched_styles:
+                    lock._save_locked()
         return lock
 
 

@@ -364,7 +364,10 @@ def _plan_asset(
         roll += 1
     gen_key = keys.generation_key(family, req, style_key=style_key, roll=roll)
     locked_family = gen.get("family")
-    if not force and locked_family and locked_family != family:
+    # Only a real picture is honoured under another family (a teammate without a token
+    # keeps the approved pictures); a placeholder never stands in once a real provider
+    # is active.
+    if not force and locked_family and locked_family != family and locked_family != "placeholder":
         alt = keys.generation_key(locked_family, req, style_key=style_key, roll=roll)
         if gen.get("key") == alt:
             family, gen_key = locked_family, alt

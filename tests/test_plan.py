@@ -138,3 +138,11 @@ def test_plan_makes_no_calls_beyond_its_lookups(tmp_path):
     a = asset("a")
     plan(make_spec(tmp_path, [a]), records=Spy())
     assert seen == [keys.generation_key("recraft", a.request)]
+
+
+def test_placeholder_pictures_are_replaced_once_a_real_provider_is_active(tmp_path):
+    a = asset("a")
+    p = plan(make_spec(tmp_path, [a]), {"a": locked_entry(a, family="placeholder")}, files={"a.png": "f" * 64})
+    assert p.assets[0].status == "generate"
+    assert p.assets[0].family == "recraft"
+    assert any("placeholder" in r for r in p.assets[0].reasons)
