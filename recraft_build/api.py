@@ -231,19 +231,14 @@ class _Steps:
         self.favicon = registry.favicon
         self.picture_size = images.picture_size
 
-    def versions(self) -> dict[str, int]:
-        versions = dict(self._registry.STEP_VERSIONS)
-        versions.setdefault("export", self._registry.EXPORT_VERSION)
-        versions.setdefault("favicon", self._registry.EXPORT_VERSION)
-        return versions
 
 
 def _step_versions() -> dict[str, int]:
-    from .steps import registry
+    from .steps.versions import EXPORT_VERSION, STEP_VERSIONS
 
-    versions = dict(registry.STEP_VERSIONS)
-    versions.setdefault("export", registry.EXPORT_VERSION)
-    versions.setdefault("favicon", registry.EXPORT_VERSION)
+    versions = dict(STEP_VERSIONS)
+    versions.setdefault("export", EXPORT_VERSION)
+    versions.setdefault("favicon", EXPORT_VERSION)
     return versions
 
 

@@ -33,6 +33,7 @@ from . import background, geometry, vectorize
 from .catalog import provider_operation
 from .export import encode, favicon_set
 from .images import decode, parse_svg, picture_size, svg_info, to_picture
+from .versions import EXPORT_VERSION, STEP_VERSIONS
 
 __all__ = [
     "EXPORT_VERSION",
@@ -44,20 +45,7 @@ __all__ = [
     "run_step",
 ]
 
-#: Implementation version of each step; part of every step's cache key. Bump a step's
-#: number when a change to its code changes its output bytes.
-STEP_VERSIONS: Mapping[str, int] = {
-    "remove_background": 1,
-    "vectorize": 1,
-    "resize": 1,
-    "crop": 1,
-    "trim": 1,
-    "pad": 1,
-    "upscale": 1,
-}
-
-#: Version of the encoders in :mod:`recraft_build.steps.export`; part of output keys.
-EXPORT_VERSION = 1
+# Versions live in .versions so planning can read them without importing the steps.
 
 _LOCAL_ONLY = frozenset({"resize", "crop", "trim", "pad"})
 

@@ -1,0 +1,26 @@
+"""Implementation versions of the steps: part of every step's cache key.
+
+Kept apart from the implementations (which import numpy, Pillow, vtracer) so that
+planning and a no-op build never pay for those imports. Bump a step's number when a
+change to its code changes its output bytes: every cached result of that step is
+then recomputed (never re-generated: generation keys do not hold step versions).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+__all__ = ["EXPORT_VERSION", "STEP_VERSIONS"]
+
+STEP_VERSIONS: Mapping[str, int] = {
+    "remove_background": 1,
+    "vectorize": 1,
+    "resize": 1,
+    "crop": 1,
+    "trim": 1,
+    "pad": 1,
+    "upscale": 1,
+}
+
+#: Version of the encoders in :mod:`recraft_build.steps.export`; part of output keys.
+EXPORT_VERSION = 1

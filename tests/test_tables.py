@@ -1,0 +1,107 @@
+"""What each model accepts and what it costs: recraft_build.tables."""
+
+from __future__ import annotations
+
+import pytest
+
+from recraft_build import tables
+from recraft_build.domain import GenerationRequest
+
+
+def test_every_model_id_of_the_reference_is_known():
+    # recraft-api.md 1.5, V4-era list
+    expected = {
+        "recraftv4_1", "recraftv4_1_vector", "recraftv4_1_pro", "recraftv4_1_pro_vector",
+        "recraftv4_1_utility", "recraftv4_1_utility_vector", "recraftv4_1_utility_pro",
+        "recraftv4_1_utility_pro_vector", "recraftv4", "recraftv4_vector", "recraftv4_pro",
+        "recraftv4_pro_vector", "recraftv3", "recraftv3_vector", "recraftv2", "recraftv2_vector",
+    }
+    assert set(tables.MODELS) == expected
+    assert tables.DEFAULT_MODEL == "recraftv3"
+
+
+def test_v3_and_v2_sizes():
+    assert len(tables.SIZES_V3) == 15
+    assert "1707x1024" in tables.SIZES_V3 and "1820x1024" in tables.SIZES_V3
+    assert tables.model_info("recraftv3").sizes == tables.model_info("recraftv2").sizes
+    assert tables.size_for_aspect_ratio("recraftv3", "16:9") == "1820x1024"
+    assert tables.size_for_aspect_ratio("recraftv4", "16:9") is None
+
+
+def test_v4_sizes_and_pro_doubles_them():
+    assert "1344x768" in tables.model_info("recraftv4").sizes
+    assert "2688x1536" in tables.model_info("recraftv4_pro").sizes
+    assert "1024x1024" not in tables.model_info("recraftv4_1_pro").sizes
+
+
+def test_vector_models_take_aspect_ratios_only():
+    for name, info in tables.MODELS.items():
+        if name.endswith("_vector"):
+            assert info.vector and info.sizes == ()
+            assert "16:9" in info.aspect_ratios
+
+
+def test_styles_per_model():
+    v3, v2, v4 = (tables.model_info(m) for m in ("recraftv3", "recraftv2", "recraftv4"))
+    assert "pixel_art" in v3.styles["digital_illustration"]
+    assert "logo_raster" in v3.styles and "icon" not in v3.styles
+    assert "icon" in v2.styles and "any" not in v2.styles
+    assert "voxel" in v2.styles["digital_illustration"]
+    assert "voxel" not in v3.styles["digital_illustration"]
+    assert v3.styles["any"] == ()
+    assert dict(v4.styles) == {}
+    assert set(tables.model_info("recraftv3_vector").styles) == {"vector_illustration"}
+    assert "pixel_art" in tables.ALL_SUBSTYLES and "pictogram" in tables.ALL_SUBSTYLES
+
+
+def test_prompt_limits_and_feature_support():
+    assert tables.model_info("recraftv3").prompt_max == 1000
+    assert tables.model_info("recraftv4_1").prompt_max == 10000
+    assert tables.model_info("recraftv3").text_layout
+    assert not tables.model_info("recraftv2").text_layout
+    assert tables.model_info("recraftv2").negative_prompt
+    assert not tables.model_info("recraftv4").negative_prompt
+    assert tables.model_info("recraftv4").controls == {"colors", "background_color"}
+
+
+@pytest.mark.parametrize(
+    "model, style, n, credits",
+    [
+        ("recraftv3", "digital_illustration", 1, 40),
+        ("recraftv3", "digital_illustration", 3, 120),
+        ("recraftv3", "vector_illustration", 2, 160),  # vector doubles
+        ("recraftv2", "realistic_image", 1, 22),
+        ("recraftv2", "icon", 1, 44),
+        ("recraftv3_vector", None, 1, 80),
+        ("recraftv4_1", None, 2, 70),
+        ("recraftv4_1_pro", None, 1, 210),
+        ("recraftv4_1_utility_pro", None, 1, 210),
+    ],
+)
+def test_generation_credits(model, style, n, credits):
+    assert tables.generation_credits(GenerationRequest(model=model, prompt="p", style=style, n=n)) \
+        == credits
+
+
+def test_generation_credits_vector_override_for_custom_vector_styles():
+    request = GenerationRequest(model="recraftv3", prompt="p", style_ref="brand", n=2)
+    assert tables.generation_credits(request) == 80
+    assert tables.generation_credits(request, vector=True) == 160
+
+
+def test_operation_credits():
+    assert tables.operation_credits("remove_background") == 10
+    assert tables.operation_credits("vectorize") == 10
+    assert tables.operation_credits("crisp_upscale") == 4
+    assert tables.operation_credits("creative_upscale") == 250
+    assert tables.operation_credits("create_style") == 40
+    assert tables.operation_credits("vectorize", model_family="placeholder") == 0
+    with pytest.raises(ValueError, match="unknown operation"):
+        tables.operation_credits("teleport")
+    with pytest.raises(ValueError, match="family"):
+        tables.operation_credits("vectorize", model_family="other")
+
+
+def test_credits_to_usd():
+    assert tables.credits_to_usd(40) == pytest.approx(0.04)
+    assert tables.credits_to_usd(1000) == 1.0
