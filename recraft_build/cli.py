@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 from typing import IO, Any, Callable, Sequence
 
 from . import __version__, api
@@ -184,6 +185,11 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, st
         return exc.exit_code
     except KeyboardInterrupt:
         stderr.write("interrupted; finished assets are saved in the lock and cache.\n")
+        stdout.flush()
+        stderr.flush()
+        if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+            # A second Ctrl-C left worker threads in calls: do not wait for them.
+            os._exit(130)
         return 130
     except RecraftBuildError as exc:
         stderr.write(f"error: {exc}\n")

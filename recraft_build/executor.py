@@ -243,6 +243,7 @@ class Executor:
 
         failed_styles = self._ensure_styles(todo, style_refs or {}, results)
         interrupted = False
+        aborted = False
         pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="rb-asset")
         futures: dict[Future[AssetResult], AssetPlan] = {}
         try:
@@ -269,20 +270,23 @@ class Executor:
             interrupted = True
             self.cancel.set()
             self.reporter.warning(
-                "interrupted: finishing calls already in flight so nothing paid for is lost..."
+                "interrupted: finishing calls already in flight so nothing paid for is lost "
+                "(Ctrl-C again to stop at once)..."
             )
             for fut in futures:
                 fut.cancel()
-            for fut, ap in futures.items():
-                if fut.cancelled():
-                    continue
-                try:
+            try:
+                for fut, ap in futures.items():
+                    if fut.cancelled():
+                        continue
                     res = fut.result()
-                except BaseException:  # pragma: no cover - workers never raise
-                    continue
-                results[res.name] = res
+                    results[res.name] = res
+            except KeyboardInterrupt:
+                # A second Ctrl-C: stop waiting. What finished is saved below; calls still
+                # in flight are abandoned (their pictures, if billed, are lost).
+                aborted = True
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=not aborted, cancel_futures=True)
             self._save_lock(force=True)
             self.state.save()
         ordered = [results[a.name] for a in plan.assets if a.name in results]

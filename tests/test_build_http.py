@@ -269,3 +269,29 @@ def test_custom_style_created_once_and_keyed_by_references(project, server):
     assert code == 0, err
     assert server.counts["styles"] == 2
     assert data["summary"]["generated"] == 2
+
+
+def test_ctrl_c_finishes_in_flight_calls_and_exits_130(tmp_path, server):
+    env = dict(os.environ, RECRAFT_API_TOKEN=TOKEN, RECRAFT_API_BASE=server.recraft_base,
+               RECRAFT_BUILD_CACHE=str(tmp_path / "cache"))
+    env.pop("REPLICATE_API_TOKEN", None)
+    server.latency = 0.3
+    (tmp_path / "assets.yaml").write_text(spec_text(12))
+    proc = subprocess.Popen([sys.executable, "-m", "recraft_build", "build", "-j", "3"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lock = tmp_path / "assets.lock"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (lock.exists() and json.loads(lock.read_text())["assets"]):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+    time.sleep(0.5)
+    paid = server.counts["generations"]
+    assert paid < 12
+    # every call that was in flight at Ctrl-C was finished and kept: nothing is paid twice
+    run = subprocess.run([sys.executable, "-m", "recraft_build", "build"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert server.counts["generations"] == 12
