@@ -14,7 +14,9 @@ I/O comes in through arguments: ``env`` (defaults to ``os.environ``), ``client``
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import gc
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -282,6 +284,26 @@ def _style_refs(spec: Spec, family: str, used: Iterable[str]) -> dict[str, tuple
 
 
 # -- plan / status ----------------------------------------------------------------------
+@contextlib.contextmanager
+def _bulk_load() -> Iterator[None]:
+    """No cyclic GC while the spec, lock and plan are built, then freeze what was made.
+
+    Loading a 10,000-asset spec and lock allocates a few hundred thousand small dicts
+    and lists; without this the collector re-scans them again and again (about a
+    quarter of a no-op build's time). Frozen objects are never scanned again, and
+    collection resumes for everything made afterwards.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
+
+
+
 @dataclass
 class _Context:
     spec: Spec
@@ -354,12 +376,14 @@ def plan(
     """
     reporter = reporter or NullReporter()
     env = os.environ if env is None else env
-    ctx = _prepare(
-        spec_path, provider=provider, env=env, cache_dir=cache_dir, output_dir=output_dir, reporter=reporter,
-        remote_cache=remote_cache, remote_mode=remote_mode,
-    )
+    with _bulk_load():
+        ctx = _prepare(
+            spec_path, provider=provider, env=env, cache_dir=cache_dir, output_dir=output_dir, reporter=reporter,
+            remote_cache=remote_cache, remote_mode=remote_mode,
+        )
     try:
-        return _plan_with(ctx, targets, force=force)
+        with _bulk_load():
+            return _plan_with(ctx, targets, force=force)
     finally:
         ctx.store.close()
 
@@ -404,12 +428,14 @@ def build(
     """
     reporter = reporter or NullReporter()
     env = os.environ if env is None else env
-    ctx = _prepare(
-        spec_path, provider=provider, env=env, cache_dir=cache_dir, output_dir=output_dir, reporter=reporter,
-        remote_cache=remote_cache, remote_mode=remote_mode,
-    )
+    with _bulk_load():
+        ctx = _prepare(
+            spec_path, provider=provider, env=env, cache_dir=cache_dir, output_dir=output_dir, reporter=reporter,
+            remote_cache=remote_cache, remote_mode=remote_mode,
+        )
     try:
-        the_plan = _plan_with(ctx, targets, force=force)
+        with _bulk_load():
+            the_plan = _plan_with(ctx, targets, force=force)
         if frozen:
             needs = [a.name for a in the_plan.assets if a.status == "generate" or a.credits > 0]
             if needs:

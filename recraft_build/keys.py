@@ -71,9 +71,15 @@ def digest_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def key_of(kind: str, payload: Mapping[str, Any]) -> str:
-    """The key of a versioned ``payload`` of ``kind``."""
-    return digest_bytes(canonical_json({"v": KEY_VERSION, "kind": kind, **payload}))
+def key_of(kind: str, payload: Mapping[str, Any], *, clean: bool = False) -> str:
+    """The key of a versioned ``payload`` of ``kind``.
+
+    ``clean`` promises the payload holds no ``None`` anywhere (it skips that pass; the
+    digest is the same either way).
+    """
+    body = {"v": KEY_VERSION, "kind": kind, **payload}
+    data = _ENCODER.encode(body) if clean else _ENCODER.encode(_drop_none(body))
+    return digest_bytes(data.encode("utf-8"))
 
 
 def request_fields(
@@ -82,24 +88,26 @@ def request_fields(
     """The fields of ``request`` that determine its picture, as plain JSON data.
 
     This is what a generation key hashes (with the family) and what the lock records
-    so that ``status`` can say which field changed.
+    so that ``status`` can say which field changed. ``None`` fields are left out.
     """
-    fields = {
-        "model": request.model,
-        "prompt": request.prompt,
-        "negative_prompt": request.negative_prompt,
-        "style": request.style,
-        "substyle": request.substyle,
-        "style_id": request.style_id,
-        "custom_style": style_key,
-        "size": request.size,
-        "aspect_ratio": request.aspect_ratio,
-        "n": request.n,
-        "seed": request.seed,
-        "controls": dict(request.controls) if request.controls else None,
-        "text_layout": [dict(t) for t in request.text_layout] if request.text_layout else None,
-    }
-    return _drop_none(fields)
+    fields: dict[str, Any] = {"model": request.model, "prompt": request.prompt, "n": request.n}
+    for name, value in (
+        ("negative_prompt", request.negative_prompt),
+        ("style", request.style),
+        ("substyle", request.substyle),
+        ("style_id", request.style_id),
+        ("custom_style", style_key),
+        ("size", request.size),
+        ("aspect_ratio", request.aspect_ratio),
+        ("seed", request.seed),
+    ):
+        if value is not None:
+            fields[name] = value
+    if request.controls:
+        fields["controls"] = _drop_none(dict(request.controls))
+    if request.text_layout:
+        fields["text_layout"] = [_drop_none(dict(t)) for t in request.text_layout]
+    return fields
 
 
 def generation_key(
@@ -115,7 +123,7 @@ def generation_key(
     payload = {"family": family, **request_fields(request, style_key=style_key)}
     if roll:
         payload["roll"] = int(roll)
-    return key_of("generate", payload)
+    return key_of("generate", payload, clean=True)
 
 
 def step_key(
@@ -130,16 +138,15 @@ def step_key(
 
     ``family`` is set only when a provider runs the step (``engine: provider``).
     """
-    return key_of(
-        "step",
-        {
-            "step": name,
-            "params": dict(params),
-            "impl": version,
-            "input": input_digest,
-            "family": family,
-        },
-    )
+    payload: dict[str, Any] = {
+        "step": name,
+        "params": _drop_none(dict(params)),
+        "impl": version,
+        "input": input_digest,
+    }
+    if family is not None:
+        payload["family"] = family
+    return key_of("step", payload, clean=True)
 
 
 def style_key(family: str, base_style: str, reference_digests: Sequence[str]) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping
 
@@ -117,6 +118,7 @@ class OutputState:
 
     def __init__(self, root: Path):
         self.root = Path(root)
+        self._root_str = str(self.root)
         self._path = self.root / STATE_NAME
         self._files: dict[str, list[Any]] = {}
         self._dirty = False
@@ -128,17 +130,18 @@ class OutputState:
             self._files = {}  # a lost stat cache only costs re-hashing
 
     def observe(self, rel: str) -> str | None:
-        path = self.root / rel
+        # One lstat, plain string paths: this runs for every output of a no-op build.
+        path = os.path.join(self._root_str, rel)
         try:
-            st = path.stat()
+            st = os.lstat(path)
         except OSError:
             return None
-        if not os.path.isfile(path) or os.path.islink(path):
-            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None  # missing, a folder, or a symlink (never trusted as an output)
         known = self._files.get(rel)
         if known and known[0] == st.st_size and known[1] == st.st_mtime_ns:
             return str(known[2])
-        digest = file_sha256(path)
+        digest = file_sha256(Path(path))
         self._files[rel] = [st.st_size, st.st_mtime_ns, digest]
         self._dirty = True
         return digest

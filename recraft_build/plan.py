@@ -352,7 +352,6 @@ def _plan_asset(
     req = asset.request
     style_key = style_keys.get(req.style_ref) if req.style_ref else None
     gen = (entry or {}).get("generation") or {}
-    request_now = keys.request_fields(req, style_key=style_key)
 
     # The family that made the pinned picture is honoured: a teammate without a token
     # (placeholder active) still sees the real pictures in the lock as up to date.
@@ -388,7 +387,7 @@ def _plan_asset(
         if entry is None:
             reasons.append("new asset")
         elif gen:
-            changed = _changed_fields(gen.get("request") or {}, request_now)
+            changed = _changed_fields(gen.get("request") or {}, keys.request_fields(req, style_key=style_key))
             if changed:
                 reasons.append("changed: " + ", ".join(changed))
             elif gen.get("family") != family:

@@ -66,3 +66,16 @@ def test_concurrent_writer_changes_to_other_assets_are_kept(tmp_path):
     assert final.asset("a") == {"pick": 1}
     assert final.asset("b") == {"pick": 2}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["assets.lock"]
+
+
+def test_text_is_exactly_sorted_indented_json(tmp_path):
+    assets = {"b": {"x": [1, {"z": None, "a": "é"}]}, "a": {}, "c\"q": {"k": {"n": 1.5}}}
+    styles = {"s": {"key": "k", "style_id": "id"}}
+    lock = Lock(tmp_path / "a.lock", assets, styles)
+    expected = json.dumps({"version": 1, "assets": assets, "styles": styles}, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    assert lock.to_text() == expected
+    lock.set_asset("a", {"new": True})
+    assets["a"] = {"new": True}
+    expected = json.dumps({"version": 1, "assets": assets, "styles": styles}, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    assert lock.to_text() == expected
+    assert Lock(tmp_path / "b.lock").to_text() == json.dumps({"version": 1, "assets": {}, "styles": {}}, sort_keys=True, indent=2) + "\n"
