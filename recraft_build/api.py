@@ -244,10 +244,23 @@ def _step_versions() -> dict[str, int]:
     return versions
 
 
-def _credits_functions() -> tuple[Callable[[Any], float], Callable[[str], float]]:
-    from . import tables
+def _credits_functions(spec: Spec | None = None) -> tuple[Callable[[Any], float], Callable[[str], float]]:
+    """Price functions for the planner and executor (API units, from ``tables``).
 
-    return tables.generation_credits, tables.operation_credits
+    A request using a custom style is priced by the style's base style: a style made
+    from a vector base gives vector pictures, which cost twice as much.
+    """
+    from . import tables
+    from .domain import VECTOR_STYLES
+
+    styles = spec.styles if spec is not None else {}
+
+    def gen_credits(request: Any) -> float:
+        style = styles.get(request.style_ref) if request.style_ref else None
+        vector = (style.base_style in VECTOR_STYLES) if style is not None else None
+        return tables.generation_credits(request, vector=vector)
+
+    return gen_credits, tables.operation_credits
 
 
 def _sniff_media_type(data: bytes) -> str:
@@ -339,7 +352,7 @@ def _prepare(
 
 def _plan_with(ctx: _Context, targets: Sequence[str] | None, *, force: bool = False) -> Plan:
     selected = select_targets(ctx.spec, targets)
-    gen_credits, op_credits = _credits_functions()
+    gen_credits, op_credits = _credits_functions(ctx.spec)
     return make_plan(
         ctx.spec,
         ctx.lock.raw_assets(),
@@ -450,7 +463,7 @@ def build(
             prov = _make_provider(provider, ctx.spec, env, client, reporter.notice)
         else:
             prov = _NoProvider(ctx.info)
-        gen_credits, op_credits = _credits_functions()
+        gen_credits, op_credits = _credits_functions(ctx.spec)
         executor = Executor(
             store=ctx.store,
             provider=prov,

@@ -24,6 +24,7 @@ from . import keys
 from .domain import Asset, OutputSpec, Spec
 from .errors import PlanError
 from .providers.base import OPERATIONS
+from .steps.catalog import provider_operation
 
 __all__ = [
     "AssetPlan",
@@ -34,14 +35,6 @@ __all__ = [
     "make_plan",
     "resolve_engine",
 ]
-
-#: Step name -> provider operation (the engine: provider form).
-PROVIDER_OPERATIONS = {
-    "remove_background": "remove_background",
-    "vectorize": "vectorize",
-    "upscale": None,  # crisp_upscale or creative_upscale, by mode
-}
-
 
 @dataclass(frozen=True)
 class ProviderInfo:
@@ -57,9 +50,10 @@ class ProviderInfo:
 
 
 def _operation(name: str, params: Mapping[str, Any]) -> str | None:
-    if name == "upscale":
-        return "creative_upscale" if params.get("mode") == "creative" else "crisp_upscale"
-    return PROVIDER_OPERATIONS.get(name)
+    try:
+        return provider_operation(name, params)
+    except KeyError:  # export / favicon: never a provider operation
+        return None
 
 
 def resolve_engine(

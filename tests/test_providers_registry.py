@@ -146,3 +146,22 @@ def test_two_environment_variables_are_enough(client: httpx.Client, protocol: st
             result = provider.generate(GenerationRequest(model="recraftv3", prompt="a house", style="digital_illustration"), asset="house")
         assert len(result.pictures) == 1
         assert server.paid_calls == 1
+
+
+def test_spec_profile_options_are_understood():
+    """The spec's shape (rate_limit mapping, timeout, max_retries) reaches the provider."""
+    from recraft_build.domain import ProviderProfile
+    from recraft_build.providers.registry import make_provider
+
+    profile = ProviderProfile(
+        name="proxy",
+        protocol="recraft",
+        base_url="https://proxy.example/recraft/v1",
+        token_env="PROXY_KEY",
+        options={"rate_limit": {"requests_per_second": 50, "images_per_minute": 600}, "timeout": 90, "max_retries": 2},
+    )
+    provider = make_provider("proxy", profiles={"proxy": profile}, env={"PROXY_KEY": "k"})
+    try:
+        assert provider.name == "proxy"
+    finally:
+        provider.close()

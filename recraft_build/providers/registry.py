@@ -169,6 +169,20 @@ def make_provider(
     return _from_profile(profile, env=env, client=client, sleep=sleep, clock=clock, on_retry=on_retry)
 
 
+def _flatten_spec_options(options: Mapping[str, object]) -> dict[str, object]:
+    """The spec's profile shape (``rate_limit: {...}``, ``timeout``) as flat options.
+
+    ``timeout`` (seconds) bounds reading an answer; the schema documents it so.
+    """
+    flat = dict(options)
+    limits = flat.pop("rate_limit", None)
+    if isinstance(limits, Mapping):
+        flat.update(limits)
+    if "timeout" in flat:
+        flat.setdefault("read_timeout", flat.pop("timeout"))
+    return flat
+
+
 def _from_profile(
     profile: ProviderProfile,
     *,
@@ -181,7 +195,7 @@ def _from_profile(
     name, protocol = profile.name, profile.protocol
     if protocol not in PROTOCOLS:
         raise PlanError(f"provider {name}: protocol must be recraft or replicate (got {protocol!r})")
-    options = dict(profile.options or {})
+    options = _flatten_spec_options(profile.options or {})
     allowed = _COMMON_OPTIONS | _PROTOCOL_OPTIONS[protocol]
     unknown = sorted(set(options) - allowed)
     if unknown:

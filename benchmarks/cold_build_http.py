@@ -1,0 +1,90 @@
+"""A whole cold build against the local fake Recraft server with a fixed latency.
+
+The real command path (spec, plan, executor, store, lock, steps, outputs) with the
+real ``recraft`` (or ``replicate``) provider over HTTP on 127.0.0.1, against
+``tests/fakeserver.py`` answering each generation after ``--latency`` seconds.
+Prints the wall time beside the ideal ``ASSETS / JOBS x LATENCY``, the TCP
+connections the server accepted per worker, and the paid calls (must equal ASSETS).
+
+The client-side rate limiter is raised through a provider profile in the spec (the
+built-in defaults, 100 images/minute for Recraft, would otherwise be what is measured).
+
+Usage::
+
+    python benchmarks/cold_build_http.py [--assets 200] [--jobs 16] [--latency 0.5]
+        [--protocol recraft|replicate]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fakeserver import FakeServer  # noqa: E402
+
+from recraft_build import api  # noqa: E402
+
+
+def spec(n: int, protocol: str, base: str) -> str:
+    items = ", ".join(f"i{i}" for i in range(n))
+    return f"""version: 1
+output_dir: out
+providers:
+  local:
+    protocol: {protocol}
+    base_url: "{base}"
+    token_env: BENCH_TOKEN
+    rate_limit: {{requests_per_second: 10000, images_per_minute: 1000000, creates_per_minute: 1000000}}
+defaults: {{model: recraftv3, style: digital_illustration, size: 1024x1024}}
+assets:
+  - name: "icon-{{{{ item }}}}"
+    matrix: {{item: [{items}]}}
+    prompt: "a game icon number {{{{ item }}}}"
+    outputs:
+      - path: "icons/{{{{ item }}}}.webp"
+        steps: [{{resize: {{width: 256}}}}]
+"""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--assets", type=int, default=200)
+    ap.add_argument("--jobs", type=int, default=16)
+    ap.add_argument("--latency", type=float, default=0.5)
+    ap.add_argument("--protocol", choices=["recraft", "replicate"], default="recraft")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="rb-http-"))
+    try:
+        with FakeServer(latency=args.latency, unique_images=False) as server:
+            base = server.recraft_base if args.protocol == "recraft" else server.replicate_base
+            (work / "assets.yaml").write_text(spec(args.assets, args.protocol, base))
+            env = {"BENCH_TOKEN": server.token, "PATH": os.environ.get("PATH", "")}
+            t0 = time.perf_counter()
+            result = api.build(work / "assets.yaml", env=env, provider="local", jobs=args.jobs,
+                               cache_dir=work / "cache")
+            wall = time.perf_counter() - t0
+            s = result.summary()
+            assert s["generated"] == args.assets and s["failed"] == 0, s
+            paid = server.paid_calls
+            conns = server.counts["connections"]
+        ideal = args.assets / args.jobs * args.latency
+        rounds = -(-args.assets // args.jobs) * args.latency
+        print(f"| cold build, {args.assets} assets, -j {args.jobs}, {args.latency} s/generation, {args.protocol} "
+              f"| {wall:.2f} s; ideal {ideal:.2f} s ({wall / ideal:.2f}x); whole rounds {rounds:.2f} s "
+              f"| {conns} connections ({conns / args.jobs:.2f} per worker) | {paid} paid calls |")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,121 @@
+"""Team scale: two machines and CI share pictures through a real nginx remote cache.
+
+Each "machine" is its own cache folder and its own checkout folder; the provider is the
+local fake Recraft server, which counts paid calls.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+
+import pytest
+
+from fakeserver import FakeServer
+from nginx import nginx_cache  # noqa: F401  (fixture)
+from recraft_build.cli import main
+
+TOKEN = "sk-remote-test-token"
+
+SPEC = """\
+version: 1
+output_dir: out
+defaults: {model: recraftv3, style: digital_illustration, size: 1024x1024}
+assets:
+  - name: "icon-{{ item }}"
+    matrix: {item: [a, b, c, d, e]}
+    prompt: "flat game icon {{ item }}"
+    steps: [{resize: {width: 64}}]
+    output: "icons/{{ item }}.png"
+"""
+
+
+@pytest.fixture
+def server():
+    with FakeServer(token=TOKEN) as s:
+        yield s
+
+
+def build(root, cache, remote_url, *args, mode="read-write"):
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["build", "-f", str(root / "assets.yaml"), "--cache-dir", str(cache), "--json",
+            "--remote-cache", remote_url, "--remote-cache-mode", mode, *args]
+    code = main(argv, stdout=out, stderr=err)
+    return code, json.loads(out.getvalue()) if out.getvalue().strip() else None, err.getvalue()
+
+
+@pytest.fixture
+def env(monkeypatch, server):
+    monkeypatch.setenv("RECRAFT_API_TOKEN", TOKEN)
+    monkeypatch.setenv("RECRAFT_API_BASE", server.recraft_base)
+    monkeypatch.delenv("REPLICATE_API_TOKEN", raising=False)
+    monkeypatch.delenv("RECRAFT_BUILD_REMOTE_CACHE", raising=False)
+
+
+def test_second_machine_and_frozen_ci_make_zero_paid_calls(tmp_path, env, server, nginx_cache):
+    laptop = tmp_path / "laptop"
+    laptop.mkdir()
+    (laptop / "assets.yaml").write_text(SPEC)
+    code, data, err = build(laptop, tmp_path / "cache-laptop", nginx_cache.url)
+    assert code == 0, err
+    assert server.counts["generations"] == 5
+    assert nginx_cache.files(), "pictures were uploaded before the build reported success"
+
+    # CI: a fresh clone (spec + lock, no outputs), an empty cache, --frozen.
+    ci = tmp_path / "ci"
+    ci.mkdir()
+    shutil.copy(laptop / "assets.yaml", ci / "assets.yaml")
+    shutil.copy(laptop / "assets.lock", ci / "assets.lock")
+    code, data, err = build(ci, tmp_path / "cache-ci", nginx_cache.url, "--frozen", mode="read")
+    assert code == 0, err
+    assert server.counts["generations"] == 5  # zero paid calls on the second machine
+    assert data["summary"]["restored"] == 5
+    for item in "abcde":
+        assert (ci / "out" / "icons" / f"{item}.png").read_bytes() == (laptop / "out" / "icons" / f"{item}.png").read_bytes()
+
+    # Another laptop without the lock: the remote's action records answer too.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "assets.yaml").write_text(SPEC)
+    code, data, err = build(other, tmp_path / "cache-other", nginx_cache.url, mode="read")
+    assert code == 0, err
+    assert server.counts["generations"] == 5
+    assert data["summary"]["restored"] == 5
+
+
+def test_read_mode_never_writes(tmp_path, env, server, nginx_cache):
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "assets.yaml").write_text(SPEC)
+    code, data, err = build(root, tmp_path / "cache", nginx_cache.url, mode="read")
+    assert code == 0, err
+    assert nginx_cache.files() == []
+
+
+def test_remote_down_costs_one_warning_not_a_failure(tmp_path, env, server):
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "assets.yaml").write_text(SPEC)
+    code, data, err = build(root, tmp_path / "cache", "http://127.0.0.1:9")
+    assert code == 0, err
+    assert data["summary"]["generated"] == 5
+    assert err.count("remote") >= 1
+    assert len([l for l in err.splitlines() if "warning" in l and "remote" in l]) == 1
+
+
+def test_frozen_ci_names_what_the_remote_lacks(tmp_path, env, server, nginx_cache):
+    laptop = tmp_path / "laptop"
+    laptop.mkdir()
+    (laptop / "assets.yaml").write_text(SPEC)
+    # built without the remote: the remote never got the pictures
+    out = io.StringIO()
+    assert main(["build", "-f", str(laptop / "assets.yaml"), "--cache-dir", str(tmp_path / "c1")], stdout=out, stderr=io.StringIO()) == 0
+    ci = tmp_path / "ci"
+    ci.mkdir()
+    shutil.copy(laptop / "assets.yaml", ci / "assets.yaml")
+    shutil.copy(laptop / "assets.lock", ci / "assets.lock")
+    code, data, err = build(ci, tmp_path / "c2", nginx_cache.url, "--frozen", mode="read")
+    assert code == 3
+    assert "icon-a" in err and "--frozen" in err
+    assert server.counts["generations"] == 5
