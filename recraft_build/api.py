@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from . import keys
-from .domain import Picture, Spec
+from .domain import Picture, Spec, sniff_media_type
 from .errors import FrozenError, BudgetError, StoreError, UsageError, SpecError, Problem
 from .executor import Budget, BuildResult, Executor, NullReporter, Reporter
 from .lock import Lock
@@ -263,16 +263,6 @@ def _credits_functions(spec: Spec | None = None) -> tuple[Callable[[Any], float]
     return gen_credits, tables.operation_credits
 
 
-def _sniff_media_type(data: bytes) -> str:
-    if data.startswith(b"\x89PNG"):
-        return "image/png"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data.startswith(b"\xff\xd8"):
-        return "image/jpeg"
-    return "application/octet-stream"
-
-
 def _style_refs(spec: Spec, family: str, used: Iterable[str]) -> dict[str, tuple[Any, str, list[Picture]]]:
     """Custom styles used by the plan: name -> (StyleSpec, key, reference pictures)."""
     out = {}
@@ -291,7 +281,7 @@ def _style_refs(spec: Spec, family: str, used: Iterable[str]) -> dict[str, tuple
                     [Problem(str(spec.path), 0, 0, f"styles.{name}.references", f"cannot read {ref}: {exc.strerror}")]
                 ) from exc
             digests.append(keys.digest_bytes(data))
-            pictures.append(Picture(data, _sniff_media_type(data)))
+            pictures.append(Picture(data, sniff_media_type(data) or "application/octet-stream"))
         out[name] = (style, keys.style_key(family, style.base_style, digests), pictures)
     return out
 
@@ -369,6 +359,33 @@ def _plan_with(ctx: _Context, targets: Sequence[str] | None, *, force: bool = Fa
     )
 
 
+def _load_and_plan(
+    spec_path: str | os.PathLike[str] | None,
+    targets: Sequence[str] | None,
+    *,
+    force: bool,
+    provider: str,
+    env: Mapping[str, str] | None,
+    cache_dir: str | os.PathLike[str] | None,
+    output_dir: str | os.PathLike[str] | None,
+    reporter: Reporter,
+    remote_cache: str | None,
+    remote_mode: str | None,
+) -> tuple[_Context, Plan]:
+    """Load everything and plan; the caller closes ``ctx.store``."""
+    env = os.environ if env is None else env
+    with _bulk_load():
+        ctx = _prepare(
+            spec_path, provider=provider, env=env, cache_dir=cache_dir, output_dir=output_dir, reporter=reporter,
+            remote_cache=remote_cache, remote_mode=remote_mode,
+        )
+        try:
+            return ctx, _plan_with(ctx, targets, force=force)
+        except BaseException:
+            ctx.store.close()
+            raise
+
+
 def plan(
     spec_path: str | os.PathLike[str] | None = None,
     targets: Sequence[str] | None = None,
@@ -387,18 +404,13 @@ def plan(
     No provider call and no writes (beyond opening the cache folder); with a remote
     cache configured it may ask the remote which records it has.
     """
-    reporter = reporter or NullReporter()
-    env = os.environ if env is None else env
-    with _bulk_load():
-        ctx = _prepare(
-            spec_path, provider=provider, env=env, cache_dir=cache_dir, output_dir=output_dir, reporter=reporter,
-            remote_cache=remote_cache, remote_mode=remote_mode,
-        )
-    try:
-        with _bulk_load():
-            return _plan_with(ctx, targets, force=force)
-    finally:
-        ctx.store.close()
+    ctx, the_plan = _load_and_plan(
+        spec_path, targets, force=force, provider=provider, env=env, cache_dir=cache_dir,
+        output_dir=output_dir, reporter=reporter or NullReporter(), remote_cache=remote_cache,
+        remote_mode=remote_mode,
+    )
+    ctx.store.close()
+    return the_plan
 
 
 def status(
@@ -441,14 +453,11 @@ def build(
     """
     reporter = reporter or NullReporter()
     env = os.environ if env is None else env
-    with _bulk_load():
-        ctx = _prepare(
-            spec_path, provider=provider, env=env, cache_dir=cache_dir, output_dir=output_dir, reporter=reporter,
-            remote_cache=remote_cache, remote_mode=remote_mode,
-        )
+    ctx, the_plan = _load_and_plan(
+        spec_path, targets, force=force, provider=provider, env=env, cache_dir=cache_dir,
+        output_dir=output_dir, reporter=reporter, remote_cache=remote_cache, remote_mode=remote_mode,
+    )
     try:
-        with _bulk_load():
-            the_plan = _plan_with(ctx, targets, force=force)
         if frozen:
             needs = [a.name for a in the_plan.assets if a.status == "generate" or a.credits > 0]
             if needs:

@@ -24,6 +24,7 @@ __all__ = [
     "VECTOR_STYLES",
     "Where",
     "media_type_for_format",
+    "sniff_media_type",
 ]
 
 #: Styles whose pictures come back as SVG (recraft-api.md 1.4).
@@ -37,6 +38,20 @@ _MEDIA_TYPES = {
     "svg": "image/svg+xml",
     "ico": "image/x-icon",
 }
+
+
+def sniff_media_type(data: bytes) -> str | None:
+    """The media type the first bytes say, or None: png, webp, jpeg or svg+xml."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data[:3] == b"\xff\xd8\xff":
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    head = data[:1024].lstrip(b"\xef\xbb\xbf").lstrip()
+    if head.startswith((b"<?xml", b"<svg", b"<!--")) and (b"<svg" in data[:4096] or b":svg" in data[:4096]):
+        return "image/svg+xml"
+    return None
 
 
 def media_type_for_format(fmt: str) -> str:

@@ -53,6 +53,12 @@ __all__ = [
 ]
 
 
+def _with_context(message: str, *parts: str) -> str:
+    """``"asset 'x', provider recraft: message"``: the non-empty parts, then the message."""
+    prefix = ", ".join(p for p in parts if p)
+    return f"{prefix}: {message}" if prefix else message
+
+
 class RecraftBuildError(Exception):
     """Base of every error recraft-build raises on purpose.
 
@@ -168,18 +174,13 @@ class ProviderError(RecraftBuildError):
         super().__init__(message)
 
     def __str__(self) -> str:
-        parts = []
-        if self.asset:
-            parts.append(f"asset {self.asset!r}")
-        if self.provider:
-            parts.append(f"provider {self.provider}")
-        if self.status is not None:
-            parts.append(f"HTTP {self.status}")
-        if self.request_id:
-            parts.append(f"request id {self.request_id}")
-        prefix = ", ".join(parts)
-        base = super().__str__()
-        return f"{prefix}: {base}" if prefix else base
+        return _with_context(
+            super().__str__(),
+            f"asset {self.asset!r}" if self.asset else "",
+            f"provider {self.provider}" if self.provider else "",
+            f"HTTP {self.status}" if self.status is not None else "",
+            f"request id {self.request_id}" if self.request_id else "",
+        )
 
 
 class AuthError(ProviderError):
@@ -211,14 +212,11 @@ class StepError(RecraftBuildError):
         super().__init__(message)
 
     def __str__(self) -> str:
-        parts = []
-        if self.asset:
-            parts.append(f"asset {self.asset!r}")
-        if self.step:
-            parts.append(f"step {self.step}")
-        prefix = ", ".join(parts)
-        base = super().__str__()
-        return f"{prefix}: {base}" if prefix else base
+        return _with_context(
+            super().__str__(),
+            f"asset {self.asset!r}" if self.asset else "",
+            f"step {self.step}" if self.step else "",
+        )
 
 
 class OutputError(RecraftBuildError):

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from . import keys
-from .domain import Picture, media_type_for_format
+from .domain import Picture, media_type_for_format, sniff_media_type
 from .errors import (
     BudgetError,
     PlanError,
@@ -551,7 +551,7 @@ class Executor:
             node.picture, node.digest, node.media_type = rebuilt.picture, rebuilt.digest, rebuilt.media_type
             assert node.picture is not None
             return node.picture
-        node.picture = Picture(data, node.media_type or _sniff(data))
+        node.picture = Picture(data, node.media_type or sniff_media_type(data) or "application/octet-stream")
         return node.picture
 
     def _run_step(self, prev: _Node, sp: StepPlan, ap: AssetPlan, history: list[_Node]) -> _Node:
@@ -718,19 +718,6 @@ def _media_type(fmt: str) -> str:
         return media_type_for_format(fmt)
     except KeyError:
         return "application/octet-stream"
-
-
-def _sniff(data: bytes) -> str:
-    head = data[:64].lstrip()
-    if data.startswith(b"\x89PNG"):
-        return "image/png"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data.startswith(b"\xff\xd8"):
-        return "image/jpeg"
-    if head.startswith(b"<"):
-        return "image/svg+xml"
-    return "application/octet-stream"
 
 
 def _asset_message(name: str, exc: BaseException) -> str:

@@ -43,6 +43,7 @@ import httpx
 from PIL import Image
 
 from ..domain import Picture
+from ..domain import sniff_media_type
 from ..errors import BadResultError
 from .http import CallContext, HttpPolicy, retry_after_seconds
 
@@ -77,20 +78,6 @@ class PictureCheckError(ValueError):
 
 
 _Bad = PictureCheckError
-
-
-def sniff_media_type(data: bytes) -> str | None:
-    """The media type the first bytes say, or None: png, webp, jpeg or svg+xml."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data[:3] == b"\xff\xd8\xff":
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    head = data[:1024].lstrip(b"\xef\xbb\xbf").lstrip()
-    if head.startswith((b"<?xml", b"<svg", b"<!--")) and (b"<svg" in data[:4096] or b":svg" in data[:4096]):
-        return "image/svg+xml"
-    return None
 
 
 def _check_raster(data: bytes, media_type: str, max_pixels: int) -> None:

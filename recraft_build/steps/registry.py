@@ -28,7 +28,7 @@ from typing import Any, Mapping
 from ..domain import Picture, media_type_for_format
 from ..errors import StepError
 from ..providers.base import Provider
-from ..providers.download import sniff_media_type
+from ..domain import sniff_media_type
 from . import background, geometry, vectorize
 from .catalog import provider_operation
 from .export import encode, favicon_set
