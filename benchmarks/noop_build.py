@@ -10,7 +10,7 @@ Measures, on this machine, in one run:
 
 Usage::
 
-    python benchmarks/noop_build.py [--assets 10000] [--cold 1000] [--runs 5]
+    python benchmarks/noop_build.py [--assets 1000,10000] [--cold 1000] [--runs 5]
 
 Prints a Markdown table; the figures in benchmarks/README.md come from it.
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import json
 import os
 import pstats
 import shutil
@@ -32,7 +33,7 @@ from pathlib import Path
 
 
 def noop_spec(n: int) -> str:
-    side = int(round(n**0.5))
+    side = max(d for d in range(1, int(n**0.5) + 1) if n % d == 0)  # exact: side x (n / side)
     rows = ", ".join(f"r{i}" for i in range(side))
     cols = ", ".join(f"c{i}" for i in range(n // side))
     return f"""version: 1
@@ -83,7 +84,8 @@ def makefile_for(spec_dir: Path, n_targets: int) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--assets", type=int, default=10_000)
+    ap.add_argument("--assets", type=lambda v: [int(x) for x in v.split(",")], default=[1_000, 10_000],
+                    help="comma-separated spec sizes for the no-op runs (default 1000,10000)")
     ap.add_argument("--cold", type=int, default=1_000)
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
@@ -96,33 +98,37 @@ def main() -> int:
     env.pop("REPLICATE_API_TOKEN", None)
     env["RECRAFT_BUILD_CACHE"] = str(work / "cache")
     try:
-        # --- 1. no-op at N assets ---------------------------------------------------
-        noop = work / "noop"
-        noop.mkdir()
-        (noop / "assets.yaml").write_text(noop_spec(args.assets))
-        t0 = time.perf_counter()
-        result = api.build(noop / "assets.yaml", env=env, jobs=2)
-        setup = time.perf_counter() - t0
-        n = len(result.assets)
+        # --- 1. no-op at N assets, beside GNU make ------------------------------------
+        # Every build here runs as its own process, so each child's peak RSS is its own
+        # (a child forked from a big parent would inherit the parent's high-water mark).
         cmd = [sys.executable, "-m", "recraft_build", "build", "-f", "assets.yaml"]
-        walls, rss = [], []
-        for _ in range(args.runs):
-            w, m, code = run_measured(cmd, noop, env)
-            assert code == 0, f"no-op build exited {code}"
-            walls.append(w)
-            rss.append(m)
-        # the no-op must really be a no-op
-        res2 = api.build(noop / "assets.yaml", env=env)
-        assert res2.summary()["up_to_date"] == n, res2.summary()
-
-        makefile_for(noop, n)
-        make = shutil.which("make")
-        mwalls = []
-        if make:
-            subprocess.run([make, "-s", "-j1"], cwd=noop, check=True, stdout=subprocess.DEVNULL)
+        rows = []
+        for n_assets in args.assets:
+            noop = work / f"noop-{n_assets}"
+            noop.mkdir()
+            (noop / "assets.yaml").write_text(noop_spec(n_assets))
+            t0 = time.perf_counter()
+            w, _m, code = run_measured(cmd + ["-j", "2"], noop, env)
+            assert code == 0, f"first build exited {code}"
+            setup = time.perf_counter() - t0
+            walls, rss = [], []
             for _ in range(args.runs):
-                w, _m, code = run_measured([make, "-s", "-j1"], noop, env)
-                mwalls.append(w)
+                w, m, code = run_measured(cmd, noop, env)
+                assert code == 0, f"no-op build exited {code}"
+                walls.append(w)
+                rss.append(m)
+            check = subprocess.run(cmd + ["--json"], cwd=noop, env=env, capture_output=True, text=True, check=True)
+            summary = json.loads(check.stdout)["summary"]
+            assert summary["up_to_date"] == n_assets, summary  # the no-op really is one
+            makefile_for(noop, n_assets)
+            make = shutil.which("make")
+            mwalls = []
+            if make:
+                subprocess.run([make, "-s", "-j1"], cwd=noop, check=True, stdout=subprocess.DEVNULL)
+                for _ in range(args.runs):
+                    w, _m, code = run_measured([make, "-s", "-j1"], noop, env)
+                    mwalls.append(w)
+            rows.append((n_assets, walls, rss, mwalls, setup))
 
         # --- 2. cold build ------------------------------------------------------------
         cold = work / "cold"
@@ -150,11 +156,12 @@ def main() -> int:
         print(f"## Build engine ({os.cpu_count()} cores, Python {sys.version.split()[0]})\n")
         print("| measure | figure |")
         print("|---|---|")
-        print(f"| no-op build, {n} assets: median wall ({args.runs} runs) | {statistics.median(walls):.3f} s (min {min(walls):.3f}, max {max(walls):.3f}) |")
-        print(f"| no-op build, {n} assets: peak RSS | {max(rss):.0f} MiB |")
-        if mwalls:
-            print(f"| GNU make no-op, {n} targets: median wall | {statistics.median(mwalls):.3f} s |")
-        print(f"| first build of the {n}-asset spec (SVG placeholders, -j2, in-process) | {setup:.1f} s |")
+        for n_assets, walls, rss, mwalls, setup in rows:
+            print(f"| no-op build, {n_assets} assets: median wall ({args.runs} runs) | {statistics.median(walls):.3f} s (min {min(walls):.3f}, max {max(walls):.3f}) |")
+            print(f"| no-op build, {n_assets} assets: peak RSS | {max(rss):.0f} MiB |")
+            if mwalls:
+                print(f"| GNU make no-op, {n_assets} targets (same run): median wall | {statistics.median(mwalls):.3f} s |")
+            print(f"| first build of the {n_assets}-asset spec (SVG placeholders, -j2) | {setup:.1f} s |")
         print(f"| cold build, {args.cold} placeholder PNG assets with a resize (-j2, in-process) | {cold_wall:.1f} s ({cold_wall / args.cold * 1000:.1f} ms/asset) |")
         s = io.StringIO()
         stats = pstats.Stats(profiles[0], stream=s)
