@@ -3,7 +3,8 @@
 The real command path (spec, plan, executor, store, lock, steps, outputs) with the
 real ``recraft`` (or ``replicate``) provider over HTTP on 127.0.0.1, against
 ``tests/fakeserver.py`` answering each generation after ``--latency`` seconds.
-Prints the wall time beside the ideal ``ASSETS / JOBS x LATENCY``, the TCP
+The server runs in a child process (a real server does not share the build's
+interpreter). Prints the wall time beside the ideal ``ASSETS / JOBS x LATENCY``, the TCP
 connections the server accepted per worker, and the paid calls (must equal ASSETS).
 
 The client-side rate limiter is raised through a provider profile in the spec (the
@@ -12,7 +13,7 @@ built-in defaults, 100 images/minute for Recraft, would otherwise be what is mea
 Usage::
 
     python benchmarks/cold_build_http.py [--assets 200] [--jobs 16] [--latency 0.5]
-        [--protocol recraft|replicate]
+        [--protocol recraft|replicate] [--resize WIDTH]
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from fakeserver import FakeServer  # noqa: E402
 from recraft_build import api  # noqa: E402
 
 
-def spec(n: int, protocol: str, base: str) -> str:
+def spec(n: int, protocol: str, base: str, resize: int | None = None) -> str:
+    steps = f"\n        steps: [{{resize: {{width: {resize}}}}}]" if resize else ""
     items = ", ".join(f"i{i}" for i in range(n))
     return f"""version: 1
 output_dir: out
@@ -50,38 +52,57 @@ assets:
     matrix: {{item: [{items}]}}
     prompt: "a game icon number {{{{ item }}}}"
     outputs:
-      - path: "icons/{{{{ item }}}}.webp"
-        steps: [{{resize: {{width: 256}}}}]
+      - path: "icons/{{{{ item }}}}.png"{steps}
 """
 
 
+def _serve(conn, latency: float) -> None:
+    """Child process: run the fake server until told to stop; send back its counters.
+
+    The server runs in its own process so that it does not share the build's GIL
+    (a real server is on another machine)."""
+    with FakeServer(latency=latency, unique_images=False) as server:
+        conn.send((server.token, server.recraft_base, server.replicate_base))
+        conn.recv()
+        conn.send((server.paid_calls, server.counts["connections"]))
+
+
 def main() -> int:
+    import multiprocessing as mp
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--assets", type=int, default=200)
     ap.add_argument("--jobs", type=int, default=16)
     ap.add_argument("--latency", type=float, default=0.5)
     ap.add_argument("--protocol", choices=["recraft", "replicate"], default="recraft")
+    ap.add_argument("--resize", type=int, default=None, help="add a resize step to WIDTH (local CPU work per asset)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="rb-http-"))
+    parent, child = mp.Pipe()
+    proc = mp.get_context("spawn").Process(target=_serve, args=(child, args.latency), daemon=True)
+    proc.start()
     try:
-        with FakeServer(latency=args.latency, unique_images=False) as server:
-            base = server.recraft_base if args.protocol == "recraft" else server.replicate_base
-            (work / "assets.yaml").write_text(spec(args.assets, args.protocol, base))
-            env = {"BENCH_TOKEN": server.token, "PATH": os.environ.get("PATH", "")}
-            t0 = time.perf_counter()
-            result = api.build(work / "assets.yaml", env=env, provider="local", jobs=args.jobs,
-                               cache_dir=work / "cache")
-            wall = time.perf_counter() - t0
-            s = result.summary()
-            assert s["generated"] == args.assets and s["failed"] == 0, s
-            paid = server.paid_calls
-            conns = server.counts["connections"]
+        token, recraft_base, replicate_base = parent.recv()
+        base = recraft_base if args.protocol == "recraft" else replicate_base
+        (work / "assets.yaml").write_text(spec(args.assets, args.protocol, base, args.resize))
+        env = {"BENCH_TOKEN": token, "PATH": os.environ.get("PATH", "")}
+        t0 = time.perf_counter()
+        result = api.build(work / "assets.yaml", env=env, provider="local", jobs=args.jobs, cache_dir=work / "cache")
+        wall = time.perf_counter() - t0
+        s = result.summary()
+        assert s["generated"] == args.assets and s["failed"] == 0, s
+        parent.send("stop")
+        paid, conns = parent.recv()
         ideal = args.assets / args.jobs * args.latency
         rounds = -(-args.assets // args.jobs) * args.latency
-        print(f"| cold build, {args.assets} assets, -j {args.jobs}, {args.latency} s/generation, {args.protocol} "
+        what = f", resize to {args.resize}" if args.resize else ""
+        print(f"| cold build, {args.assets} assets, -j {args.jobs}, {args.latency} s/generation, {args.protocol}{what} "
               f"| {wall:.2f} s; ideal {ideal:.2f} s ({wall / ideal:.2f}x); whole rounds {rounds:.2f} s "
               f"| {conns} connections ({conns / args.jobs:.2f} per worker) | {paid} paid calls |")
     finally:
+        proc.join(timeout=10)
+        if proc.is_alive():
+            proc.terminate()
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -138,9 +138,15 @@ def provider_info(name: str, spec: Spec, env: Mapping[str, str]) -> ProviderInfo
 
 
 def _make_provider(name: str, spec: Spec, env: Mapping[str, str], client: Any, notice: Callable[[str], None]):
+    """The provider for a build. A missing token is a usage error (exit 2), found before
+    any call: the command was run without the environment it needs."""
+    from .errors import AuthError
     from .providers.registry import make_provider
 
-    return make_provider(name, profiles=spec.providers, env=env, client=client, notice=notice)
+    try:
+        return make_provider(name, profiles=spec.providers, env=env, client=client, notice=notice)
+    except AuthError as exc:
+        raise UsageError(exc.args[0] if exc.args else str(exc)) from exc
 
 
 # -- the cache ----------------------------------------------------------------------
@@ -610,9 +616,15 @@ def _prune_empty_dirs(root: Path, folder: Path) -> None:
 
 
 # -- cache commands ---------------------------------------------------------------------------
-def cache_info(cache_dir: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None):
+def cache_info(
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    reporter: Reporter | None = None,
+):
+    """``recraft-build cache info``: what the local cache holds."""
     env = os.environ if env is None else env
-    store = open_store(cache_dir, env, lambda m: None)
+    store = open_store(cache_dir, env, (reporter or NullReporter()).warning)
     try:
         return store.info()
     finally:
@@ -662,6 +674,7 @@ def cache_gc(
     cache_dir: str | os.PathLike[str] | None = None,
     *,
     env: Mapping[str, str] | None = None,
+    reporter: Reporter | None = None,
 ):
     """``recraft-build cache gc``: keep only what the given lock files pin.
 
@@ -680,7 +693,7 @@ def cache_gc(
         k, d = lock_references(Lock.load(path))
         keep_keys |= k
         keep_digests |= d
-    store = open_store(cache_dir, env, lambda m: None)
+    store = open_store(cache_dir, env, (reporter or NullReporter()).warning)
     try:
         return store.gc(keep_keys, keep_digests)
     finally:

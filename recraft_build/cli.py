@@ -304,7 +304,7 @@ def _cache_command(args: argparse.Namespace, stdout: IO[str], stderr: IO[str], a
                     stdout.write(f"{k}: {v}\n")
 
     if args.action == "info":
-        show(api.cache_info(args.cache_dir))
+        show(api.cache_info(args.cache_dir, reporter=PlainReporter(stderr)))
         return 0
     if args.action == "verify":
         res = api.cache_verify(args.cache_dir, reporter=PlainReporter(stderr))
@@ -315,7 +315,7 @@ def _cache_command(args: argparse.Namespace, stdout: IO[str], stderr: IO[str], a
     if not locks:
         spec = api.load(args.spec)
         locks = [str(spec.lock_path)]
-    show(api.cache_gc(locks, args.cache_dir))
+    show(api.cache_gc(locks, args.cache_dir, reporter=PlainReporter(stderr)))
     return 0
 
 

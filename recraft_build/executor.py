@@ -18,6 +18,7 @@ Concurrency: ``jobs`` worker threads share one provider (one HTTP pool). Cancell
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -173,6 +174,14 @@ class Budget:
 
 
 @dataclass
+class _Handoff:
+    """A generated asset passed from a network worker to a CPU worker."""
+
+    plan: AssetPlan
+    finish: Callable[[AssetPlan], "AssetResult"]
+
+
+@dataclass
 class _Node:
     """A point of a chain: the candidate (step None) or a step's output."""
 
@@ -221,6 +230,8 @@ class Executor:
         self._failed = threading.Event()
         self._lock_mutex = threading.Lock()
         self._last_save = 0.0
+        self._saving = False
+        self._save_pending = False
         self._style_ids: dict[str, str] = {}
 
     # -- the whole build ----------------------------------------------------------
@@ -244,8 +255,12 @@ class Executor:
         failed_styles = self._ensure_styles(todo, style_refs or {}, results)
         interrupted = False
         aborted = False
-        pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="rb-asset")
-        futures: dict[Future[AssetResult], AssetPlan] = {}
+        # Two pools: `jobs` workers wait on the network (generations), and as soon as a
+        # picture is stored its steps and outputs move to a CPU-sized pool, so a network
+        # worker starts its next request instead of resizing and encoding.
+        net = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="rb-net")
+        cpu = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="rb-cpu")
+        pending: set[Future[Any]] = set()
         try:
             for ap in todo:
                 if ap.name in results:
@@ -258,14 +273,16 @@ class Executor:
                     results[ap.name] = res
                     self.reporter.asset_finished(res)
                     continue
-                futures[pool.submit(self._guarded, ap)] = ap
-            pending = set(futures)
+                pending.add(net.submit(self._guarded, ap, self._first_stage))
             while pending:
                 done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                 for fut in done:
-                    res = fut.result()
-                    results[res.name] = res
-                    self.reporter.asset_finished(res)
+                    out = fut.result()
+                    if isinstance(out, _Handoff):
+                        pending.add(cpu.submit(self._guarded, out.plan, out.finish, started=True))
+                        continue
+                    results[out.name] = out
+                    self.reporter.asset_finished(out)
         except KeyboardInterrupt:
             interrupted = True
             self.cancel.set()
@@ -273,32 +290,46 @@ class Executor:
                 "interrupted: finishing calls already in flight so nothing paid for is lost "
                 "(Ctrl-C again to stop at once)..."
             )
-            for fut in futures:
-                fut.cancel()
             try:
-                for fut, ap in futures.items():
-                    if fut.cancelled():
+                for fut in pending:
+                    if fut.cancel():
                         continue
-                    res = fut.result()
-                    results[res.name] = res
+                    out = fut.result()
+                    if isinstance(out, AssetResult):
+                        results[out.name] = out
+                    # A handoff's pictures are already stored: the next build restores them free.
             except KeyboardInterrupt:
                 # A second Ctrl-C: stop waiting. What finished is saved below; calls still
                 # in flight are abandoned (their pictures, if billed, are lost).
                 aborted = True
         finally:
-            pool.shutdown(wait=not aborted, cancel_futures=True)
+            net.shutdown(wait=not aborted, cancel_futures=True)
+            cpu.shutdown(wait=not aborted, cancel_futures=True)
             self._save_lock(force=True)
             self.state.save()
         ordered = [results[a.name] for a in plan.assets if a.name in results]
         return BuildResult(assets=ordered, output_dir=self.out, interrupted=interrupted)
 
-    def _guarded(self, ap: AssetPlan) -> AssetResult:
+    def _first_stage(self, ap: AssetPlan) -> "AssetResult | _Handoff":
+        """On a network worker: make the picture (if needed), then hand the rest off."""
+        if ap.status != "generate":
+            return self._build_asset(ap)
+        made = self._generate(ap)
+
+        def finish(plan: AssetPlan) -> AssetResult:
+            return self._build_asset_once(plan, made=made)
+
+        return _Handoff(ap, finish)
+
+    def _guarded(self, ap: AssetPlan, stage: Callable[[AssetPlan], Any], *, started: bool = False) -> Any:
+        """Run one stage of an asset; a failure becomes the asset's result, never an exception."""
         if self.cancel.is_set() or (self._failed.is_set() and not self.keep_going):
             why = "interrupted" if self.cancel.is_set() else "an earlier asset failed (use --keep-going)"
             return AssetResult(ap.name, "skipped", error=f"not built: {why}")
-        self.reporter.asset_started(ap.name, ap.status)
+        if not started:
+            self.reporter.asset_started(ap.name, ap.status)
         try:
-            return self._build_asset(ap)
+            return stage(ap)
         except Cancelled:
             return AssetResult(ap.name, "skipped", error="not finished: interrupted")
         except RecraftBuildError as exc:
@@ -375,11 +406,14 @@ class Executor:
             self.reporter.warning(f"asset {ap.name!r}: {exc}; generating it again")
             return self._build_asset_once(dataclasses.replace(ap, status="generate", reasons=ap.reasons + ["cached picture lost"]))
 
-    def _build_asset_once(self, ap: AssetPlan) -> AssetResult:
+    def _build_asset_once(
+        self, ap: AssetPlan, *, made: tuple[dict[str, Any], float] | None = None
+    ) -> AssetResult:
+        """Build one asset; ``made`` is its generation when a network worker already made it."""
         credits = 0.0
         generation = None
         if ap.status == "generate":
-            generation, credits = self._generate(ap)
+            generation, credits = made if made is not None else self._generate(ap)
             candidates = generation["candidates"]
             pick = 0
             status = "generated"
@@ -684,17 +718,36 @@ class Executor:
 
     # -- lock ------------------------------------------------------------------------
     def _save_lock(self, force: bool = False) -> None:
-        """Save the lock after a finished asset.
+        """Save the lock after a finished asset (group commit).
 
-        Always after a paid generation; otherwise at most every 0.25 s, because
-        re-writing a 10,000-asset lock after each free restore would cost O(N^2).
-        Nothing paid is at risk in between: the pictures are in the store already.
+        After a paid generation the lock is always written; other saves happen at most
+        every 0.25 s (re-writing a 10,000-asset lock after each free restore would cost
+        O(N^2)), and always at the end. One worker writes at a time and none waits for
+        another: a worker that finds a write in progress leaves its change to it, and
+        that writer writes once more before it stops. Nothing paid is at risk in
+        between: the pictures are in the store before the lock is touched.
         """
         with self._lock_mutex:
             now = self.clock()
-            if force or now - self._last_save >= 0.25:
+            if not (force or now - self._last_save >= 0.25):
+                return
+            self._save_pending = True
+            if self._saving:
+                return  # the writer in progress will write our change too
+            self._saving = True
+        try:
+            while True:
+                with self._lock_mutex:
+                    if not self._save_pending:
+                        self._saving = False
+                        return
+                    self._save_pending = False
+                    self._last_save = self.clock()
                 self.lock.save()
-                self._last_save = now
+        except BaseException:
+            with self._lock_mutex:
+                self._saving = False
+            raise
 
 
 def _usable_generation(rec: Any, store: Any) -> bool:

@@ -84,6 +84,7 @@ class Lock:
         self._assets: dict[str, Any] = dict(assets or {})
         self._styles: dict[str, Any] = dict(styles or {})
         self._mutex = threading.RLock()
+        self._save_mutex = threading.Lock()
         self._saved_text: str | None = None
         # Entries changed in memory since load: only these are written over what is on
         # disk, so a `pick` made while a build runs is not lost (see save()).
@@ -237,13 +238,34 @@ class Lock:
         written the file since we read it: under a file lock, the entries this object
         changed replace theirs and every other entry on disk is kept.
         """
-        with self._mutex:
-            if not self._touched_assets and not self._touched_styles:
-                return False
+        with self._save_mutex:  # one writer at a time; readers of entries are not blocked
+            with self._mutex:
+                if not self._touched_assets and not self._touched_styles:
+                    return False
             with self._file_lock():
                 return self._save_locked()
 
     def _save_locked(self) -> bool:
+        """Merge with the file on disk and write; the caller holds the file lock.
+
+        The in-memory entries are read under ``_mutex`` (briefly); the file is written
+        outside it, so workers recording finished assets never wait for the disk.
+        """
+        with self._mutex:
+            text = self._merged_text()
+        if text is None:
+            return False
+        try:
+            atomic_write_bytes(self.path, text.encode("utf-8"))
+        except OSError as exc:
+            raise LockError(f"{self.path}: cannot write the lock file: {exc}") from exc
+        with self._mutex:
+            self._saved_text = text
+            self._disk_stamp = _stamp(self.path)
+        return True
+
+    def _merged_text(self) -> str | None:
+        """The text to write (after merging others' changes), or None if nothing to write."""
         stamp = _stamp(self.path)
         exists = stamp is not None
         if exists and (stamp != self._disk_stamp or self._saved_text is None):
@@ -266,16 +288,10 @@ class Lock:
                 self._saved_text = d_text
         text = self.to_text()
         if not exists and not self._assets and not self._styles:
-            return False  # nothing to pin: do not litter an empty lock beside the spec
+            return None  # nothing to pin: do not litter an empty lock beside the spec
         if exists and text == self._saved_text:
-            return False
-        try:
-            atomic_write_bytes(self.path, text.encode("utf-8"))
-        except OSError as exc:
-            raise LockError(f"{self.path}: cannot write the lock file: {exc}") from exc
-        self._saved_text = text
-        self._disk_stamp = _stamp(self.path)
-        return True
+            return None
+        return text
 
     @classmethod
     def update(cls, path: Path, change: Callable[["Lock"], None]) -> "Lock":
@@ -285,9 +301,8 @@ class Lock:
         with holder._file_lock():
             lock = cls.load(path)
             change(lock)
-            with lock._mutex:
-                if lock._touched_assets or lock._touched_styles:
-                    lock._save_locked()
+            if lock._touched_assets or lock._touched_styles:
+                lock._save_locked()
         return lock
 
 

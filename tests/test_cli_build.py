@@ -244,3 +244,44 @@ def test_real_entry_point_exit_codes(project):
     assert "bad.yaml:4:" in bad.stderr and "Traceback" not in bad.stderr
     usage = subprocess.run([sys.executable, "-m", "recraft_build", "build", "--jobs", "x"], cwd=project, env=env, capture_output=True, text=True)
     assert usage.returncode == 2 and "Traceback" not in usage.stderr
+
+
+def test_cache_gc_keeps_what_the_lock_pins(project):
+    cli("build")
+    (project / "assets.yaml").write_text(SPEC.split("  - name: hero")[0])
+    cli("build")
+    out = io.StringIO()
+    assert main(["cache", "gc", "--json"], stdout=out, stderr=io.StringIO()) == 0
+    report = json.loads(out.getvalue())
+    assert report["blobs"] > 0  # the hero's pictures went
+    (project / "out" / "icons" / "sword.png").unlink()
+    code, data, _ = cli("build", "--json")
+    assert statuses(data)["icon-sword"] == "restored"  # what the lock pins stayed
+
+
+def test_live_progress_on_a_terminal(project):
+    """On a terminal the build shows rich's live bar; with a pipe, plain lines."""
+    import pty
+
+    env = dict(os.environ, TERM="xterm", COLUMNS="120")
+    env.pop("NO_COLOR", None)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: stderr is the terminal
+        os.execve(sys.executable, [sys.executable, "-m", "recraft_build", "build"], env)
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    text = b"".join(chunks).decode("utf-8", "replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert "building" in text and "4/4" in text  # the bar's description and its count
+    assert "generated 4" in text
+    piped = subprocess.run([sys.executable, "-m", "recraft_build", "build", "--force"], cwd=project,
+                           capture_output=True, text=True)
+    assert "4/4" not in piped.stderr and "generated" in piped.stderr
