@@ -212,29 +212,22 @@ def _dispatch(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int
     from .reporter import make_reporter
 
     if cmd in ("plan", "status"):
-        reporter = make_reporter(stderr, live=False)
-        if cmd == "plan":
-            the_plan = api.plan(
-                args.spec,
-                args.targets,
-                provider=args.provider,
-                cache_dir=args.cache_dir,
-                output_dir=args.output_dir,
-                force=args.force,
-                reporter=reporter,
-                remote_cache=args.remote_cache,
-                remote_mode=args.remote_cache_mode,
-            )
-        else:
-            the_plan = api.status(
-                args.spec, provider=args.provider, cache_dir=args.cache_dir, output_dir=args.output_dir, reporter=reporter
-            )
+        # `status` is the plan of every asset, shown as up to date or stale with reasons.
+        the_plan = api.plan(
+            args.spec,
+            getattr(args, "targets", None),
+            provider=args.provider,
+            cache_dir=args.cache_dir,
+            output_dir=args.output_dir,
+            force=getattr(args, "force", False),
+            reporter=make_reporter(stderr, live=False),
+            remote_cache=getattr(args, "remote_cache", None),
+            remote_mode=getattr(args, "remote_cache_mode", None),
+        )
         if as_json:
             _emit_json(the_plan.to_json(), stdout)
         else:
             _render_plan(the_plan, stdout, status_mode=(cmd == "status"))
-        if cmd == "status":
-            return 0
         return 0
     if cmd == "build":
         if args.jobs < 1:
