@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 
 import pytest
 
@@ -63,13 +64,24 @@ def project(tmp_path):
 
 
 def wait_ready(pg):
-    pg.wait_for_function("window.__gallery && window.__gallery.ready")
+    _poll(pg, "!!(window.__gallery && window.__gallery.ready)", "the gallery did not become ready")
+
+
+def _poll(pg, expression: str, failure: str, seconds: float = 20.0) -> None:
+    """Wait until ``expression`` is true in the page.
+
+    Polls with ``evaluate`` (a DevTools call): ``wait_for_function`` compiles its string
+    with eval, which the page's Content-Security-Policy rightly forbids."""
+    deadline = time.monotonic() + seconds
+    while not pg.evaluate(expression):
+        assert time.monotonic() < deadline, f"{failure} in {seconds:g} s"
+        time.sleep(0.05)
 
 
 def all_images_decoded(pg) -> list:
     """Load every picture now (they are lazy), then list any that did not decode."""
     pg.evaluate("document.querySelectorAll('img').forEach(i => { i.loading = 'eager'; })")
-    pg.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=20000)
+    _poll(pg, "Array.from(document.images).every(i => i.complete)", "pictures did not finish loading")
     return pg.evaluate(
         "Array.from(document.images).filter(i => !(i.naturalWidth > 0)).map(i => i.getAttribute('src'))"
     )
