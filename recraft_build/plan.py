@@ -24,7 +24,7 @@ from . import keys
 from .domain import Asset, OutputSpec, Spec
 from .errors import PlanError
 from .providers.base import OPERATIONS
-from .steps.catalog import provider_operation
+from .steps.catalog import STEPS, provider_operation
 
 __all__ = [
     "AssetPlan",
@@ -50,10 +50,9 @@ class ProviderInfo:
 
 
 def _operation(name: str, params: Mapping[str, Any]) -> str | None:
-    try:
-        return provider_operation(name, params)
-    except KeyError:  # export / favicon: never a provider operation
+    if name not in STEPS:  # export / favicon: never a provider operation
         return None
+    return provider_operation(name, params)
 
 
 def resolve_engine(

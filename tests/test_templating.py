@@ -117,3 +117,21 @@ def test_each_distinct_template_is_compiled_once():
         assert renderer.render("icon-{{ i }}", {"i": i}, where=WHERE) == f"icon-{i}"
         renderer.render("{{ i }}.png", {"i": i}, where=WHERE)
     assert renderer.compiled_count == 2
+
+
+def test_simple_templates_render_exactly_as_jinja_does():
+    """The fast path for text-and-{{ name }} templates must agree with Jinja itself."""
+    from jinja2.sandbox import SandboxedEnvironment
+
+    from recraft_build.domain import Where
+    from recraft_build.templating import TemplateRenderer
+
+    jinja = SandboxedEnvironment()
+    renderer = TemplateRenderer()
+    where = Where("t.yaml", 1, 1, "x")
+    ctx = {"a": "sword", "n": 3, "f": 1.5, "b": True, "empty": ""}
+    for source in [
+        "icon-{{ a }}", "{{a}}/{{ n }}.png", "x {{ f }} {{ b }} {{ empty }}.", "  {{- a -}}  ",
+        "line\n{{ a }}\n", "{{ a }}{{ n }}", "plain {braces} {{ a }}",
+    ]:
+        assert renderer.render(source, ctx, where=where) == jinja.from_string(source).render(ctx), source
