@@ -406,9 +406,11 @@ def _dispatch_review(args: argparse.Namespace, stdout: IO[str], stderr: IO[str])
         )
         server.start()
         try:
+            # The address carries the server's access token: only whoever reads this
+            # output can see the page, pick or reroll (other local users cannot).
             stdout.write(f"{server.url}\n")
             stdout.flush()
-            stderr.write("reviewing: open the address above; Ctrl-C stops\n")
+            stderr.write("reviewing: open the address above (it holds this session's secret: do not share it); Ctrl-C stops\n")
             stderr.flush()
             while True:
                 time.sleep(3600)

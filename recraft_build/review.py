@@ -19,11 +19,25 @@ updates after a pick (and shows picks made from the command line meanwhile).
 Who may do what:
 
 * It listens on a loopback address only (127.0.0.1 or ::1), on a free port by default.
+  Loopback is not private: every local user and process can connect, so nothing is
+  served without this server's secret (below).
 * Every request must carry a ``Host`` of this server (a DNS-rebinding page cannot read
-  the page, and so cannot learn the token).
-* Every write must carry the page's token in ``X-Review-Token`` (a random value made
-  per server and embedded only in the served page), ``Content-Type: application/json``,
-  and, when the browser sends them, a same-origin ``Origin`` and ``Sec-Fetch-Site``.
+  the page, and so cannot learn the tokens).
+* Every request, reads included, must know the server's *access token* (random, per
+  server, never on disk), as in Jupyter. :attr:`ReviewServer.url`, the address
+  ``recraft-build review`` prints, is ``http://127.0.0.1:PORT/?token=...``; a ``GET``
+  with the right ``?token=`` gets a cookie holding it and a redirect to the same
+  address without it (so it does not stay in the history). The cookie is
+  ``rb_review_<port>``, ``HttpOnly``, ``SameSite=Strict``, host-only, for the browser
+  session; browsers send a host's cookies to all its ports, hence the port in the name
+  and a compared value. Later requests carry the cookie (or ``?token=``); anything
+  else, a wrong ``?token=`` included, gets 403 and a short message to open the printed
+  address. (For the same reason, a server on another port of this host that the
+  browser visits sees the cookie: do not browse other users' local servers meanwhile.)
+* Every write must also carry the page's token in ``X-Review-Token`` (another random
+  value made per server and embedded only in the served page),
+  ``Content-Type: application/json``, and, when the browser sends them, a same-origin
+  ``Origin`` and ``Sec-Fetch-Site``.
 * ``GET`` serves the review page, the API state, and regular files inside the output
   folder (the gallery's picture copies are there), after decoding, refusing ``..``,
   hidden names and anything whose real path (symlinks resolved) leaves the folder.
@@ -37,13 +51,14 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import re
 import secrets
 import socket
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Literal, Mapping
 
 from . import api, gallery, picking
 from .errors import (
@@ -56,9 +71,19 @@ from .errors import (
 )
 from .executor import BuildResult, NullReporter, Reporter
 
-__all__ = ["ReviewServer", "TOKEN_HEADER"]
+__all__ = ["ReviewServer", "TOKEN_HEADER", "TOKEN_PARAM", "COOKIE_PREFIX", "DENIED_MESSAGE"]
 
+#: The header every write carries: the page's token (``ReviewServer.token``).
 TOKEN_HEADER = "X-Review-Token"
+#: The query parameter of the printed address: the access token (``ReviewServer.access_token``).
+TOKEN_PARAM = "token"
+#: The access cookie's name is this plus the server's port.
+COOKIE_PREFIX = "rb_review_"
+#: The body of a 403 for a request without the access token (never contains a token).
+DENIED_MESSAGE = (
+    "403 forbidden: this review server needs its access token. "
+    "Open the address that `recraft-build review` printed (the one ending in ?token=...)."
+)
 _MAX_BODY = 64 * 1024
 _LOOPBACK = {"127.0.0.1": socket.AF_INET, "::1": socket.AF_INET6, "localhost": socket.AF_INET}
 _TYPES = {
@@ -73,6 +98,9 @@ _TYPES = {
 }
 #: Served files are data, never active content with our origin.
 _FILE_CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox"
+#: Paths a token redirect may send the browser to (relative, one leading slash: never
+#: ``//host``, which a browser would read as another server).
+_SAFE_PATH = re.compile(r"/(?!/)[A-Za-z0-9._~!$&'()*+,;=:@%/-]*")
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -89,8 +117,9 @@ class ReviewServer:
     """The review page and its API on ``host:port`` (port 0: a free one).
 
     ``start()`` checks the spec (raising SpecError/UsageError as the commands do),
-    binds and serves from a background thread; ``url`` is the page's address;
-    ``stop()`` shuts it down. Also a context manager.
+    binds and serves from a background thread; ``url`` is the address to open (it
+    carries the access token: whoever has it may read and write); ``stop()`` shuts it
+    down. Also a context manager.
     """
 
     def __init__(
@@ -121,8 +150,11 @@ class ReviewServer:
         self.base_rev = base_rev
         self.reporter = reporter or NullReporter()
         self.client = client
-        #: The page's secret: required on every write.
+        #: The page's secret: embedded in the served page, required on every write.
         self.token = secrets.token_urlsafe(32)
+        #: The server's secret: in the printed address and the access cookie, required
+        #: on every request. Distinct from ``token``, which the page itself shows.
+        self.access_token = secrets.token_urlsafe(32)
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._root: Path | None = None
@@ -170,8 +202,25 @@ class ReviewServer:
 
     @property
     def url(self) -> str:
-        """The review page's address (printed by ``recraft-build review``)."""
+        """The address to open, with the access token (printed by ``recraft-build review``).
+
+        A secret: it grants reading the page and picking and rerolling (paid)."""
+        return f"{self.origin}/?{TOKEN_PARAM}={self.access_token}"
+
+    @property
+    def page_url(self) -> str:
+        """The review page's address, without the token (where :attr:`url` redirects)."""
         return f"{self.origin}/gallery/"
+
+    @property
+    def cookie_name(self) -> str:
+        """The access cookie's name, per port: a browser sends the cookies of
+        ``127.0.0.1`` to every port, so servers side by side must not share one name."""
+        return f"{COOKIE_PREFIX}{self.port}"
+
+    def set_cookie_header(self) -> str:
+        """The ``Set-Cookie`` value that grants this browser access for its session."""
+        return f"{self.cookie_name}={self.access_token}; Path=/; HttpOnly; SameSite=Strict"
 
     @property
     def root(self) -> Path:
@@ -207,7 +256,37 @@ class ReviewServer:
         return gallery.render_page(self.state(), review={"token": self.token})
 
     def check_token(self, value: str | None) -> bool:
-        return bool(value) and hmac.compare_digest(str(value).encode(), self.token.encode())
+        """Whether ``value`` is the page's write token (``X-Review-Token``)."""
+        return _same_secret(value, self.token)
+
+    def check_access(self, cookie_headers: Iterable[str], query: str) -> Literal["token", "cookie", "denied"]:
+        """Whether a request may be served, from its ``Cookie`` headers and raw query.
+
+        ``"token"``: the query carries the right access token (a ``GET`` is answered
+        with the cookie and a redirect); ``"cookie"``: no token in the query, and one of
+        the cookies named :attr:`cookie_name` holds the access token (another server's
+        cookie has another name; one planted under ours has the wrong value, and does
+        not hide the right one); ``"denied"``: neither, or a wrong token in the query
+        (even beside a good cookie: a wrong address is reported, not papered over).
+        """
+        tokens = [v for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True) if k == TOKEN_PARAM]
+        if tokens:
+            ok = len(tokens) == 1 and _same_secret(tokens[0], self.access_token)
+            return "token" if ok else "denied"
+        values = _cookie_values(cookie_headers, self.cookie_name)
+        return "cookie" if any(_same_secret(v, self.access_token) for v in values) else "denied"
+
+    @staticmethod
+    def without_token(target: str) -> str:
+        """Where a request for ``target`` (a request path with its query) is redirected
+        once its token is turned into a cookie: the same path and query without the
+        token; the page for ``/`` (and for anything odd, so never another host)."""
+        split = urllib.parse.urlsplit(target)
+        path = split.path
+        if path in ("/", "/gallery") or not _SAFE_PATH.fullmatch(path):
+            path = "/gallery/"
+        rest = [(k, v) for k, v in urllib.parse.parse_qsl(split.query, keep_blank_values=True) if k != TOKEN_PARAM]
+        return path + ("?" + urllib.parse.urlencode(rest) if rest else "")
 
     def do_pick(self, asset: str, index: int) -> BuildResult:
         with self._write_mutex:
@@ -261,6 +340,28 @@ class ReviewServer:
         if not os.path.isfile(real):
             return 404, None
         return 200, Path(real)
+
+
+def _same_secret(value: str | None, secret: str) -> bool:
+    """Constant-time comparison of a received value with a secret (any text is safe)."""
+    return bool(value) and hmac.compare_digest(str(value).encode("utf-8"), secret.encode("utf-8"))
+
+
+def _cookie_values(headers: Iterable[str], name: str) -> list[str]:
+    """Every value of the cookies called ``name`` in ``Cookie`` header values.
+
+    Split by hand rather than with :mod:`http.cookies`, which drops the cookies after
+    one it cannot parse (other servers on this host may set odd ones)."""
+    values = []
+    for header in headers:
+        for part in header.split(";"):
+            key, sep, value = part.partition("=")
+            if sep and key.strip() == name:
+                value = value.strip()
+                if len(value) >= 2 and value[0] == value[-1] == '"':
+                    value = value[1:-1]
+                values.append(value)
+    return values
 
 
 def _status_for(exc: RecraftBuildError) -> int:
@@ -318,13 +419,36 @@ class _Handler(BaseHTTPRequestHandler):
     def _host_ok(self) -> bool:
         return self.headers.get("Host", "") in self.app.allowed_hosts()
 
+    def _admitted(self) -> bool:
+        """Check Host and access; True to go on, else the answer has been sent.
+
+        A ``GET``/``HEAD`` with the right token gets the cookie and a redirect to the
+        address without the token (a ``POST`` with it simply goes on)."""
+        if not self._host_ok():
+            self._error(403, "request refused: unexpected Host header")
+            return False
+        query = urllib.parse.urlsplit(self.path).query
+        verdict = self.app.check_access(self.headers.get_all("Cookie") or [], query)
+        if verdict == "denied":
+            if self.command == "POST":
+                # JSON like every refused write, so the page can show the message.
+                self._error(403, DENIED_MESSAGE)
+            else:
+                self._send(403, (DENIED_MESSAGE + "\n").encode("utf-8"), "text/plain; charset=utf-8", csp=_FILE_CSP)
+            return False
+        if verdict == "token" and self.command != "POST":
+            extra = {"Location": self.app.without_token(self.path), "Set-Cookie": self.app.set_cookie_header()}
+            self._send(302, b"", "text/plain", csp=_FILE_CSP, extra=extra)
+            return False
+        return True
+
     # -- GET -------------------------------------------------------------------------------
     def do_HEAD(self) -> None:  # noqa: N802
         self.do_GET()
 
     def do_GET(self) -> None:  # noqa: N802
-        if not self._host_ok():
-            return self._error(403, "request refused: unexpected Host header")
+        if not self._admitted():
+            return None
         path = urllib.parse.urlsplit(self.path).path
         try:
             if path in ("/", "/gallery"):
@@ -349,8 +473,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- POST ------------------------------------------------------------------------------
     def do_POST(self) -> None:  # noqa: N802
-        if not self._host_ok():
-            return self._error(403, "request refused: unexpected Host header")
+        if not self._admitted():
+            return None
         origin = self.headers.get("Origin")
         if origin is not None and origin not in self.app.allowed_origins():
             return self._error(403, "request refused: it does not come from the review page (Origin)")

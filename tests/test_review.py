@@ -1,8 +1,9 @@
-"""The review server over real HTTP on loopback: who may write, what may be read."""
+"""The review server over real HTTP on loopback: who may read, who may write, what may be read."""
 
 from __future__ import annotations
 
 import http.client
+import http.cookies
 import json
 import os
 import re
@@ -39,10 +40,19 @@ def shared(tmp_path_factory):
     srv.stop()
 
 
-def request(srv, method, path, body=None, headers=None, *, host=None):
+def access_cookie(srv):
+    """The Cookie header a browser sends once it opened the printed address."""
+    return f"{srv.cookie_name}={srv.access_token}"
+
+
+def request(srv, method, path, body=None, headers=None, *, host=None, cookie=True):
+    """One request; with the server's access cookie unless ``cookie`` is False
+    (or a string: that Cookie header instead)."""
     conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
     try:
         hdrs = {"Host": host or f"127.0.0.1:{srv.port}"}
+        if cookie:
+            hdrs["Cookie"] = access_cookie(srv) if cookie is True else cookie
         data = None
         if body is not None:
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -61,10 +71,86 @@ def request(srv, method, path, body=None, headers=None, *, host=None):
         conn.close()
 
 
-def pick(srv, asset, index, **headers):
+def pick(srv, asset, index, *, cookie=True, path="/api/pick", **headers):
     hdrs = {TOKEN_HEADER: srv.token, "Origin": srv.origin}
     hdrs.update(headers)
-    return request(srv, "POST", "/api/pick", {"asset": asset, "index": index}, hdrs)
+    return request(srv, "POST", path, {"asset": asset, "index": index}, hdrs, cookie=cookie)
+
+
+def refused_for_lack_of_access(response, srv) -> bool:
+    """A 403 that says to open the printed address, and gives nothing away."""
+    status, headers, body = response
+    text = body.decode()
+    return (
+        status == 403
+        and "printed" in text
+        and "<html" not in text
+        and srv.token not in text
+        and srv.access_token not in text
+        and "Set-Cookie" not in headers
+    )
+
+
+def test_the_printed_address_sets_the_cookie_and_leaves_the_token_out_of_the_address(shared):
+    server = shared
+    assert server.url == f"http://127.0.0.1:{server.port}/?token={server.access_token}"
+    path = server.url.split(str(server.port), 1)[1]
+    status, headers, _ = request(server, "GET", path, cookie=False)
+    assert status == 302
+    assert headers["Location"] == "/gallery/"
+    jar = http.cookies.SimpleCookie(headers["Set-Cookie"])
+    assert list(jar) == [f"rb_review_{server.port}"]
+    morsel = jar[f"rb_review_{server.port}"]
+    assert morsel.value == server.access_token
+    assert morsel["httponly"] and morsel["samesite"] == "Strict" and morsel["path"] == "/"
+    assert not morsel["domain"] and not morsel["secure"]
+    # The browser then sends the cookie back: everything is served.
+    cookie = f"{morsel.key}={morsel.value}"
+    for what in ("/gallery/", "/api/state", "/icons/sword.png"):
+        assert request(server, "GET", what, cookie=cookie)[0] == 200, what
+    # Any page opened with the token lands on itself without it (other parameters kept).
+    status, headers, _ = request(server, "GET", f"/icons/sword.png?v=2&token={server.access_token}", cookie=False)
+    assert (status, headers["Location"]) == (302, "/icons/sword.png?v=2")
+    # Never to another host, whatever the path looks like (browsers read "/\\x" as "//x").
+    for odd in ("//evil.example/x", "////evil.example/x", "/\\evil.example/x"):
+        status, headers, _ = request(server, "GET", f"{odd}?token={server.access_token}", cookie=False)
+        where = headers["Location"]
+        assert status == 302 and where.startswith("/") and where[1:2] not in ("/", "\\"), (odd, where)
+
+
+def test_without_the_access_token_nothing_is_served(shared):
+    server = shared
+    img = next((server.root / "gallery" / "img").iterdir()).name
+    for path in ("/", "/gallery/", "/api/state", "/icons/sword.png", f"/gallery/img/{img}", "/nothing.png"):
+        response = request(server, "GET", path, cookie=False)
+        assert refused_for_lack_of_access(response, server), (path, response[:2])
+        assert response[1]["Content-Type"].startswith("text/plain")
+
+
+def test_a_wrong_token_is_refused(shared):
+    server = shared
+    for query in ("token=guess", "token=", f"token={server.access_token.upper()}", f"token={server.token}",
+                  f"token={server.access_token}&token=guess"):
+        assert refused_for_lack_of_access(request(server, "GET", f"/?{query}", cookie=False), server), query
+        # A wrong address is reported even to a browser that has the cookie.
+        assert request(server, "GET", f"/gallery/?{query}")[0] == 403, query
+    # The cookie must hold the token itself; the page's write token is not it.
+    assert request(server, "GET", "/gallery/", cookie=f"{server.cookie_name}={server.token}")[0] == 403
+    assert request(server, "GET", "/gallery/", cookie=f"{server.cookie_name}=")[0] == 403
+
+
+def test_a_cookie_for_another_server_on_this_host_is_refused(shared, server):
+    # Browsers send 127.0.0.1's cookies to every port: each server checks its own.
+    other = server
+    assert other.port != shared.port and other.access_token != shared.access_token
+    assert request(shared, "GET", "/gallery/", cookie=access_cookie(other))[0] == 403
+    assert request(shared, "GET", "/gallery/", cookie=f"{shared.cookie_name}={other.access_token}")[0] == 403
+    assert request(shared, "GET", f"/?token={other.access_token}", cookie=False)[0] == 403
+    # Both cookies side by side (as a browser sends them): each server finds its own,
+    # and a wrong one planted under its name does not hide the right one.
+    both = f"{access_cookie(other)}; {shared.cookie_name}=planted; {access_cookie(shared)}; junk"
+    assert request(shared, "GET", "/gallery/", cookie=both)[0] == 200
+    assert request(other, "GET", "/gallery/", cookie=both)[0] == 200
 
 
 def test_the_page_carries_its_token_and_a_strict_policy(shared):
@@ -87,13 +173,31 @@ def test_a_pick_through_the_api_changes_the_lock_on_disk(server, project):
     state = json.loads(request(server, "GET", "/api/state")[2])
     sword = next(a for a in state["assets"] if a["name"] == "icon-sword")
     assert sword["pick"] == 2 and sword["state"] == "changed"
+    # The access token in the query stands for the cookie (no redirect for a write).
+    status, _h, body = pick(server, "icon-sword", 1, cookie=False, path=f"/api/pick?token={server.access_token}")
+    assert status == 200, body
+    assert project.generation("icon-sword")["pick"] == 1
+
+
+def test_a_write_without_the_access_token_is_refused(server, project):
+    text = project.lock.read_text()
+    for cookie in (False, f"{server.cookie_name}=guess"):
+        status, headers, body = pick(server, "icon-sword", 2, cookie=cookie)
+        # JSON like every refused write, so the page can show why.
+        assert status == 403 and "printed" in json.loads(body)["error"], body
+        assert server.access_token not in body.decode()
+    assert pick(server, "icon-sword", 2, cookie=False, path="/api/pick?token=guess")[0] == 403
+    status, _h, body = request(server, "POST", "/api/reroll", {"asset": "coin"},
+                               {TOKEN_HEADER: server.token, "Origin": server.origin}, cookie=False)
+    assert status == 403
+    assert project.lock.read_text() == text
 
 
 def test_a_write_without_the_token_is_refused(server, project):
     text = project.lock.read_text()
     status, _h, body = request(server, "POST", "/api/pick", {"asset": "icon-sword", "index": 1}, {"Origin": server.origin})
     assert status == 403
-    assert "token" in json.loads(body)["error"]
+    assert "review token" in json.loads(body)["error"]
     assert pick(server, "icon-sword", 1, **{TOKEN_HEADER: "guess"})[0] == 403
     assert project.lock.read_text() == text
 
@@ -176,11 +280,12 @@ def test_a_refused_write_does_not_poison_the_connection(server):
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     try:
         body = json.dumps({"asset": "coin", "index": 1})
-        conn.request("POST", "/api/pick", body, {"Content-Type": "application/json"})
+        cookie = {"Cookie": access_cookie(server)}
+        conn.request("POST", "/api/pick", body, {"Content-Type": "application/json", **cookie})
         resp = conn.getresponse()
         assert resp.status == 403
         resp.read()
-        conn.request("GET", "/icons/sword.png")
+        conn.request("GET", "/icons/sword.png", headers=cookie)
         assert conn.getresponse().status == 200
     finally:
         conn.close()
@@ -196,12 +301,24 @@ def test_cli_review_prints_the_url_and_stops_on_ctrl_c(project):
     )
     try:
         url = proc.stdout.readline().strip()
-        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/gallery/", url), url
-        port = int(url.split(":")[2].split("/")[0])
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.request("GET", "/gallery/")
-        assert conn.getresponse().status == 200
-        conn.close()
+        printed = re.fullmatch(r"http://127\.0\.0\.1:(\d+)(/\?token=[A-Za-z0-9_-]{40,})", url)
+        assert printed, url
+        port, path = int(printed.group(1)), printed.group(2)
+
+        def get(target, headers=None):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            try:
+                conn.request("GET", target, headers=headers or {})
+                resp = conn.getresponse()
+                return resp.status, resp.getheader("Set-Cookie"), resp.read()
+            finally:
+                conn.close()
+
+        status, _c, body = get("/gallery/")
+        assert status == 403 and b"printed" in body  # not without the printed address
+        status, set_cookie, _b = get(path)
+        assert status == 302 and set_cookie
+        assert get("/gallery/", {"Cookie": set_cookie.split(";")[0]})[0] == 200
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
     finally:

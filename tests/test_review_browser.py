@@ -91,6 +91,19 @@ def section(pg, name):
     return pg.locator(f'section.asset[data-name="{name}"]')
 
 
+def open_review(pg, srv):
+    """Open the address ``recraft-build review`` prints, as a user would; check that
+    the browser lands on the page without the token and keeps it in a cookie that the
+    page's script cannot read."""
+    pg.goto(srv.url)
+    assert pg.url == srv.page_url  # the token is not left in the address bar / history
+    wait_ready(pg)
+    cookies = {c["name"]: c for c in pg.context.cookies()}
+    cookie = cookies[srv.cookie_name]
+    assert cookie["value"] == srv.access_token and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert srv.access_token not in pg.evaluate("document.cookie")
+
+
 def test_static_gallery_from_file_shows_every_picture(project, page, tmp_path):
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -130,8 +143,7 @@ def test_static_gallery_from_file_shows_every_picture(project, page, tmp_path):
 
 def test_clicking_a_candidate_in_review_picks_it(project, page, tmp_path):
     with ReviewServer(project.spec, **project.kw()) as srv:
-        page.goto(srv.url)
-        wait_ready(page)
+        open_review(page, srv)
         sword = section(page, "icon-sword")
         sword.locator('.cand[data-index="2"] .frame').click()
         sword.locator('.cand.picked[data-index="2"]').wait_for(timeout=30000)
@@ -159,8 +171,7 @@ def test_reroll_asks_first_then_shows_new_candidates(project, page):
 
     page.on("dialog", answer)
     with ReviewServer(project.spec, **project.kw()) as srv:
-        page.goto(srv.url)
-        wait_ready(page)
+        open_review(page, srv)
         section(page, "coin").locator("button.reroll").click()
         page.locator("#toast", has_text="new candidates for coin").wait_for(timeout=30000)
     assert len(asked) == 1 and "Reroll coin?" in asked[0] and "costs" in asked[0]
@@ -171,8 +182,13 @@ def test_reroll_asks_first_then_shows_new_candidates(project, page):
 def test_the_page_refuses_writes_without_its_token_and_paths_outside(project, page):
     text = project.lock.read_text()
     with ReviewServer(project.spec, **project.kw()) as srv:
-        page.goto(srv.url)
-        wait_ready(page)
+        # Without the printed address (no cookie yet): nothing, not even the page.
+        resp = page.goto(srv.page_url)
+        assert resp.status == 403 and "printed" in page.inner_text("body")
+        open_review(page, srv)
+        # With the cookie left out, the page's own requests are refused too.
+        status = page.evaluate("async () => (await fetch('/api/state', {credentials: 'omit'})).status")
+        assert status == 403
         status = page.evaluate(
             """async () => (await fetch('/api/pick', {method: 'POST', headers: {'Content-Type': 'application/json'},
                  body: JSON.stringify({asset: 'coin', index: 1})})).status"""
@@ -204,8 +220,7 @@ def test_game_icons_example_review_then_git_diff_shows_exactly_the_picks(tmp_pat
     p.git("init", "-q")
     p.commit("first build")
     with ReviewServer(p.spec, **p.kw()) as srv:
-        page.goto(srv.url)
-        wait_ready(page)
+        open_review(page, srv)
         for name, index in (("icon-potion", 2), ("icon-key", 1)):
             card = section(page, name)
             card.locator(f'.cand[data-index="{index}"] .frame').click()
