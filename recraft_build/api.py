@@ -164,6 +164,8 @@ def open_store(
     mode: ``remote_mode``, else ``RECRAFT_BUILD_REMOTE_CACHE_MODE``, else ``read-write``
     (a picture paid for is shared at once; set ``read`` on laptops to leave writing to CI).
     The ``Authorization`` header comes from ``RECRAFT_BUILD_REMOTE_CACHE_AUTH``.
+    An ``s3://BUCKET/PREFIX`` remote is a bucket (``remote_s3``: endpoint from
+    ``RECRAFT_BUILD_S3_ENDPOINT``, credentials from boto3's own environment chain).
     """
     from .store import Store, default_cache_dir
 
@@ -172,16 +174,23 @@ def open_store(
     url = remote_cache or env.get("RECRAFT_BUILD_REMOTE_CACHE", "").strip()
     if not url:
         return local
-    import httpx
-
     from .remote import RemoteCache, TieredStore, auth_headers
+    from .remote_s3 import S3Cache, is_s3_url, s3_client
 
     mode = remote_mode or env.get("RECRAFT_BUILD_REMOTE_CACHE_MODE", "").strip() or "read-write"
-    client = httpx.Client(timeout=httpx.Timeout(60.0, connect=5.0), limits=httpx.Limits(max_connections=16))
+    client: Any = None
     try:
-        remote = RemoteCache(url, client=client, mode=mode, headers=auth_headers(env), warn=warn)
+        if is_s3_url(url):
+            client = s3_client(env)
+            remote: Any = S3Cache(url, client=client, mode=mode, warn=warn)
+        else:
+            import httpx
+
+            client = httpx.Client(timeout=httpx.Timeout(60.0, connect=5.0), limits=httpx.Limits(max_connections=16))
+            remote = RemoteCache(url, client=client, mode=mode, headers=auth_headers(env), warn=warn)
     except BaseException:
-        client.close()
+        if client is not None:
+            client.close()
         local.close()
         raise
     return _ClosingTiered(TieredStore(local, remote), client)

@@ -46,7 +46,8 @@ def _remote(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--remote-cache",
         metavar="URL",
-        help="shared cache speaking Bazel's HTTP cache protocol (default: $RECRAFT_BUILD_REMOTE_CACHE)",
+        help="shared cache: an http(s):// server speaking Bazel's HTTP cache protocol, or "
+        "s3://BUCKET/PREFIX (default: $RECRAFT_BUILD_REMOTE_CACHE)",
     )
     p.add_argument(
         "--remote-cache-mode",

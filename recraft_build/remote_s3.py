@@ -1,0 +1,563 @@
+"""A bucket in S3-compatible storage as the shared remote cache (AWS S3, MinIO, R2...).
+
+The second remote-cache target beside :class:`~recraft_build.remote.RemoteCache`, with
+the same interface and failure model, so :class:`~recraft_build.remote.TieredStore`
+uses either without knowing which. Selected by a ``--remote-cache`` (or
+``RECRAFT_BUILD_REMOTE_CACHE``) of the form ``s3://BUCKET/PREFIX``.
+
+Layout
+------
+The names of the HTTP protocol under ``PREFIX``, so a bucket and an nginx or
+bazel-remote mirror look alike (and a bucket can be served as an HTTP cache by a
+gateway, or filled by copying a mirror's files):
+
+* ``PREFIX/cas/<sha256>``: a blob's bytes, checked against the digest when read;
+* ``PREFIX/ac/<name>``: an action record in our JSON envelope, byte for byte what
+  :class:`~recraft_build.remote.RemoteCache` writes (``name`` is
+  :func:`~recraft_build.remote.remote_name` of the key).
+
+Configuration
+-------------
+* The endpoint: AWS S3 unless ``RECRAFT_BUILD_S3_ENDPOINT`` names another
+  (``http://127.0.0.1:9000`` for MinIO, ``https://<account>.r2.cloudflarestorage.com``);
+  with an endpoint, requests use path-style addressing, which every S3-compatible
+  server accepts.
+* Credentials and region: **only** boto3's own chain (``AWS_ACCESS_KEY_ID`` /
+  ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN``, ``AWS_PROFILE``, the shared config
+  files, instance roles...), read from the process environment by boto3. Never in the
+  URL (refused), never in a message.
+* boto3 is an optional dependency (``pip install 'recraft-build[s3]'``), imported only
+  when an ``s3://`` remote is used.
+
+Failure model
+-------------
+As :mod:`recraft_build.remote`: nothing here fails a build, every problem is a warning
+through ``warn`` and a miss (or a skipped upload).
+
+* Connection errors, timeouts, throttling (``SlowDown``, ``429``) and ``5xx`` are
+  retried with :class:`~recraft_build.remote.RemotePolicy`'s backoff (boto3's own
+  retries are off so there is one policy and one ``sleep``); when retries run out the
+  cache turns **unavailable** with one warning for the whole build.
+* No credentials, credentials refused (``InvalidAccessKeyId``,
+  ``SignatureDoesNotMatch``, an expired token...), or a bucket that does not exist:
+  unavailable at once, with one warning saying what to do.
+* ``AccessDenied`` on a read is a miss with one warning (a credential without
+  ``s3:ListBucket`` sees a missing object as ``403``, so it cannot mean "stop");
+  on an upload it turns uploads off, with one warning (a read-only credential).
+* Wrong bytes for a blob, or a record that is not our envelope for this key: a
+  warning, and a miss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
+
+from .errors import UsageError
+from .remote import (
+    AC_FORMAT,
+    MODES,
+    PutResult,
+    RemotePolicy,
+    redact_url,
+    remote_name,
+)
+
+# Shared on purpose with the HTTP client: one envelope writer and one digest check, so
+# both targets store byte-identical records and refuse the same malformed digests.
+from .remote import _USERINFO, _ac_body, _check_digest
+
+__all__ = [
+    "S3Cache",
+    "S3_ENDPOINT_ENV",
+    "S3_INSTALL_HINT",
+    "is_s3_url",
+    "parse_s3_url",
+    "s3_client",
+]
+
+#: Environment variable naming a non-AWS endpoint (MinIO, R2, a local test server).
+S3_ENDPOINT_ENV = "RECRAFT_BUILD_S3_ENDPOINT"
+
+#: What to run when boto3 is missing.
+S3_INSTALL_HINT = "pip install 'recraft-build[s3]'"
+
+# botocore's own bucket-name rule: anything else fails every request, so refuse it up front.
+_BUCKET = re.compile(r"[a-zA-Z0-9.\-_]{1,255}")
+
+# Error codes that mean "these credentials are not accepted here": every later request
+# would fail the same way.
+_CREDENTIAL_CODES = frozenset(
+    {
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "InvalidToken",
+        "TokenRefreshRequired",
+        "AuthorizationHeaderMalformed",
+        "InvalidSecurity",
+        "AccountProblem",
+        "AllAccessDisabled",
+    }
+)
+# Codes worth a retry besides any 429/5xx status (S3 throttles with 503 SlowDown, but
+# some compatible servers use other statuses for the same codes).
+_RETRY_CODES = frozenset(
+    {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError",
+     "ServiceUnavailable", "RequestLimitExceeded"}
+)
+_ACCESS_DENIED = frozenset({"AccessDenied", "403", "Forbidden"})
+_UNSUPPORTED = frozenset({"NotImplemented", "MethodNotAllowed"})
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def is_s3_url(url: str) -> bool:
+    """Whether a ``--remote-cache`` value names a bucket (``s3://...``)."""
+    return url.strip().lower().startswith("s3://")
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix/`` -> ``("bucket", "some/prefix")`` (prefix may be "").
+
+    :class:`UsageError` for anything else, and for credentials put in the URL.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() != "s3":
+        raise UsageError(f"--remote-cache {redact_url(url)!r} is not an s3://BUCKET/PREFIX URL")
+    if "@" in parts.netloc:
+        raise UsageError(
+            f"--remote-cache {redact_url(url)!r}: credentials do not go in an s3:// URL; "
+            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) instead"
+        )
+    bucket = parts.netloc
+    if not _BUCKET.fullmatch(bucket):
+        raise UsageError(
+            f"--remote-cache {redact_url(url)!r} has no valid bucket name "
+            "(expected s3://BUCKET/PREFIX, e.g. s3://team-cache/recraft)"
+        )
+    if parts.query or parts.fragment:
+        raise UsageError(
+            f"--remote-cache {redact_url(url)!r}: an s3:// URL takes no ?query or #fragment "
+            f"(the endpoint goes in {S3_ENDPOINT_ENV})"
+        )
+    prefix = "/".join(p for p in parts.path.split("/") if p)
+    return bucket, prefix
+
+
+def _import_boto3() -> tuple[Any, Any, Any]:
+    """``(boto3, botocore.config.Config, botocore.exceptions)``, or a UsageError saying
+    how to install them (boto3 is an optional dependency)."""
+    try:
+        import boto3
+        import botocore.exceptions
+        from botocore.config import Config
+    except ImportError as exc:
+        raise UsageError(
+            f"an s3:// remote cache needs boto3, which is not installed: {S3_INSTALL_HINT}"
+        ) from exc
+    return boto3, Config, botocore.exceptions
+
+
+def s3_client(env: Mapping[str, str], *, policy: RemotePolicy | None = None) -> Any:
+    """A boto3 S3 client for :class:`S3Cache`, owned (and closed) by the caller.
+
+    The endpoint comes from ``env[S3_ENDPOINT_ENV]`` (AWS when unset); credentials and
+    region only from boto3's own chain. boto3's retries are off (:class:`S3Cache`
+    retries by ``policy``); timeouts are ``policy``'s. :class:`UsageError` when boto3 is
+    missing, the endpoint is not an http(s) URL, or boto3 rejects its configuration
+    (e.g. an ``AWS_PROFILE`` that does not exist).
+    """
+    boto3, Config, exceptions = _import_boto3()
+    policy = policy or RemotePolicy()
+    endpoint = env.get(S3_ENDPOINT_ENV, "").strip() or None
+    options: dict[str, Any] = {
+        "connect_timeout": policy.connect_timeout,
+        "read_timeout": policy.timeout,
+        "retries": {"mode": "standard", "total_max_attempts": 1},
+        # The executor's workers and the upload threads share the client.
+        "max_pool_connections": 16,
+    }
+    if endpoint is not None:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UsageError(
+                f"{S3_ENDPOINT_ENV}={redact_url(endpoint)!r} is not an http:// or https:// "
+                "URL (e.g. http://127.0.0.1:9000 for MinIO)"
+            )
+        options["s3"] = {"addressing_style": "path"}
+    try:
+        # Checksums only where the operation requires one: the default since botocore
+        # 1.36 (a CRC32 on every upload) is refused by some S3-compatible servers, and
+        # we check sha256 digests ourselves. Older botocore has no such options.
+        config = Config(
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            **options,
+        )
+    except TypeError:
+        config = Config(**options)
+    try:
+        # A session of its own: boto3's default session is module-global state.
+        return boto3.session.Session().client("s3", endpoint_url=endpoint, config=config)
+    except exceptions.BotoCoreError as exc:
+        raise UsageError(f"cannot set up the s3:// remote cache: {exc}") from exc
+
+
+class _Reply:
+    """One finished S3 call: ``status`` 200 with ``body``, or an error ``status``/``code``."""
+
+    __slots__ = ("status", "code", "body")
+
+    def __init__(self, status: int, code: str = "", body: bytes = b""):
+        self.status = status
+        self.code = code
+        self.body = body
+
+
+# --------------------------------------------------------------------------- client
+
+
+class S3Cache:
+    """The remote cache in a bucket: ``url`` is ``s3://BUCKET/PREFIX``.
+
+    ``client`` is a boto3 S3 client owned by the caller (who closes it; see
+    :func:`s3_client`). ``mode`` is ``"read"`` (never writes: every ``put_*`` is a
+    no-op without a request) or ``"read-write"``. ``policy`` gives retries, backoff and
+    ``head_before_put``; ``sleep`` waits between retries; ``warn`` receives one-line
+    warnings (see the module docstring).
+
+    Thread-safe. No method raises for a remote problem; :class:`UsageError` only for a
+    bad ``url`` or ``mode`` (or boto3 missing) at construction, ``ValueError`` for a
+    malformed digest (a bug).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        client: Any,
+        mode: str = "read-write",
+        policy: RemotePolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        warn: Callable[[str], None] = lambda message: None,
+    ):
+        if mode not in MODES:
+            raise UsageError(
+                f"--remote-cache-mode {mode!r} is not one of: {', '.join(MODES)}"
+            )
+        self._bucket, self._prefix = parse_s3_url(url)
+        _, _, self._errors = _import_boto3()
+        self.url = f"s3://{self._bucket}/{self._prefix}".rstrip("/")
+        self.mode = mode
+        self._client = client
+        endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None)
+        # Where the bucket lives, for messages: the endpoint matters when it is down.
+        self._where = f"{self.url} (endpoint {redact_url(endpoint)})" if endpoint else self.url
+        self._policy = policy or RemotePolicy()
+        self._sleep = sleep
+        self._warn = warn
+        self._lock = threading.Lock()
+        self._warn_lock = threading.Lock()
+        self._available = True
+        self._blob_writes = mode == "read-write"
+        self._record_writes = mode == "read-write"
+        self._warned: set[str] = set()
+        self._traffic = {"requests": 0, "sent": 0, "received": 0}
+
+    # ----- state (as RemoteCache)
+
+    def traffic(self) -> dict[str, int]:
+        """Totals so far: ``requests`` made (retries included), body bytes ``sent`` and
+        ``received``."""
+        with self._lock:
+            return dict(self._traffic)
+
+    @property
+    def available(self) -> bool:
+        """False once the bucket was found unreachable (or refused us) in this build."""
+        return self._available
+
+    @property
+    def can_write(self) -> bool:
+        """True while blob uploads may happen (read-write mode, bucket usable)."""
+        return self._available and self._blob_writes
+
+    def warn(self, message: str) -> None:
+        """Pass one warning to the ``warn`` callback (serialised across threads).
+
+        Messages are built from our own words plus S3 error codes and connection-error
+        texts (which quote the endpoint URL, never a credential); URL passwords are
+        scrubbed all the same.
+        """
+        message = _USERINFO.sub(r"\1:***@", message)
+        with self._warn_lock:
+            self._warn(message)
+
+    def _warn_once(self, topic: str, message: str) -> None:
+        with self._lock:
+            if topic in self._warned:
+                return
+            self._warned.add(topic)
+        self.warn(message)
+
+    def _go_unavailable(self, reason: str) -> None:
+        with self._lock:
+            first = self._available
+            self._available = False
+        if first:
+            self.warn(
+                f"remote cache {self._where} is not usable ({reason}); continuing with "
+                "the local cache only for the rest of this build"
+            )
+
+    # ----- transport
+
+    def _key(self, path: str) -> str:
+        return f"{self._prefix}/{path}" if self._prefix else path
+
+    def _call(
+        self, operation: str, path: str, *, what: str, body: bytes | None = None,
+        content_type: str | None = None,
+    ) -> _Reply | None:
+        """One S3 call with retries; None when the bucket is (or just became) unusable.
+
+        ``operation`` is ``get``, ``head`` or ``put``. A ``get`` reads the whole body
+        (inside the retry loop: a connection dropped mid-body is retried too).
+        """
+        errors = self._errors
+        policy = self._policy
+        params: dict[str, Any] = {"Bucket": self._bucket, "Key": self._key(path)}
+        if body is not None:
+            params["Body"] = body
+            params["ContentType"] = content_type or "application/octet-stream"
+        attempt = 0
+        while True:
+            if not self._available:
+                return None
+            with self._lock:
+                self._traffic["requests"] += 1
+                self._traffic["sent"] += len(body or b"")
+            try:
+                if operation == "get":
+                    response = self._client.get_object(**params)
+                    stream = response["Body"]
+                    try:
+                        data = stream.read()
+                    finally:
+                        stream.close()
+                    with self._lock:
+                        self._traffic["received"] += len(data)
+                    return _Reply(200, body=data)
+                if operation == "head":
+                    self._client.head_object(**params)
+                else:
+                    self._client.put_object(**params)
+                return _Reply(200)
+            except errors.ClientError as exc:
+                error = exc.response.get("Error", {}) or {}
+                code = str(error.get("Code", ""))
+                status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+                if code in _CREDENTIAL_CODES:
+                    self._go_unavailable(
+                        f"{code} on {what}: the credentials were refused; check "
+                        "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN "
+                        "(or AWS_PROFILE)"
+                    )
+                    return None
+                if code == "NoSuchBucket":
+                    self._go_unavailable(
+                        f"bucket {self._bucket!r} does not exist; create it, or fix "
+                        "--remote-cache / RECRAFT_BUILD_REMOTE_CACHE"
+                    )
+                    return None
+                if not (status == 429 or status >= 500 or code in _RETRY_CODES):
+                    return _Reply(status, code)
+                problem = f"{code or 'error'} (HTTP {status}) on {what}"
+            except errors.NoCredentialsError:
+                self._go_unavailable(
+                    "no AWS credentials found; set AWS_ACCESS_KEY_ID and "
+                    "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the environment"
+                )
+                return None
+            except (
+                errors.ConnectionError,  # endpoint down, connect timeout, TLS
+                errors.HTTPClientError,  # read timeout, connection closed mid-answer
+                errors.IncompleteReadError,
+            ) as exc:
+                problem = f"{type(exc).__name__} on {what}: {exc}"
+            except errors.BotoCoreError as exc:
+                # Anything else boto3 refuses (partial credentials, a bad profile...)
+                # will refuse again: stop now rather than retry.
+                self._go_unavailable(f"{type(exc).__name__} on {what}: {exc}")
+                return None
+            except OSError as exc:  # a socket error boto3 did not wrap (reading a body)
+                problem = f"{type(exc).__name__} on {what}: {exc}"
+            if attempt >= policy.retries:
+                self._go_unavailable(problem)
+                return None
+            self._sleep(policy.delay(attempt))
+            attempt += 1
+
+    # ----- blobs
+
+    def get_blob(self, digest: str) -> bytes | None:
+        """The blob's bytes if the bucket has them and they match ``digest``, else None."""
+        _check_digest(digest)
+        what = f"GET cas/{digest[:12]}"
+        reply = self._call("get", f"cas/{digest}", what=what)
+        if reply is None:
+            return None
+        if reply.status == 200:
+            data = reply.body
+            if hashlib.sha256(data).hexdigest() != digest:
+                self.warn(
+                    f"remote cache {self.url} returned wrong bytes for blob {digest[:12]} "
+                    f"({len(data)} bytes that hash to something else); ignored it and will "
+                    "make the picture locally (the bucket's copy is corrupt: delete "
+                    f"{self._key('cas/' + digest)} there)"
+                )
+                return None
+            return data
+        self._read_status(reply, what)
+        return None
+
+    def has_blob(self, digest: str) -> bool:
+        """Whether the bucket says it has the blob (HEAD); False when unusable."""
+        _check_digest(digest)
+        return self._head(f"cas/{digest}", f"HEAD cas/{digest[:12]}")
+
+    def put_blob(
+        self, data: bytes, *, digest: str | None = None, check_first: bool | None = None
+    ) -> PutResult:
+        """Upload a blob under its sha256.
+
+        ``check_first`` HEADs first and skips the upload when the bucket has the blob;
+        None (the default) does so for blobs of ``policy.head_before_put`` bytes or more.
+        ``digest``, if given, must be the sha256 of ``data`` (ValueError otherwise).
+        """
+        actual = hashlib.sha256(data).hexdigest()
+        if digest is not None and digest != actual:
+            raise ValueError(f"blob digest {digest} does not match its bytes ({actual})")
+        if not self.can_write:
+            return PutResult.SKIPPED
+        if check_first is None:
+            check_first = len(data) >= self._policy.head_before_put
+        if check_first and self.has_blob(actual):
+            return PutResult.PRESENT
+        return self._put(
+            f"cas/{actual}", data, f"PUT cas/{actual[:12]}", "application/octet-stream"
+        )
+
+    # ----- action records
+
+    def get_record(self, key: str) -> dict[str, Any] | None:
+        """The action record stored for ``key``, or None (missing, unreadable, unusable)."""
+        name = remote_name(key)
+        what = f"GET ac/{name[:12]}"
+        reply = self._call("get", f"ac/{name}", what=what)
+        if reply is None:
+            return None
+        if reply.status != 200:
+            self._read_status(reply, what)
+            return None
+        try:
+            envelope = json.loads(reply.body)
+        except ValueError:
+            envelope = None
+        if (
+            not isinstance(envelope, dict)
+            or envelope.get("format") != AC_FORMAT
+            or envelope.get("key") != key
+            or not isinstance(envelope.get("record"), dict)
+        ):
+            self.warn(
+                f"remote cache {self.url} returned an unreadable action record for key "
+                f"{key[:12]} (not a {AC_FORMAT} entry for this key); ignored it"
+            )
+            return None
+        record: dict[str, Any] = envelope["record"]
+        return record
+
+    def has_record(self, key: str) -> bool:
+        """Whether the bucket says it has a record for ``key`` (HEAD)."""
+        name = remote_name(key)
+        return self._head(f"ac/{name}", f"HEAD ac/{name[:12]}")
+
+    def put_record(self, key: str, record: Mapping[str, Any]) -> PutResult:
+        """Upload the action record for ``key`` (callers upload its blobs first)."""
+        if not (self._available and self._record_writes):
+            return PutResult.SKIPPED
+        name = remote_name(key)
+        return self._put(
+            f"ac/{name}", _ac_body(key, record), f"PUT ac/{name[:12]}", "application/json"
+        )
+
+    # ----- shared
+
+    def _head(self, path: str, what: str) -> bool:
+        reply = self._call("head", path, what=what)
+        if reply is None:
+            return False
+        if reply.status == 200:
+            return True
+        self._read_status(reply, what)
+        return False
+
+    def _read_status(self, reply: _Reply, what: str) -> None:
+        if reply.status == 404:
+            return  # a plain miss (NoSuchKey; a HEAD has no code to tell more)
+        if reply.code in _ACCESS_DENIED or reply.status == 403:
+            self._warn_once(
+                "read-403",
+                f"remote cache {self.url} denied a read ({reply.code or 'HTTP 403'} on "
+                f"{what}); treated as a miss (grant s3:GetObject on {self._key('*')}, "
+                "and s3:ListBucket so that a missing object is a plain 404)",
+            )
+            return
+        self._warn_once(
+            f"read-{reply.code or reply.status}",
+            f"remote cache {self.url} answered {reply.code or 'an error'} (HTTP "
+            f"{reply.status}) on {what}; treated as a miss",
+        )
+
+    def _put(self, path: str, body: bytes, what: str, content_type: str) -> PutResult:
+        reply = self._call("put", path, what=what, body=body, content_type=content_type)
+        if reply is None:
+            return PutResult.SKIPPED
+        if reply.status == 200:
+            return PutResult.UPLOADED
+        if reply.code in _ACCESS_DENIED or reply.status == 403:
+            with self._lock:
+                self._blob_writes = self._record_writes = False
+            self._warn_once(
+                "put-refused",
+                f"remote cache {self.url} refused an upload ({reply.code or 'HTTP 403'} "
+                f"on {what}); uploads are off for this build (use --remote-cache-mode "
+                f"read on machines that only read, or grant s3:PutObject on "
+                f"{self._key('*')})",
+            )
+            return PutResult.FAILED
+        if reply.code in _UNSUPPORTED or reply.status in (405, 501):
+            with self._lock:
+                self._blob_writes = self._record_writes = False
+            self._warn_once(
+                "put-unsupported",
+                f"remote cache {self.url} does not accept uploads ({reply.code or 'HTTP'} "
+                f"{reply.status} on {what}); uploads are off for this build",
+            )
+            return PutResult.FAILED
+        self.warn(
+            f"remote cache {self.url} refused an upload ({reply.code or 'error'}, HTTP "
+            f"{reply.status} on {what}); the local copy is kept"
+        )
+        return PutResult.FAILED
+
+    def close(self) -> None:
+        """Nothing to release: the ``client`` belongs to the caller. Safe to call twice."""
