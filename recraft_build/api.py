@@ -18,19 +18,17 @@ import contextlib
 import fnmatch
 import gc
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from . import keys
 from .domain import Picture, Spec, sniff_media_type
-from .errors import FrozenError, BudgetError, StoreError, UsageError, SpecError, Problem
+from .errors import FrozenError, BudgetError, UsageError, SpecError, Problem
 from .executor import Budget, BuildResult, Executor, NullReporter, Reporter
 from .lock import Lock
 from .outputs import (
     MANIFEST_NAME,
-    STATE_NAME,
     OutputState,
     sweep_temp_files,
     write_manifest,
@@ -46,8 +44,12 @@ __all__ = [
     "cache_verify",
     "clean",
     "load",
+    "lock_references",
+    "open_store",
     "plan",
+    "provider_info",
     "resolve_output_dir",
+    "select_targets",
     "status",
     "validate",
 ]

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import threading
-from typing import IO, Any, Callable, Sequence
+from typing import IO, Any, Sequence
 
 from . import __version__, api
 from .errors import RecraftBuildError, SpecError, UsageError

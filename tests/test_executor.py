@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from recraft_build.executor import Budget, Executor
-from recraft_build.errors import BudgetError
 from recraft_build.lock import Lock
 from recraft_build.outputs import OutputState
 from recraft_build.plan import ProviderInfo, make_plan

@@ -53,7 +53,6 @@ from ..errors import (
     BadResultError,
     PlanError,
     ProviderError,
-    RequestRejected,
     TransientError,
 )
 from .base import GenerationResult, TransformResult
