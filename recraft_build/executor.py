@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import queue
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
@@ -232,6 +233,7 @@ class Executor:
         self._last_save = 0.0
         self._saving = False
         self._save_pending = False
+        self._save_cost = 0.0
         self._style_ids: dict[str, str] = {}
 
     # -- the whole build ----------------------------------------------------------
@@ -261,6 +263,15 @@ class Executor:
         net = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="rb-net")
         cpu = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="rb-cpu")
         pending: set[Future[Any]] = set()
+        # Finished futures arrive on a queue: waiting on the whole pending set each time
+        # (concurrent.futures.wait) costs O(pending) per wake-up, O(N^2) over a build.
+        finished: "queue.SimpleQueue[Future[Any]]" = queue.SimpleQueue()
+
+        def submit(pool: ThreadPoolExecutor, *args: Any, **kwargs: Any) -> None:
+            fut = pool.submit(*args, **kwargs)
+            pending.add(fut)
+            fut.add_done_callback(finished.put)
+
         try:
             for ap in todo:
                 if ap.name in results:
@@ -273,16 +284,20 @@ class Executor:
                     results[ap.name] = res
                     self.reporter.asset_finished(res)
                     continue
-                pending.add(net.submit(self._guarded, ap, self._first_stage))
+                submit(net, self._guarded, ap, self._first_stage)
             while pending:
-                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    out = fut.result()
-                    if isinstance(out, _Handoff):
-                        pending.add(cpu.submit(self._guarded, out.plan, out.finish, started=True))
-                        continue
-                    results[out.name] = out
-                    self.reporter.asset_finished(out)
+                try:
+                    # A timeout keeps the main thread responsive to Ctrl-C.
+                    fut = finished.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                pending.discard(fut)
+                out = fut.result()
+                if isinstance(out, _Handoff):
+                    submit(cpu, self._guarded, out.plan, out.finish, started=True)
+                    continue
+                results[out.name] = out
+                self.reporter.asset_finished(out)
         except KeyboardInterrupt:
             interrupted = True
             self.cancel.set()
@@ -291,7 +306,7 @@ class Executor:
                 "(Ctrl-C again to stop at once)..."
             )
             try:
-                for fut in pending:
+                for fut in list(pending):
                     if fut.cancel():
                         continue
                     out = fut.result()
@@ -720,16 +735,19 @@ class Executor:
     def _save_lock(self, force: bool = False) -> None:
         """Save the lock after a finished asset (group commit).
 
-        After a paid generation the lock is always written; other saves happen at most
-        every 0.25 s (re-writing a 10,000-asset lock after each free restore would cost
-        O(N^2)), and always at the end. One worker writes at a time and none waits for
+        After a paid generation the lock is always written; other saves are spaced out
+        (re-writing a 10,000-asset lock after each free restore would cost O(N^2)), and
+        it is always written at the end. One worker writes at a time and none waits for
         another: a worker that finds a write in progress leaves its change to it, and
         that writer writes once more before it stops. Nothing paid is at risk in
         between: the pictures are in the store before the lock is touched.
         """
         with self._lock_mutex:
             now = self.clock()
-            if not (force or now - self._last_save >= 0.25):
+            # Free saves are spaced by at least 0.25 s and by 20x what the last write
+            # took, so writing a big lock never takes more than ~5% of the build.
+            interval = max(0.25, 20 * self._save_cost)
+            if not (force or now - self._last_save >= interval):
                 return
             self._save_pending = True
             if self._saving:
@@ -742,8 +760,10 @@ class Executor:
                         self._saving = False
                         return
                     self._save_pending = False
-                    self._last_save = self.clock()
+                    self._last_save = started = self.clock()
                 self.lock.save()
+                with self._lock_mutex:
+                    self._save_cost = max(0.0, self.clock() - started)
         except BaseException:
             with self._lock_mutex:
                 self._saving = False

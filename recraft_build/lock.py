@@ -53,15 +53,21 @@ __all__ = ["LOCK_VERSION", "Lock", "atomic_write_bytes"]
 LOCK_VERSION = 1
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: a temp file in the same folder, then rename."""
+def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically: a temp file in the same folder, then rename.
+
+    ``durable`` also fsyncs the data before the rename (for the lock). Outputs skip it:
+    they can always be re-made from the cache, and a file damaged by a power cut has a
+    size or mtime the stat cache does not know, so the next build re-hashes and rewrites it.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".rbtmp-{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -78,7 +78,7 @@ def write_output(root: Path, rel: str, data: bytes) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         # Re-check after creating folders: a race must not let a symlink slip in.
         safe_output_path(root, rel)
-        atomic_write_bytes(target, data)
+        atomic_write_bytes(target, data, durable=False)
     except OSError as exc:
         raise OutputError(f"cannot write output {rel!r} in {root}: {exc.strerror or exc}") from exc
     return target

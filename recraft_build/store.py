@@ -206,6 +206,10 @@ class Store:
         # bound): a file lock excludes processes, this excludes threads of ours.
         self._thread_locks: dict[str, list[Any]] = {}
         self._thread_locks_guard = threading.Lock()
+        # One writer thread at a time: SQLite makes a second writer of the same process
+        # wait in its busy handler, which sleeps in whole milliseconds (most of a cold
+        # build's time went there). Other processes are still excluded by SQLite.
+        self._write_mutex = threading.Lock()
         settings: dict[str, Any] = {"eviction_policy": "none"}
         if size_limit is not None:
             settings = {"eviction_policy": "least-recently-used", "size_limit": size_limit}
@@ -227,11 +231,14 @@ class Store:
         with self._guard(f"store blob {digest[:12]} in"):
             if key in self._cache and self._stored_equals(key, data):
                 return digest
-            if not self._cache.add(key, data):
+            with self._write_mutex:
+                added = self._cache.add(key, data)
+            if not added:
                 # Someone (another thread or process) added it between our check and
                 # our add; make sure what they stored is right.
                 if not self._stored_equals(key, data):
-                    self._cache.set(key, data)
+                    with self._write_mutex:
+                        self._cache.set(key, data)
         return digest
 
     def get_blob(self, digest: str) -> bytes | None:
@@ -281,7 +288,8 @@ class Store:
         ).encode("utf-8")
         value = _RECORD_MAGIC + hashlib.sha256(payload).hexdigest().encode("ascii") + b"\n" + payload
         with self._guard(f"store record {key[:24]} in"):
-            self._cache.set(_RECORD + key, value)
+            with self._write_mutex:
+                self._cache.set(_RECORD + key, value)
 
     def get_record(self, key: str) -> dict[str, Any] | None:
         """The record stored under ``key``, or None.
@@ -413,7 +421,9 @@ class Store:
                     keep.update(referenced_digests(record))
                     continue
                 size = self._entry_size(rkey)
-                if self._cache.delete(rkey):
+                with self._write_mutex:
+                    deleted = self._cache.delete(rkey)
+                if deleted:
                     removed_records += 1
                     removed_bytes += size
             kept_blobs = 0
@@ -422,7 +432,9 @@ class Store:
                     kept_blobs += 1
                     continue
                 size = self._entry_size(bkey)
-                if self._cache.delete(bkey):
+                with self._write_mutex:
+                    deleted = self._cache.delete(bkey)
+                if deleted:
                     removed_blobs += 1
                     removed_bytes += size
             orphans, orphan_bytes = self._remove_orphan_files()
@@ -481,7 +493,8 @@ class Store:
         return stored is not None and bytes(stored) == data
 
     def _drop(self, key: str, what: str) -> None:
-        self._cache.delete(key)
+        with self._write_mutex:
+            self._cache.delete(key)
         self._warn(
             f"cache {self.directory}: {what}; dropped it, it will be restored or made again"
         )
