@@ -343,7 +343,7 @@ def _draw_png(request: GenerationRequest, look: _Look, seed_hex: str, index: int
             _centered(draw, line, body_font, lay, y, inner_w)
             y += lay.body_size * 1.25
         foot_font = _font(lay.foot_size)
-        foot = f"#{index + 1} · {lay.width}x{lay.height}"
+        foot = f"candidate {index} · {lay.width}x{lay.height}"
         _centered(draw, foot, foot_font, lay, y, inner_w)
 
     info = PngImagePlugin.PngInfo()
@@ -412,7 +412,7 @@ def _draw_svg(request: GenerationRequest, look: _Look, seed_hex: str, index: int
         lines = _wrap(request.prompt.split(), lambda t: fits(t, lay.body_size), lay.max_lines)
         for k, line in enumerate(lines):
             texts.append(text_el(line, lay.body_top + k * lay.body_size * 1.25, lay.body_size))
-        foot = f"#{index + 1} · {w}x{h}"
+        foot = f"candidate {index} · {w}x{h}"
         if fits(foot, lay.foot_size):
             texts.append(
                 text_el(foot, lay.body_top + len(lines) * lay.body_size * 1.25, lay.foot_size)
