@@ -212,6 +212,19 @@ class _Loader:
                      if not report.touches(("styles", k))}
             broken_styles = set(data["styles"]) - set(clean)
             styles = self.load_styles(clean)
+        output_dir = data.get("output_dir")
+        if isinstance(output_dir, str) and not report.touches(("output_dir",)):
+            # A spec comes from pull requests: its output folder stays beside it. A user
+            # who wants the pictures elsewhere says so on the command line (-o).
+            norm = output_dir
+            while norm.startswith("./"):
+                norm = norm[2:]
+            norm = norm.rstrip("/")
+            problem = None if norm in ("", ".") else _relative_path_problem(norm)
+            if problem is not None:
+                self.add(("output_dir",), f"output_dir {output_dir!r} {problem[0]}",
+                         "keep the output folder inside the spec's folder (or pass -o OUT "
+                         "on the command line)")
         providers: dict[str, ProviderProfile] = {}
         if isinstance(data.get("providers"), dict) and not report.touches(("providers",)):
             providers = self.load_providers(data["providers"])

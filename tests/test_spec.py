@@ -632,3 +632,24 @@ def test_schema_problems_do_not_hide_problems_elsewhere():
           - {name: b, prompt: p, output: ../b.png}
         """)
     assert len(out) == 2
+
+
+@pytest.mark.parametrize("bad", ["/tmp/out", "../out", "a/../../out", "C:/out", "a\\\\b"])
+def test_output_dir_stays_beside_the_spec(tmp_path, bad):
+    """A spec from a pull request cannot send the pictures outside its own folder."""
+    from recraft_build.errors import SpecError
+    from recraft_build.spec import parse_spec
+
+    text = f'version: 1\noutput_dir: "{bad}"\nassets:\n  - name: a\n    prompt: p\n    output: a.png\n'
+    with pytest.raises(SpecError) as err:
+        parse_spec(text, "assets.yaml", base_dir=tmp_path)
+    [problem] = err.value.problems
+    assert problem.path == "output_dir" and problem.line == 2 and "-o" in problem.hint
+
+
+@pytest.mark.parametrize("good", ["build", "out/art", "./", "dist/", "./build"])
+def test_output_dir_inside_the_spec_folder_is_fine(tmp_path, good):
+    from recraft_build.spec import parse_spec
+
+    text = f'version: 1\noutput_dir: "{good}"\nassets:\n  - name: a\n    prompt: p\n    output: a.png\n'
+    assert parse_spec(text, "assets.yaml", base_dir=tmp_path).output_dir == good
