@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import os
 import re
@@ -56,7 +57,10 @@ __all__ = [
 #: The gallery's folder inside the output folder.
 GALLERY_DIR = "gallery"
 #: Names of the gallery's picture files (content-addressed, so copies are never redone).
-IMAGE_NAME = re.compile(r"^[0-9a-f]{64}\.(png|webp|jpg|svg|ico)$")
+IMAGE_NAME = re.compile(r"^[0-9a-f]{64}(\.t[0-9]+)?\.(png|webp|jpg|svg|ico)$")
+#: Longest side of the thumbnails the page shows for big raster pictures (the full
+#: picture is one click away), so a gallery of hundreds of 1-2 MP candidates stays light.
+THUMB_SIZE = 384
 
 _EXT_BY_MEDIA = {
     "image/png": "png",
@@ -100,6 +104,31 @@ class _Pictures:
                 atomic_write_bytes(target, data)
             except OSError as exc:
                 raise OutputError(f"cannot write the gallery picture {target}: {exc.strerror or exc}") from exc
+        self.used.add(name)
+        return f"img/{name}"
+
+    def thumb(self, sha256: Any, ext: str | None, full: str | None) -> str | None:
+        """A WebP thumbnail (longest side :data:`THUMB_SIZE`) of a big raster picture,
+        ``img/<sha>.t<size>.webp``; ``full`` (from :meth:`add`) when it is small or SVG."""
+        if full is None or ext not in ("png", "webp", "jpg"):
+            return full
+        name = f"{sha256}.t{THUMB_SIZE}.webp"
+        target = self.folder / name
+        if not target.is_file():
+            from PIL import Image  # only galleries pay for the import
+
+            try:
+                with Image.open(self.folder / full[len("img/"):]) as im:
+                    if max(im.size) <= THUMB_SIZE:
+                        return full
+                    im.draft("RGB", (THUMB_SIZE, THUMB_SIZE))
+                    small = im.convert("RGBA")
+                small.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS)
+                buf = io.BytesIO()
+                small.save(buf, "WEBP", quality=82, method=4)
+                atomic_write_bytes(target, buf.getvalue())
+            except (OSError, ValueError, Image.DecompressionBombError):
+                return full  # the full picture still shows; a thumbnail is a nicety
         self.used.add(name)
         return f"img/{name}"
 
@@ -196,7 +225,8 @@ def _candidate(pics: _Pictures, index: int, cand: Any) -> dict[str, Any]:
         "width": _int(c.get("width"), 0) or None,
         "height": _int(c.get("height"), 0) or None,
         "bytes": _int(c.get("bytes"), 0) or None,
-        "img": pics.add(c.get("sha256"), _EXT_BY_MEDIA.get(media)),
+        "img": (img := pics.add(c.get("sha256"), _EXT_BY_MEDIA.get(media))),
+        "thumb": pics.thumb(c.get("sha256"), _EXT_BY_MEDIA.get(media), img),
     }
 
 
@@ -649,7 +679,7 @@ var DATA = JSON.parse(document.getElementById("gallery-data").textContent);
 var REVIEW = DATA.review;
 var STATES = [["all","All","a"],["new","New","n"],["changed","Changed","c"],["up-to-date","Up to date","u"],
   ["not-built","Not built","b"],["removed","Removed","x"]];
-var IMG_RE = /^img\/[0-9a-f]{64}\.(png|webp|jpg|svg|ico)$/;
+var IMG_RE = /^img\/[0-9a-f]{64}(\.t[0-9]+)?\.(png|webp|jpg|svg|ico)$/;
 var ui = {filter:"", state:"all", current:null, cursor:{}, busy:false};
 var list = document.getElementById("list");
 var filterBox = document.getElementById("filter");
@@ -774,7 +804,7 @@ function renderAsset(a){
       title: REVIEW ? (picked ? "the picked candidate" : "pick candidate " + c.index) : "select candidate " + c.index,
       "aria-label": REVIEW ? "pick " + label : label,
       onclick: function(){ ui.current = a.name; ui.cursor[a.name] = c.index; if (REVIEW) pick(a, c.index); else render(); }},
-      picture(c.img, label));
+      picture(c.thumb || c.img, label));
     return h("figure", {cls: "cand" + (picked ? " picked" : "") + (c.index === cur ? " cursor" : ""), "data-index": c.index},
       frame,
       h("figcaption", null, h("span", {cls: "idx", text: "#" + c.index}), picked ? h("span", {cls: "tag", text: "picked"}) : null,
@@ -784,7 +814,7 @@ function renderAsset(a){
   var pics = [];
   if (a.previous) {
     pics.push(h("figure", {cls: "prev"},
-      h("div", {cls: "frame", title: "picked in " + DATA.base.rev}, picture(a.previous.img, "previous pick of " + a.name)),
+      h("div", {cls: "frame", title: "picked in " + DATA.base.rev}, picture(a.previous.thumb || a.previous.img, "previous pick of " + a.name)),
       h("figcaption", null, h("span", {cls: "tag was", text: "before"}), "#" + a.previous.index + " in " + DATA.base.rev),
       a.previous.img ? h("a", {cls: "open", href: a.previous.img, target: "_blank", rel: "noopener", title: "open full size", text: "↗"}) : null));
     if (cands.length) pics.push(h("div", {cls: "arrow", text: "→"}));

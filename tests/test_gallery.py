@@ -64,7 +64,7 @@ def test_page_lists_every_asset_with_its_pictures_beside_it(project):
     for rel in imgs:
         file = page.parent / rel
         assert file.is_file()
-        assert hashlib.sha256(file.read_bytes()).hexdigest() == file.name.split(".")[0]
+        assert hashlib.sha256(file.read_bytes()).hexdigest() == file.name.split(".")[0]  # (full pictures)
     # Nothing is loaded from the network.
     html = page.read_text()
     assert "http://" not in html and "https://" not in html
@@ -191,3 +191,18 @@ def test_cli_gallery_prints_a_file_url(tmp_path):
     assert code == 0
     url = out.getvalue().strip()
     assert url.startswith("file://") and url.endswith("/out/gallery/index.html")
+
+
+def test_big_candidates_show_as_small_thumbnails_linking_to_the_full_picture(tmp_path):
+    from PIL import Image
+
+    project = make_project(tmp_path)
+    page = gallery.write_gallery(project.spec, **project.kw())
+    data = page_data(page.read_text())
+    cand = by_name(data)["icon-sword"]["candidates"][0]
+    assert cand["thumb"] != cand["img"] and ".t" in cand["thumb"]
+    with Image.open(page.parent / cand["thumb"]) as thumb, Image.open(page.parent / cand["img"]) as full:
+        assert max(thumb.size) == gallery.THUMB_SIZE < max(full.size)
+        assert thumb.size[0] * full.size[1] == pytest.approx(thumb.size[1] * full.size[0], rel=0.02)
+    # thumbnails are the gallery's own files: kept while shown, pruned like the rest
+    assert (page.parent / cand["thumb"]).stat().st_size < (page.parent / cand["img"]).stat().st_size
