@@ -212,46 +212,78 @@ _OK_PUT = frozenset({200, 201, 204})
 # --------------------------------------------------------------------------- client
 
 
-class RemoteCache:
-    """A client of one Bazel-HTTP-protocol cache at ``url``.
+class _Reply:
+    """One finished request: ``status`` (200 for success) with ``body``, and for S3 the
+    error ``code`` (``""`` when there is none)."""
 
-    ``client`` is owned by the caller (who closes it); ``headers`` are added to every
-    request (e.g. ``{"Authorization": "Bearer ..."}`` read from an env var by the
-    caller) and never appear in a message. ``mode`` is ``"read"`` (never writes: every
-    ``put_*`` is a no-op without a request) or ``"read-write"``. ``sleep`` waits between
-    retries. ``warn`` receives one-line warnings (see the module docstring).
+    __slots__ = ("status", "code", "body")
 
-    Thread-safe: the executor's workers and the upload threads share one object.
-    No method raises for a remote problem; :class:`UsageError` only for a bad ``url``
-    or ``mode`` at construction, ``ValueError`` for a malformed digest (a bug).
+    def __init__(self, status: int, code: str = "", body: bytes = b""):
+        self.status = status
+        self.code = code
+        self.body = body
+
+
+@dataclass(frozen=True)
+class _Retry:
+    """What one failed attempt says when it is worth another: the ``problem`` (for the
+    warning if the retries run out) and the server's ``Retry-After``, if any."""
+
+    problem: str
+    retry_after: str | None = None
+
+
+class _RemoteBase:
+    """The protocol-independent contract of a remote cache (:class:`RemoteCache` over
+    HTTP, :class:`~recraft_build.remote_s3.S3Cache` over S3), which
+    :class:`TieredStore` relies on whichever it is given:
+
+    * **Digest verification**: a blob is returned only when its bytes hash to the digest
+      asked for; anything else is a warning naming where the corrupt copy lives, and a
+      miss. A malformed digest is a ``ValueError`` (a bug), before any request.
+    * **The record envelope**: records are stored as :func:`_ac_body` (the module
+      docstring) under ``ac/`` + :func:`remote_name` of the key, and read back only
+      when the envelope has our format and this very key.
+    * **Read mode**: in ``"read"`` mode every ``put_*`` is :attr:`PutResult.SKIPPED`
+      without a request; the same once uploads were turned off or the remote is gone.
+    * **One warning, then unavailable**: retries by :class:`RemotePolicy`; when they
+      run out (or the remote refuses us for good) one warning for the whole build, and
+      every later call is an immediate miss or no-op. Warnings go through :meth:`warn`,
+      serialised and scrubbed of passwords.
+
+    A subclass sets ``url`` (what messages call the remote, with no secret in it) and
+    implements the transport hooks (and sets ``_where``, how the "not usable" warning
+    names the remote: ``url``, or more):
+
+    * :meth:`_send` ``(method, path, *, what, body=None) -> _Reply | None``: one
+      ``GET``/``HEAD``/``PUT`` of ``path`` (``cas/<sha256>`` or ``ac/<name>``) with
+      retries (usually through :meth:`_retrying`); None once the remote is unusable.
+    * :meth:`_read_status` ``(reply, what)``: react to a read answered with other than
+      200 (404 is a plain miss).
+    * :meth:`_put_status` ``(reply, what, *, record) -> PutResult``: what an upload's
+      answer means (success, or which warning and whether uploads turn off).
+    * :meth:`_describe` ``(path) -> str``: where the object at ``path`` lives, for the
+      message about a corrupt copy, whose owner ``_copy`` names ("the server's",
+      "the bucket's").
     """
+
+    url: str
+    _where: str
+    _copy = "the remote's"
 
     def __init__(
         self,
-        url: str,
         *,
-        client: httpx.Client,
-        mode: str = "read-write",
-        headers: Mapping[str, str] | None = None,
-        policy: RemotePolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        warn: Callable[[str], None] = lambda message: None,
+        mode: str,
+        policy: RemotePolicy | None,
+        sleep: Callable[[float], None],
+        warn: Callable[[str], None],
     ):
         if mode not in MODES:
             raise UsageError(
                 f"--remote-cache-mode {mode!r} is not one of: {', '.join(MODES)}"
             )
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UsageError(
-                f"--remote-cache {redact_url(url)!r} is not an http:// or https:// URL "
-                "(e.g. http://cache.internal:8080 or https://host/prefix)"
-            )
-        self._base = url.rstrip("/")
-        self.url = redact_url(self._base)
         self.mode = mode
-        self._client = client
-        self._headers = dict(headers or {})
         self._policy = policy or RemotePolicy()
         self._sleep = sleep
         self._warn = warn
@@ -284,18 +316,16 @@ class RemoteCache:
     def warn(self, message: str) -> None:
         """Pass one warning to the ``warn`` callback (serialised across threads).
 
-        Every message is scrubbed on the way out: URL passwords and the values of our
-        headers (the token) are replaced by ``***``, whatever quoted them.
+        Every message is scrubbed on the way out: URL passwords (and whatever else
+        :meth:`_scrub` knows to be secret) are replaced by ``***``, whatever quoted them.
         """
-        message = _USERINFO.sub(r"\1:***@", message)
-        for value in self._headers.values():
-            if len(value) >= 4:  # never blank out a trivial value all over the text
-                message = message.replace(value, "***")
-                _, _, token = value.partition(" ")  # "Bearer <token>": the token alone too
-                if len(token) >= 4:
-                    message = message.replace(token, "***")
+        message = self._scrub(_USERINFO.sub(r"\1:***@", message))
         with self._warn_lock:
             self._warn(message)
+
+    def _scrub(self, message: str) -> str:
+        """``message`` without the subclass's own secrets (none by default)."""
+        return message
 
     def _warn_once(self, topic: str, message: str) -> None:
         with self._lock:
@@ -310,107 +340,100 @@ class RemoteCache:
             self._available = False
         if first:
             self.warn(
-                f"remote cache {self.url} is not usable ({reason}); continuing with the "
-                "local cache only for the rest of this build"
+                f"remote cache {self._where} is not usable ({reason}); continuing with "
+                "the local cache only for the rest of this build"
             )
 
-    # ----- transport
+    def _uploads_off(self) -> None:
+        with self._lock:
+            self._blob_writes = self._record_writes = False
 
-    def _request(
-        self, method: str, path: str, *, content: bytes | None = None, what: str
-    ) -> httpx.Response | None:
-        """One request with retries; None when the remote is (or just became) unusable."""
+    def _count_traffic(self, *, requests: int = 0, sent: int = 0, received: int = 0) -> None:
+        with self._lock:
+            self._traffic["requests"] += requests
+            self._traffic["sent"] += sent
+            self._traffic["received"] += received
+
+    def _retrying(self, attempt: Callable[[], _Reply | _Retry | None]) -> _Reply | None:
+        """Call ``attempt`` until it gives a reply, or None (it made the remote
+        unusable), or the policy's retries run out on :class:`_Retry` answers (then the
+        remote turns unavailable). None at once when the remote is unusable."""
         policy = self._policy
-        headers = dict(self._headers)
-        if content is not None:
-            headers["Content-Type"] = (
-                "application/json" if path.startswith("ac/") else "application/octet-stream"
-            )
-        attempt = 0
+        tries = 0
         while True:
             if not self._available:
                 return None
-            retry_after: str | None = None
-            with self._lock:
-                self._traffic["requests"] += 1
-                self._traffic["sent"] += len(content or b"")
-            try:
-                response = self._client.request(
-                    method,
-                    f"{self._base}/{path}",
-                    content=content,
-                    headers=headers,
-                    timeout=policy.httpx_timeout(),
-                )
-                with self._lock:
-                    self._traffic["received"] += len(response.content)
-            except httpx.TimeoutException as exc:
-                limit = (
-                    policy.connect_timeout
-                    if isinstance(exc, httpx.ConnectTimeout)
-                    else policy.timeout
-                )
-                problem = f"{type(exc).__name__} after {limit:g}s on {what}"
-            except httpx.RequestError as exc:
-                # Transport errors, and a body that cannot be decoded or a redirect
-                # loop: all are "this server is not answering properly".
-                problem = f"{type(exc).__name__} on {what}: {exc}"
-            else:
-                if response.status_code not in _RETRY_STATUSES:
-                    return response
-                problem = f"HTTP {response.status_code} on {what}"
-                retry_after = response.headers.get("Retry-After")
-            if attempt >= policy.retries:
-                self._go_unavailable(problem)
+            outcome = attempt()
+            if not isinstance(outcome, _Retry):
+                return outcome
+            if tries >= policy.retries:
+                self._go_unavailable(outcome.problem)
                 return None
-            self._sleep(policy.delay(attempt, retry_after))
-            attempt += 1
+            self._sleep(policy.delay(tries, outcome.retry_after))
+            tries += 1
 
-    def _refused(self, response: httpx.Response, what: str, *, write: bool) -> None:
-        """React to 401/403: off for everything (a read) or for uploads (a write)."""
-        status = response.status_code
-        if not write:
-            self._go_unavailable(
-                f"HTTP {status} on {what}: access refused; check the auth header's "
-                "environment variable"
-            )
-            return
-        with self._lock:
-            self._blob_writes = self._record_writes = False
-        self._warn_once(
-            "put-refused",
-            f"remote cache {self.url} refused an upload (HTTP {status} on {what}); "
-            "uploads are off for this build (use --remote-cache-mode read on machines "
-            "that only read, or check the auth header's environment variable)",
-        )
+    # ----- transport hooks (see the class docstring)
+
+    def _send(
+        self, method: str, path: str, *, what: str, body: bytes | None = None
+    ) -> _Reply | None:
+        raise NotImplementedError
+
+    def _read_status(self, reply: _Reply, what: str) -> None:
+        raise NotImplementedError
+
+    def _put_status(self, reply: _Reply, what: str, *, record: bool) -> PutResult:
+        raise NotImplementedError
+
+    def _describe(self, path: str) -> str:
+        return path
+
+    # ----- built on the hooks
+
+    def _fetch(self, path: str, what: str) -> bytes | None:
+        reply = self._send("GET", path, what=what)
+        if reply is None:
+            return None
+        if reply.status == 200:
+            return reply.body
+        self._read_status(reply, what)
+        return None
+
+    def _exists(self, path: str, what: str) -> bool:
+        reply = self._send("HEAD", path, what=what)
+        if reply is None:
+            return False
+        if reply.status == 200:
+            return True
+        self._read_status(reply, what)
+        return False
+
+    def _put(self, path: str, body: bytes, what: str, *, record: bool) -> PutResult:
+        reply = self._send("PUT", path, what=what, body=body)
+        if reply is None:
+            return PutResult.SKIPPED
+        return self._put_status(reply, what, record=record)
 
     # ----- blobs
 
     def get_blob(self, digest: str) -> bytes | None:
         """The blob's bytes if the remote has them and they match ``digest``, else None."""
         _check_digest(digest)
-        what = f"GET cas/{digest[:12]}"
-        response = self._request("GET", f"cas/{digest}", what=what)
-        if response is None:
+        data = self._fetch(f"cas/{digest}", f"GET cas/{digest[:12]}")
+        if data is not None and hashlib.sha256(data).hexdigest() != digest:
+            self.warn(
+                f"remote cache {self.url} returned wrong bytes for blob {digest[:12]} "
+                f"({len(data)} bytes that hash to something else); ignored it and will "
+                f"make the picture locally ({self._copy} copy is corrupt: delete "
+                f"{self._describe('cas/' + digest)} there)"
+            )
             return None
-        if response.status_code == 200:
-            data = response.content
-            if hashlib.sha256(data).hexdigest() != digest:
-                self.warn(
-                    f"remote cache {self.url} returned wrong bytes for blob {digest[:12]} "
-                    f"({len(data)} bytes that hash to something else); ignored it and will "
-                    "make the picture locally (the server's copy is corrupt: delete "
-                    f"cas/{digest} there)"
-                )
-                return None
-            return data
-        self._read_status(response, what)
-        return None
+        return data
 
     def has_blob(self, digest: str) -> bool:
         """Whether the remote says it has the blob (HEAD); False when unusable."""
         _check_digest(digest)
-        return self._head(f"cas/{digest}", f"HEAD cas/{digest[:12]}")
+        return self._exists(f"cas/{digest}", f"HEAD cas/{digest[:12]}")
 
     def put_blob(
         self, data: bytes, *, digest: str | None = None, check_first: bool | None = None
@@ -437,15 +460,11 @@ class RemoteCache:
     def get_record(self, key: str) -> dict[str, Any] | None:
         """The action record stored for ``key``, or None (missing, unreadable, unusable)."""
         name = remote_name(key)
-        what = f"GET ac/{name[:12]}"
-        response = self._request("GET", f"ac/{name}", what=what)
-        if response is None:
-            return None
-        if response.status_code != 200:
-            self._read_status(response, what)
+        body = self._fetch(f"ac/{name}", f"GET ac/{name[:12]}")
+        if body is None:
             return None
         try:
-            envelope = json.loads(response.content)
+            envelope = json.loads(body)
         except ValueError:
             envelope = None
         if (
@@ -465,52 +484,150 @@ class RemoteCache:
     def has_record(self, key: str) -> bool:
         """Whether the remote says it has a record for ``key`` (HEAD)."""
         name = remote_name(key)
-        return self._head(f"ac/{name}", f"HEAD ac/{name[:12]}")
+        return self._exists(f"ac/{name}", f"HEAD ac/{name[:12]}")
 
     def put_record(self, key: str, record: Mapping[str, Any]) -> PutResult:
         """Upload the action record for ``key`` (callers upload its blobs first)."""
         if not (self._available and self._record_writes):
             return PutResult.SKIPPED
-        body = _ac_body(key, record)
         name = remote_name(key)
-        return self._put(f"ac/{name}", body, f"PUT ac/{name[:12]}", record=True)
+        return self._put(f"ac/{name}", _ac_body(key, record), f"PUT ac/{name[:12]}", record=True)
 
-    # ----- shared
+    def close(self) -> None:
+        """Nothing to release: the ``client`` belongs to the caller. Safe to call twice."""
 
-    def _head(self, path: str, what: str) -> bool:
-        response = self._request("HEAD", path, what=what)
-        if response is None:
-            return False
-        if response.status_code == 200:
-            return True
-        self._read_status(response, what)
-        return False
 
-    def _read_status(self, response: httpx.Response, what: str) -> None:
-        status = response.status_code
+class RemoteCache(_RemoteBase):
+    """A client of one Bazel-HTTP-protocol cache at ``url``.
+
+    ``client`` is owned by the caller (who closes it); ``headers`` are added to every
+    request (e.g. ``{"Authorization": "Bearer ..."}`` read from an env var by the
+    caller) and never appear in a message. ``mode`` is ``"read"`` (never writes: every
+    ``put_*`` is a no-op without a request) or ``"read-write"``. ``sleep`` waits between
+    retries. ``warn`` receives one-line warnings (see the module docstring).
+
+    Thread-safe: the executor's workers and the upload threads share one object.
+    No method raises for a remote problem; :class:`UsageError` only for a bad ``url``
+    or ``mode`` at construction, ``ValueError`` for a malformed digest (a bug).
+    """
+
+    _copy = "the server's"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        client: httpx.Client,
+        mode: str = "read-write",
+        headers: Mapping[str, str] | None = None,
+        policy: RemotePolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        warn: Callable[[str], None] = lambda message: None,
+    ):
+        super().__init__(mode=mode, policy=policy, sleep=sleep, warn=warn)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UsageError(
+                f"--remote-cache {redact_url(url)!r} is not an http:// or https:// URL "
+                "(e.g. http://cache.internal:8080 or https://host/prefix)"
+            )
+        self._base = url.rstrip("/")
+        self.url = redact_url(self._base)
+        self._where = self.url
+        self._client = client
+        self._headers = dict(headers or {})
+
+    def _scrub(self, message: str) -> str:
+        """The values of our headers (the token) become ``***``."""
+        for value in self._headers.values():
+            if len(value) >= 4:  # never blank out a trivial value all over the text
+                message = message.replace(value, "***")
+                _, _, token = value.partition(" ")  # "Bearer <token>": the token alone too
+                if len(token) >= 4:
+                    message = message.replace(token, "***")
+        return message
+
+    # ----- transport
+
+    def _send(
+        self, method: str, path: str, *, what: str, body: bytes | None = None
+    ) -> _Reply | None:
+        """One request with retries; None when the remote is (or just became) unusable."""
+        policy = self._policy
+        headers = dict(self._headers)
+        if body is not None:
+            headers["Content-Type"] = (
+                "application/json" if path.startswith("ac/") else "application/octet-stream"
+            )
+
+        def attempt() -> _Reply | _Retry:
+            self._count_traffic(requests=1, sent=len(body or b""))
+            try:
+                response = self._client.request(
+                    method,
+                    f"{self._base}/{path}",
+                    content=body,
+                    headers=headers,
+                    timeout=policy.httpx_timeout(),
+                )
+                self._count_traffic(received=len(response.content))
+            except httpx.TimeoutException as exc:
+                limit = (
+                    policy.connect_timeout
+                    if isinstance(exc, httpx.ConnectTimeout)
+                    else policy.timeout
+                )
+                return _Retry(f"{type(exc).__name__} after {limit:g}s on {what}")
+            except httpx.RequestError as exc:
+                # Transport errors, and a body that cannot be decoded or a redirect
+                # loop: all are "this server is not answering properly".
+                return _Retry(f"{type(exc).__name__} on {what}: {exc}")
+            if response.status_code in _RETRY_STATUSES:
+                return _Retry(
+                    f"HTTP {response.status_code} on {what}",
+                    response.headers.get("Retry-After"),
+                )
+            return _Reply(response.status_code, body=response.content)
+
+        return self._retrying(attempt)
+
+    def _refused(self, status: int, what: str, *, write: bool) -> None:
+        """React to 401/403: off for everything (a read) or for uploads (a write)."""
+        if not write:
+            self._go_unavailable(
+                f"HTTP {status} on {what}: access refused; check the auth header's "
+                "environment variable"
+            )
+            return
+        self._uploads_off()
+        self._warn_once(
+            "put-refused",
+            f"remote cache {self.url} refused an upload (HTTP {status} on {what}); "
+            "uploads are off for this build (use --remote-cache-mode read on machines "
+            "that only read, or check the auth header's environment variable)",
+        )
+
+    def _read_status(self, reply: _Reply, what: str) -> None:
+        status = reply.status
         if status == 404:
             return  # a plain miss
         if status in (401, 403):
-            self._refused(response, what, write=False)
+            self._refused(status, what, write=False)
             return
         self._warn_once(
             f"read-{status}",
             f"remote cache {self.url} answered HTTP {status} on {what}; treated as a miss",
         )
 
-    def _put(self, path: str, body: bytes, what: str, *, record: bool) -> PutResult:
-        response = self._request("PUT", path, content=body, what=what)
-        if response is None:
-            return PutResult.SKIPPED
-        status = response.status_code
+    def _put_status(self, reply: _Reply, what: str, *, record: bool) -> PutResult:
+        status = reply.status
         if status in _OK_PUT:
             return PutResult.UPLOADED
         if status in (401, 403):
-            self._refused(response, what, write=True)
+            self._refused(status, what, write=True)
             return PutResult.FAILED
         if status in (405, 501):
-            with self._lock:
-                self._blob_writes = self._record_writes = False
+            self._uploads_off()
             self._warn_once(
                 "put-unsupported",
                 f"remote cache {self.url} does not accept uploads (HTTP {status} on "
@@ -534,9 +651,6 @@ class RemoteCache:
             "the local copy is kept"
         )
         return PutResult.FAILED
-
-    def close(self) -> None:
-        """Nothing to release: the ``client`` belongs to the caller. Safe to call twice."""
 
 
 # --------------------------------------------------------------------------- tiered store

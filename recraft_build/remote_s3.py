@@ -50,27 +50,17 @@ through ``warn`` and a miss (or a skipped upload).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-import threading
 import time
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 from .errors import UsageError
-from .remote import (
-    AC_FORMAT,
-    MODES,
-    PutResult,
-    RemotePolicy,
-    redact_url,
-    remote_name,
-)
 
-# Shared on purpose with the HTTP client: one envelope writer and one digest check, so
-# both targets store byte-identical records and refuse the same malformed digests.
-from .remote import _USERINFO, _ac_body, _check_digest
+# The transport-independent half (digest checks, the record envelope, read mode, one
+# warning then unavailable) is the HTTP client's own base class, so both targets store
+# byte-identical records, refuse the same malformed digests and fail the same way.
+from .remote import PutResult, RemotePolicy, _RemoteBase, _Reply, _Retry, redact_url
 
 __all__ = [
     "S3Cache",
@@ -210,21 +200,10 @@ def s3_client(env: Mapping[str, str], *, policy: RemotePolicy | None = None) -> 
         raise UsageError(f"cannot set up the s3:// remote cache: {exc}") from exc
 
 
-class _Reply:
-    """One finished S3 call: ``status`` 200 with ``body``, or an error ``status``/``code``."""
-
-    __slots__ = ("status", "code", "body")
-
-    def __init__(self, status: int, code: str = "", body: bytes = b""):
-        self.status = status
-        self.code = code
-        self.body = body
-
-
 # --------------------------------------------------------------------------- client
 
 
-class S3Cache:
+class S3Cache(_RemoteBase):
     """The remote cache in a bucket: ``url`` is ``s3://BUCKET/PREFIX``.
 
     ``client`` is a boto3 S3 client owned by the caller (who closes it; see
@@ -233,10 +212,16 @@ class S3Cache:
     ``head_before_put``; ``sleep`` waits between retries; ``warn`` receives one-line
     warnings (see the module docstring).
 
+    The blob, record and state methods are :class:`~recraft_build.remote._RemoteBase`'s
+    (the same as :class:`~recraft_build.remote.RemoteCache`); this class is the S3
+    transport under them.
+
     Thread-safe. No method raises for a remote problem; :class:`UsageError` only for a
     bad ``url`` or ``mode`` (or boto3 missing) at construction, ``ValueError`` for a
     malformed digest (a bug).
     """
+
+    _copy = "the bucket's"
 
     def __init__(
         self,
@@ -248,114 +233,52 @@ class S3Cache:
         sleep: Callable[[float], None] = time.sleep,
         warn: Callable[[str], None] = lambda message: None,
     ):
-        if mode not in MODES:
-            raise UsageError(
-                f"--remote-cache-mode {mode!r} is not one of: {', '.join(MODES)}"
-            )
+        super().__init__(mode=mode, policy=policy, sleep=sleep, warn=warn)
         self._bucket, self._prefix = parse_s3_url(url)
         _, _, self._errors = _import_boto3()
         self.url = f"s3://{self._bucket}/{self._prefix}".rstrip("/")
-        self.mode = mode
         self._client = client
         endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None)
         # Where the bucket lives, for messages: the endpoint matters when it is down.
         self._where = f"{self.url} (endpoint {redact_url(endpoint)})" if endpoint else self.url
-        self._policy = policy or RemotePolicy()
-        self._sleep = sleep
-        self._warn = warn
-        self._lock = threading.Lock()
-        self._warn_lock = threading.Lock()
-        self._available = True
-        self._blob_writes = mode == "read-write"
-        self._record_writes = mode == "read-write"
-        self._warned: set[str] = set()
-        self._traffic = {"requests": 0, "sent": 0, "received": 0}
-
-    # ----- state (as RemoteCache)
-
-    def traffic(self) -> dict[str, int]:
-        """Totals so far: ``requests`` made (retries included), body bytes ``sent`` and
-        ``received``."""
-        with self._lock:
-            return dict(self._traffic)
-
-    @property
-    def available(self) -> bool:
-        """False once the bucket was found unreachable (or refused us) in this build."""
-        return self._available
-
-    @property
-    def can_write(self) -> bool:
-        """True while blob uploads may happen (read-write mode, bucket usable)."""
-        return self._available and self._blob_writes
-
-    def warn(self, message: str) -> None:
-        """Pass one warning to the ``warn`` callback (serialised across threads).
-
-        Messages are built from our own words plus S3 error codes and connection-error
-        texts (which quote the endpoint URL, never a credential); URL passwords are
-        scrubbed all the same.
-        """
-        message = _USERINFO.sub(r"\1:***@", message)
-        with self._warn_lock:
-            self._warn(message)
-
-    def _warn_once(self, topic: str, message: str) -> None:
-        with self._lock:
-            if topic in self._warned:
-                return
-            self._warned.add(topic)
-        self.warn(message)
-
-    def _go_unavailable(self, reason: str) -> None:
-        with self._lock:
-            first = self._available
-            self._available = False
-        if first:
-            self.warn(
-                f"remote cache {self._where} is not usable ({reason}); continuing with "
-                "the local cache only for the rest of this build"
-            )
 
     # ----- transport
 
     def _key(self, path: str) -> str:
         return f"{self._prefix}/{path}" if self._prefix else path
 
-    def _call(
-        self, operation: str, path: str, *, what: str, body: bytes | None = None,
-        content_type: str | None = None,
+    def _describe(self, path: str) -> str:
+        return self._key(path)
+
+    def _send(
+        self, method: str, path: str, *, what: str, body: bytes | None = None
     ) -> _Reply | None:
         """One S3 call with retries; None when the bucket is (or just became) unusable.
 
-        ``operation`` is ``get``, ``head`` or ``put``. A ``get`` reads the whole body
+        ``method`` is ``GET``, ``HEAD`` or ``PUT``. A ``GET`` reads the whole body
         (inside the retry loop: a connection dropped mid-body is retried too).
         """
         errors = self._errors
-        policy = self._policy
         params: dict[str, Any] = {"Bucket": self._bucket, "Key": self._key(path)}
         if body is not None:
             params["Body"] = body
-            params["ContentType"] = content_type or "application/octet-stream"
-        attempt = 0
-        while True:
-            if not self._available:
-                return None
-            with self._lock:
-                self._traffic["requests"] += 1
-                self._traffic["sent"] += len(body or b"")
+            params["ContentType"] = (
+                "application/json" if path.startswith("ac/") else "application/octet-stream"
+            )
+
+        def attempt() -> _Reply | _Retry | None:
+            self._count_traffic(requests=1, sent=len(body or b""))
             try:
-                if operation == "get":
+                if method == "GET":
                     response = self._client.get_object(**params)
                     stream = response["Body"]
                     try:
                         data = stream.read()
                     finally:
                         stream.close()
-                    with self._lock:
-                        self._traffic["received"] += len(data)
+                    self._count_traffic(received=len(data))
                     return _Reply(200, body=data)
-                if operation == "head":
+                if method == "HEAD":
                     self._client.head_object(**params)
                 else:
                     self._client.put_object(**params)
@@ -379,7 +302,7 @@ class S3Cache:
                     return None
                 if not (status == 429 or status >= 500 or code in _RETRY_CODES):
                     return _Reply(status, code)
-                problem = f"{code or 'error'} (HTTP {status}) on {what}"
+                return _Retry(f"{code or 'error'} (HTTP {status}) on {what}")
             except errors.NoCredentialsError:
                 self._go_unavailable(
                     "no AWS credentials found; set AWS_ACCESS_KEY_ID and "
@@ -391,124 +314,16 @@ class S3Cache:
                 errors.HTTPClientError,  # read timeout, connection closed mid-answer
                 errors.IncompleteReadError,
             ) as exc:
-                problem = f"{type(exc).__name__} on {what}: {exc}"
+                return _Retry(f"{type(exc).__name__} on {what}: {exc}")
             except errors.BotoCoreError as exc:
                 # Anything else boto3 refuses (partial credentials, a bad profile...)
                 # will refuse again: stop now rather than retry.
                 self._go_unavailable(f"{type(exc).__name__} on {what}: {exc}")
                 return None
             except OSError as exc:  # a socket error boto3 did not wrap (reading a body)
-                problem = f"{type(exc).__name__} on {what}: {exc}"
-            if attempt >= policy.retries:
-                self._go_unavailable(problem)
-                return None
-            self._sleep(policy.delay(attempt))
-            attempt += 1
+                return _Retry(f"{type(exc).__name__} on {what}: {exc}")
 
-    # ----- blobs
-
-    def get_blob(self, digest: str) -> bytes | None:
-        """The blob's bytes if the bucket has them and they match ``digest``, else None."""
-        _check_digest(digest)
-        what = f"GET cas/{digest[:12]}"
-        reply = self._call("get", f"cas/{digest}", what=what)
-        if reply is None:
-            return None
-        if reply.status == 200:
-            data = reply.body
-            if hashlib.sha256(data).hexdigest() != digest:
-                self.warn(
-                    f"remote cache {self.url} returned wrong bytes for blob {digest[:12]} "
-                    f"({len(data)} bytes that hash to something else); ignored it and will "
-                    "make the picture locally (the bucket's copy is corrupt: delete "
-                    f"{self._key('cas/' + digest)} there)"
-                )
-                return None
-            return data
-        self._read_status(reply, what)
-        return None
-
-    def has_blob(self, digest: str) -> bool:
-        """Whether the bucket says it has the blob (HEAD); False when unusable."""
-        _check_digest(digest)
-        return self._head(f"cas/{digest}", f"HEAD cas/{digest[:12]}")
-
-    def put_blob(
-        self, data: bytes, *, digest: str | None = None, check_first: bool | None = None
-    ) -> PutResult:
-        """Upload a blob under its sha256.
-
-        ``check_first`` HEADs first and skips the upload when the bucket has the blob;
-        None (the default) does so for blobs of ``policy.head_before_put`` bytes or more.
-        ``digest``, if given, must be the sha256 of ``data`` (ValueError otherwise).
-        """
-        actual = hashlib.sha256(data).hexdigest()
-        if digest is not None and digest != actual:
-            raise ValueError(f"blob digest {digest} does not match its bytes ({actual})")
-        if not self.can_write:
-            return PutResult.SKIPPED
-        if check_first is None:
-            check_first = len(data) >= self._policy.head_before_put
-        if check_first and self.has_blob(actual):
-            return PutResult.PRESENT
-        return self._put(
-            f"cas/{actual}", data, f"PUT cas/{actual[:12]}", "application/octet-stream"
-        )
-
-    # ----- action records
-
-    def get_record(self, key: str) -> dict[str, Any] | None:
-        """The action record stored for ``key``, or None (missing, unreadable, unusable)."""
-        name = remote_name(key)
-        what = f"GET ac/{name[:12]}"
-        reply = self._call("get", f"ac/{name}", what=what)
-        if reply is None:
-            return None
-        if reply.status != 200:
-            self._read_status(reply, what)
-            return None
-        try:
-            envelope = json.loads(reply.body)
-        except ValueError:
-            envelope = None
-        if (
-            not isinstance(envelope, dict)
-            or envelope.get("format") != AC_FORMAT
-            or envelope.get("key") != key
-            or not isinstance(envelope.get("record"), dict)
-        ):
-            self.warn(
-                f"remote cache {self.url} returned an unreadable action record for key "
-                f"{key[:12]} (not a {AC_FORMAT} entry for this key); ignored it"
-            )
-            return None
-        record: dict[str, Any] = envelope["record"]
-        return record
-
-    def has_record(self, key: str) -> bool:
-        """Whether the bucket says it has a record for ``key`` (HEAD)."""
-        name = remote_name(key)
-        return self._head(f"ac/{name}", f"HEAD ac/{name[:12]}")
-
-    def put_record(self, key: str, record: Mapping[str, Any]) -> PutResult:
-        """Upload the action record for ``key`` (callers upload its blobs first)."""
-        if not (self._available and self._record_writes):
-            return PutResult.SKIPPED
-        name = remote_name(key)
-        return self._put(
-            f"ac/{name}", _ac_body(key, record), f"PUT ac/{name[:12]}", "application/json"
-        )
-
-    # ----- shared
-
-    def _head(self, path: str, what: str) -> bool:
-        reply = self._call("head", path, what=what)
-        if reply is None:
-            return False
-        if reply.status == 200:
-            return True
-        self._read_status(reply, what)
-        return False
+        return self._retrying(attempt)
 
     def _read_status(self, reply: _Reply, what: str) -> None:
         if reply.status == 404:
@@ -527,15 +342,11 @@ class S3Cache:
             f"{reply.status}) on {what}; treated as a miss",
         )
 
-    def _put(self, path: str, body: bytes, what: str, content_type: str) -> PutResult:
-        reply = self._call("put", path, what=what, body=body, content_type=content_type)
-        if reply is None:
-            return PutResult.SKIPPED
+    def _put_status(self, reply: _Reply, what: str, *, record: bool) -> PutResult:
         if reply.status == 200:
             return PutResult.UPLOADED
         if reply.code in _ACCESS_DENIED or reply.status == 403:
-            with self._lock:
-                self._blob_writes = self._record_writes = False
+            self._uploads_off()
             self._warn_once(
                 "put-refused",
                 f"remote cache {self.url} refused an upload ({reply.code or 'HTTP 403'} "
@@ -545,8 +356,7 @@ class S3Cache:
             )
             return PutResult.FAILED
         if reply.code in _UNSUPPORTED or reply.status in (405, 501):
-            with self._lock:
-                self._blob_writes = self._record_writes = False
+            self._uploads_off()
             self._warn_once(
                 "put-unsupported",
                 f"remote cache {self.url} does not accept uploads ({reply.code or 'HTTP'} "
@@ -558,6 +368,3 @@ class S3Cache:
             f"{reply.status} on {what}); the local copy is kept"
         )
         return PutResult.FAILED
-
-    def close(self) -> None:
-        """Nothing to release: the ``client`` belongs to the caller. Safe to call twice."""
