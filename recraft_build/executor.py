@@ -190,6 +190,7 @@ class _Node:
     digest: str | None = None
     media_type: str | None = None
     picture: Picture | None = None
+    credits: float = 0.0  # what running its step cost (0 when cached or local)
 
 
 class Executor:
@@ -446,12 +447,12 @@ class Executor:
         for op in ap.outputs:
             nodes = self._chain(asset_nodes[-1], op.steps, ap)
             final_plan = dataclasses.replace(op.final, key=None, digest=None, status="run")
-            entry, files, step_credits = self._final(nodes[-1], final_plan, op, ap)
-            credits += step_credits
+            entry, files = self._final(nodes[-1], final_plan, op, ap)
             entry["steps"] = [self._step_entry(n) for n in nodes[1:]]
             outputs_entries.append(entry)
             files_out.extend(files)
-        credits += sum(getattr(n, "_credits", 0.0) for n in asset_nodes)
+            credits += sum(n.credits for n in nodes[1:])  # nodes[0] is the asset chain's last
+        credits += sum(n.credits for n in asset_nodes)
 
         gen_entry = self._generation_entry(ap, candidates, pick, generation)
         self.lock.set_asset(
@@ -509,7 +510,9 @@ class Executor:
             actual: float | None = None
             try:
                 result = self.provider.generate(request, asset=ap.name)
-                actual = result.credits if self.provider.paid else 0.0
+                # A server that does not say what it charged (Replicate) is counted at the
+                # price table's figure, so the summary and --max-credits never see 0.
+                actual = _charged(result.credits, estimate) if self.provider.paid else 0.0
             except ProviderError as exc:
                 if exc.asset is None:
                     exc.asset = ap.name
@@ -534,7 +537,8 @@ class Executor:
             record = {
                 "kind": "generate",
                 "candidates": cands,
-                "credits": result.credits,
+                "credits": actual,
+                "credits_estimated": result.credits is None and self.provider.paid or None,
                 "provider": self.provider.name,
                 "family": self.provider.family,
                 "meta": dict(result.meta),
@@ -546,7 +550,7 @@ class Executor:
                 provider=self.provider.name,
                 asset=ap.name,
             )
-        return record, float(result.credits or 0.0)
+        return record, float(actual or 0.0)
 
     def _size(self, pic: Picture) -> tuple[int | None, int | None]:
         try:
@@ -622,6 +626,8 @@ class Executor:
             result, actual = self.steps.run_step(
                 sp.name, sp.params, src, provider=self.provider if sp.operation else None, asset=ap.name
             )
+            if sp.operation and self.provider.paid:
+                actual = _charged(actual, estimate)
         except StepError as exc:
             if exc.asset is None:
                 exc.asset = ap.name
@@ -656,9 +662,7 @@ class Executor:
                 "credits": actual,
             },
         )
-        node = _Node(step=sp, digest=digest, media_type=result.media_type, picture=result)
-        setattr(node, "_credits", float(actual or 0.0))
-        return node
+        return _Node(step=sp, digest=digest, media_type=result.media_type, picture=result, credits=float(actual or 0.0))
 
     @staticmethod
     def _step_entry(node: _Node) -> dict[str, Any]:
@@ -668,7 +672,7 @@ class Executor:
     # -- final export and files -------------------------------------------------------
     def _final(
         self, last: _Node, sp: StepPlan, op: OutputPlan, ap: AssetPlan
-    ) -> tuple[dict[str, Any], list[dict[str, Any]], float]:
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Export the last picture of an output's chain and write its file(s).
 
         The export's record lists files by ``name`` ("" for the single file of an
@@ -714,7 +718,7 @@ class Executor:
             entry_file["path"] = rel
             files.append(entry_file)
         entry = {"path": op.spec.path, "key": key, "files": files}
-        return entry, files, 0.0
+        return entry, files
 
     def _export(self, src: Picture, op: OutputPlan, ap: AssetPlan) -> dict[str, tuple[bytes, str]]:
         """name -> (bytes, format) of the file(s) of one output."""
@@ -768,6 +772,11 @@ class Executor:
             with self._lock_mutex:
                 self._saving = False
             raise
+
+
+def _charged(reported: float | None, estimate: float) -> float:
+    """What a paid call cost: the server's figure, else the price table's estimate."""
+    return float(reported) if reported is not None else estimate
 
 
 def _usable_generation(rec: Any, store: Any) -> bool:

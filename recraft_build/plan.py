@@ -195,7 +195,7 @@ class Plan:
         }
 
 
-def _export_step(spec: OutputSpec, versions: Mapping[str, int]) -> tuple[str, dict[str, Any]]:
+def _export_step(spec: OutputSpec) -> tuple[str, dict[str, Any]]:
     if spec.favicon:
         return "favicon", dict(spec.options)
     return "export", {"format": spec.format, **dict(spec.options)}
@@ -414,7 +414,7 @@ def _plan_asset(
         o_steps, o_digest = chain.run(
             [(s.name, s.params) for s in o.steps], asset_digest, (lo or {}).get("steps")
         )
-        fname, fparams = _export_step(o, step_versions)
+        fname, fparams = _export_step(o)
         final = chain.step(fname, fparams, o_digest, lo)
         op = OutputPlan(spec=o, steps=o_steps, final=final)
         if lo is not None:

@@ -143,6 +143,8 @@ def test_replicate_protocol_through_a_proxy_prefix(tmp_path, monkeypatch):
         assert code == 0, err
         assert srv.counts["creates"] == 2
         assert data["summary"]["generated"] == 2
+        # Replicate does not report what it charged: the price table's figure is counted
+        assert data["summary"]["credits"] == 80
 
 
 def test_official_api_and_proxy_share_the_cache(project, server, monkeypatch):

@@ -164,3 +164,14 @@ def test_force_pays_for_new_pictures_and_keeps_the_old(tmp_path):
     second = json.loads(spec.lock_path.read_text())["assets"]["a"]["generation"]
     assert prov.calls == ["a"]
     assert second["roll"] == 1 and second["key"] != first["key"]
+
+
+def test_provider_step_on_an_output_is_counted_in_the_asset_cost(tmp_path):
+    from recraft_build.domain import StepSpec
+
+    outs = (OutputSpec(path="a.png", format="png", steps=(StepSpec("remove_background"),)),)
+    spec = make_spec(tmp_path, [asset("a", outputs=outs)])
+    prov = CountingProvider()
+    _, res = run(tmp_path, spec, prov, ByteSteps())
+    assert prov.calls == ["a", "a:remove_background"]
+    assert res.assets[0].credits == 50

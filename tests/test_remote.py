@@ -8,7 +8,6 @@ rules against httpx.MockTransport. Nothing touches the internet or needs a token
 
 from __future__ import annotations
 
-import hashlib
 import json
 import socket
 import threading
@@ -19,6 +18,7 @@ import httpx
 import pytest
 
 from nginx import NginxCache, nginx_cache  # noqa: F401  (the fixture)
+from cache_fakes import Provider, Warnings, action_key, build, sha
 from recraft_build.errors import UsageError
 from recraft_build.remote import (
     AC_FORMAT,
@@ -37,17 +37,6 @@ from recraft_build.store import Store
 TOKEN = "s3cr3t-token-value"
 
 
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-class Warnings(list):
-    """A warn callback that keeps what it was told."""
-
-    def __call__(self, message: str) -> None:
-        self.append(message)
-
-
 @pytest.fixture
 def client() -> Iterator[httpx.Client]:
     with httpx.Client() as c:
@@ -57,39 +46,6 @@ def client() -> Iterator[httpx.Client]:
 def remote_for(url: str, client: httpx.Client, warnings: Warnings, **kw: Any) -> RemoteCache:
     kw.setdefault("sleep", lambda seconds: None)
     return RemoteCache(url, client=client, warn=warnings, **kw)
-
-
-class Provider:
-    """Stands in for a paid provider: a deterministic picture per name, calls counted."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, name: str) -> bytes:
-        with self._lock:
-            self.calls.append(name)
-        return f"PNG-ish picture of {name}".encode() * 50
-
-
-def action_key(name: str) -> str:
-    return sha(f"generate:{name}".encode())
-
-
-def build(store: Any, names: list[str], provider: Provider) -> dict[str, bytes]:
-    """What the executor does per asset: record hit -> its blob, else pay and store."""
-    out = {}
-    for name in names:
-        key = action_key(name)
-        with store.key_lock(key):
-            record = store.get_record(key)
-            data = store.get_blob(record["picture"]["sha256"]) if record else None
-            if data is None:
-                data = provider(name)
-                digest = store.put_blob(data)
-                store.put_record(key, {"picture": {"sha256": digest}, "credits": 1})
-        out[name] = data
-    return out
 
 
 def nginx_requests(server: NginxCache, method: str) -> list[str]:

@@ -7,7 +7,6 @@ values that moto accepts, so nothing touches the internet or needs a real key.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import shutil
@@ -25,6 +24,7 @@ moto_server = pytest.importorskip(
 )
 
 from recraft_build.cli import main  # noqa: E402
+from cache_fakes import Provider, Warnings, action_key, build, sha
 from recraft_build.errors import UsageError  # noqa: E402
 from recraft_build.remote import AC_FORMAT, PutResult, RemoteCache, RemotePolicy, TieredStore  # noqa: E402
 from recraft_build.remote_s3 import (  # noqa: E402
@@ -37,17 +37,6 @@ from recraft_build.remote_s3 import (  # noqa: E402
 from recraft_build.store import Store  # noqa: E402
 
 SECRET = "fake-secret-key-never-shown-0123456789"
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-class Warnings(list):
-    """A warn callback that keeps what it was told."""
-
-    def __call__(self, message: str) -> None:
-        self.append(message)
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -108,39 +97,6 @@ def cache_for(bucket: str, client: Any, warnings: Warnings, *, prefix: str = "re
 def bucket_keys(client: Any, bucket: str) -> list[str]:
     answer = client.list_objects_v2(Bucket=bucket)
     return sorted(item["Key"] for item in answer.get("Contents", []))
-
-
-class Provider:
-    """Stands in for a paid provider: a deterministic picture per name, calls counted."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, name: str) -> bytes:
-        with self._lock:
-            self.calls.append(name)
-        return f"PNG-ish picture of {name}".encode() * 50
-
-
-def action_key(name: str) -> str:
-    return sha(f"generate:{name}".encode())
-
-
-def build(store: Any, names: list[str], provider: Provider) -> dict[str, bytes]:
-    """What the executor does per asset: record hit -> its blob, else pay and store."""
-    out = {}
-    for name in names:
-        key = action_key(name)
-        with store.key_lock(key):
-            record = store.get_record(key)
-            data = store.get_blob(record["picture"]["sha256"]) if record else None
-            if data is None:
-                data = provider(name)
-                digest = store.put_blob(data)
-                store.put_record(key, {"picture": {"sha256": digest}, "credits": 1})
-        out[name] = data
-    return out
 
 
 def free_port() -> int:
