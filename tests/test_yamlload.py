@@ -147,9 +147,25 @@ def test_recursive_and_unknown_aliases_are_refused():
 
 
 def test_deep_nesting_is_refused_not_crashed():
-    # libyaml's composer recurses in C: this used to kill the interpreter.
+    # libyaml's composer recurses in C: this used to kill the interpreter. Which layer
+    # refuses it (our depth check, or a newer PyYAML's own limit) and in what words is
+    # not the contract: the file is refused with one problem that has a position.
     p = problem_of("[" * 200_000 + "]" * 200_000)
-    assert "nests deeper" in p.message
+    assert p.line == 1 and p.col >= 1 and p.message
+
+
+def test_nesting_past_our_limit_is_refused_with_its_depth():
+    # Deeper than our limit but far below any parser's own: our check answers.
+    p = problem_of("[" * 150 + "]" * 150)
+    assert p.line == 1 and "100" in p.message
+
+
+def test_deep_nesting_exits_3_with_a_line(tmp_path):
+    from recraft_build.cli import main
+
+    spec = tmp_path / "assets.yaml"
+    spec.write_text("version: 1\nassets: " + "[" * 200_000 + "]" * 200_000 + "\n")
+    assert main(["validate", "-f", str(spec)]) == 3
 
 
 def test_more_than_one_document_is_refused():
