@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from recraft_build.errors import SpecError
-from recraft_build.spec import parse_spec
+from recraft_build.spec.loader import parse_spec
 
 SPEC = """\
 version: 1

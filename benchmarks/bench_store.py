@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from recraft_build.store import Store
+from recraft_build.cache.local import Store
 
 
 def _timed(label: str, count: int, fn) -> None:

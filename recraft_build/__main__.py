@@ -1,5 +1,5 @@
 """``python -m recraft_build`` runs the command line."""
 
-from .cli import main
+from recraft_build.cli import main
 
 raise SystemExit(main())

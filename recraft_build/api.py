@@ -22,19 +22,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from . import keys
-from .domain import Picture, Spec, sniff_media_type
-from .errors import FrozenError, BudgetError, UsageError, SpecError, Problem
-from .executor import Budget, BuildResult, Executor, NullReporter, Reporter
-from .lock import Lock
-from .outputs import (
+from recraft_build.engine import keys
+from recraft_build.domain import Picture, Spec, sniff_media_type
+from recraft_build.errors import FrozenError, BudgetError, UsageError, SpecError, Problem
+from recraft_build.engine.executor import Budget, BuildResult, Executor, NullReporter, Reporter
+from recraft_build.engine.clean import CleanResult, clean_outputs
+from recraft_build.engine.lock import Lock
+from recraft_build.engine.outputs import (
     MANIFEST_NAME,
     OutputState,
     sweep_temp_files,
     write_manifest,
 )
-from .plan import Plan, ProviderInfo, make_plan
-from .providers.base import OPERATIONS
+from recraft_build.engine.plan import Plan, ProviderInfo, make_plan
+from recraft_build.providers.base import OPERATIONS
 
 __all__ = [
     "CleanResult",
@@ -67,7 +68,7 @@ _PROTOCOL_OPERATIONS = {
 # -- loading -----------------------------------------------------------------------
 def load(spec_path: str | os.PathLike[str] | None = None) -> Spec:
     """Load and validate a spec (raises SpecError listing every problem)."""
-    from .spec import load_spec
+    from recraft_build.spec.loader import load_spec
 
     path = Path(spec_path or DEFAULT_SPEC)
     if not path.exists():
@@ -142,8 +143,8 @@ def provider_info(name: str, spec: Spec, env: Mapping[str, str]) -> ProviderInfo
 def _make_provider(name: str, spec: Spec, env: Mapping[str, str], client: Any, notice: Callable[[str], None]):
     """The provider for a build. A missing token is a usage error (exit 2), found before
     any call: the command was run without the environment it needs."""
-    from .errors import AuthError
-    from .providers.registry import make_provider
+    from recraft_build.errors import AuthError
+    from recraft_build.providers.registry import make_provider
 
     try:
         return make_provider(name, profiles=spec.providers, env=env, client=client, notice=notice)
@@ -169,15 +170,15 @@ def open_store(
     An ``s3://BUCKET/PREFIX`` remote is a bucket (``remote_s3``: endpoint from
     ``RECRAFT_BUILD_S3_ENDPOINT``, credentials from boto3's own environment chain).
     """
-    from .store import Store, default_cache_dir
+    from recraft_build.cache.local import Store, default_cache_dir
 
     directory = Path(cache_dir) if cache_dir else default_cache_dir(env)
     local = Store(directory, warn=warn)
     url = remote_cache or env.get("RECRAFT_BUILD_REMOTE_CACHE", "").strip()
     if not url:
         return local
-    from .remote import RemoteCache, TieredStore, auth_headers
-    from .remote_s3 import S3Cache, is_s3_url, s3_client
+    from recraft_build.cache.remote import RemoteCache, TieredStore, auth_headers
+    from recraft_build.cache.s3 import S3Cache, is_s3_url, s3_client
 
     mode = remote_mode or env.get("RECRAFT_BUILD_REMOTE_CACHE_MODE", "").strip() or "read-write"
     client: Any = None
@@ -241,7 +242,7 @@ class _Steps:
     """The step functions the executor calls (steps.registry plus picture sizes)."""
 
     def __init__(self) -> None:
-        from .steps import images, registry
+        from recraft_build.steps import images, registry
 
         self._registry = registry
         self.run_step = registry.run_step
@@ -253,7 +254,7 @@ class _Steps:
 
 
 def _step_versions() -> dict[str, int]:
-    from .steps.versions import EXPORT_VERSION, STEP_VERSIONS
+    from recraft_build.steps.versions import EXPORT_VERSION, STEP_VERSIONS
 
     versions = dict(STEP_VERSIONS)
     versions.setdefault("export", EXPORT_VERSION)
@@ -261,23 +262,12 @@ def _step_versions() -> dict[str, int]:
     return versions
 
 
-def _credits_functions(spec: Spec | None = None) -> tuple[Callable[[Any], float], Callable[[str], float]]:
-    """Price functions for the planner and executor (API units, from ``tables``).
+def _credits_functions(spec: Spec, family: str) -> tuple[Callable[[Any], float], Callable[[str], float]]:
+    """The planner's and executor's price functions, from the one :class:`Pricing`."""
+    from recraft_build.engine.pricing import Pricing
 
-    A request using a custom style is priced by the style's base style: a style made
-    from a vector base gives vector pictures, which cost twice as much.
-    """
-    from . import tables
-    from .domain import VECTOR_STYLES
-
-    styles = spec.styles if spec is not None else {}
-
-    def gen_credits(request: Any) -> float:
-        style = styles.get(request.style_ref) if request.style_ref else None
-        vector = (style.base_style in VECTOR_STYLES) if style is not None else None
-        return tables.generation_credits(request, vector=vector)
-
-    return gen_credits, tables.operation_credits
+    pricing = Pricing(spec.styles, family)
+    return pricing.generation, pricing.operation
 
 
 def _style_refs(spec: Spec, family: str, used: Iterable[str]) -> dict[str, tuple[Any, str, list[Picture]]]:
@@ -359,7 +349,7 @@ def _prepare(
 
 def _plan_with(ctx: _Context, targets: Sequence[str] | None, *, force: bool = False) -> Plan:
     selected = select_targets(ctx.spec, targets)
-    gen_credits, op_credits = _credits_functions(ctx.spec)
+    gen_credits, op_credits = _credits_functions(ctx.spec, ctx.info.family)
     return make_plan(
         ctx.spec,
         ctx.lock.raw_assets(),
@@ -489,7 +479,7 @@ def build(
             prov = _make_provider(provider, ctx.spec, env, client, reporter.notice)
         else:
             prov = _NoProvider(ctx.info)
-        gen_credits, op_credits = _credits_functions(ctx.spec)
+        gen_credits, op_credits = _credits_functions(ctx.spec, ctx.info.family)
         executor = Executor(
             store=ctx.store,
             provider=prov,
@@ -564,66 +554,17 @@ def _write_manifest(ctx: _Context) -> None:
 
 
 # -- clean ------------------------------------------------------------------------------------
-@dataclass
-class CleanResult:
-    removed: list[str]
-    output_dir: Path
-    dry_run: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {"output_dir": str(self.output_dir), "removed": self.removed, "dry_run": self.dry_run}
-
-
 def clean(
     spec_path: str | os.PathLike[str] | None = None,
     *,
     output_dir: str | os.PathLike[str] | None = None,
     dry_run: bool = False,
 ) -> CleanResult:
-    """``recraft-build clean``: remove files this tool wrote that the spec no longer names.
-
-    Only files recorded in the output folder's state (written by recraft-build) are
-    candidates; files anyone else put there are never touched.
-    """
+    """``recraft-build clean``: remove files this tool wrote that the spec no longer names
+    (see :func:`recraft_build.engine.clean.clean_outputs`)."""
     spec = load(spec_path)
     out = resolve_output_dir(spec, output_dir)
-    lock = Lock.load(spec.lock_path)
-    named: set[str] = set()
-    for a in spec.assets:
-        for o in a.outputs:
-            named.add(o.path)
-        entry = lock.raw_assets().get(a.name) or {}
-        wanted_paths = {o.path for o in a.outputs}
-        for o in entry.get("outputs") or []:
-            if o.get("path") in wanted_paths:
-                named.update(f["path"] for f in o.get("files") or [])
-    state = OutputState(out)
-    removed = []
-    for rel in sorted(state.known_paths()):
-        if rel in named:
-            continue
-        removed.append(rel)
-        if not dry_run:
-            try:
-                (out / rel).unlink()
-            except FileNotFoundError:
-                pass
-            state.forget(rel)
-            _prune_empty_dirs(out, (out / rel).parent)
-    if not dry_run:
-        state.save()
-    return CleanResult(removed, out, dry_run)
-
-
-def _prune_empty_dirs(root: Path, folder: Path) -> None:
-    root = root.resolve()
-    folder = folder.resolve()
-    while folder != root and root in folder.parents:
-        try:
-            folder.rmdir()
-        except OSError:
-            return
-        folder = folder.parent
+    return clean_outputs(spec, out, Lock.load(spec.lock_path), dry_run=dry_run)
 
 
 # -- cache commands ---------------------------------------------------------------------------

@@ -15,8 +15,8 @@ import sys
 import threading
 from typing import IO, Any, Sequence
 
-from . import __version__, api
-from .errors import RecraftBuildError, SpecError, UsageError
+from recraft_build import __version__, api
+from recraft_build.errors import RecraftBuildError, SpecError, UsageError
 
 __all__ = ["main"]
 
@@ -210,7 +210,7 @@ def _dispatch(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int
         else:
             stdout.write(f"{spec.path}: OK, {len(spec.assets)} asset(s)\n")
         return 0
-    from .reporter import make_reporter
+    from recraft_build.reporter import make_reporter
 
     if cmd in ("plan", "status"):
         # `status` is the plan of every asset, shown as up to date or stale with reasons.
@@ -282,7 +282,7 @@ def _dispatch(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int
 def _cache_command(args: argparse.Namespace, stdout: IO[str], stderr: IO[str], as_json: bool) -> int:
     import dataclasses
 
-    from .reporter import PlainReporter
+    from recraft_build.reporter import PlainReporter
 
     def show(obj: Any) -> None:
         data = dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else dict(obj)
@@ -367,17 +367,17 @@ def _dispatch_review(args: argparse.Namespace, stdout: IO[str], stderr: IO[str])
     cmd = args.command
     as_json = getattr(args, "json", False)
     if cmd == "diff":
-        from . import lockdiff
+        from recraft_build.review import lockdiff
 
         if as_json:
             _emit_json(lockdiff.compute(args.spec, args.base, args.head).to_json(), stdout)
         else:
             stdout.write(lockdiff.diff(args.spec, args.base, args.head))
         return 0
-    from .reporter import PlainReporter, make_reporter
+    from recraft_build.reporter import PlainReporter, make_reporter
 
     if cmd == "gallery":
-        from .gallery import write_gallery
+        from recraft_build.review.gallery import write_gallery
 
         warnings = PlainReporter(stderr)
         page = write_gallery(
@@ -391,7 +391,7 @@ def _dispatch_review(args: argparse.Namespace, stdout: IO[str], stderr: IO[str])
     if cmd == "review":
         import time
 
-        from .review import ReviewServer
+        from recraft_build.review.server import ReviewServer
 
         if not 0 <= args.port <= 65535:
             raise UsageError("--port must be between 0 and 65535")
@@ -421,7 +421,7 @@ def _dispatch_review(args: argparse.Namespace, stdout: IO[str], stderr: IO[str])
         finally:
             server.stop()
     # pick / reroll
-    from . import picking
+    from recraft_build.review import picking
 
     live = stderr.isatty() and not as_json and os.environ.get("TERM") != "dumb"
     reporter = make_reporter(stderr, live=live)

@@ -1,6 +1,6 @@
 """Showing a build to a person: a live progress bar on a terminal, plain lines otherwise.
 
-Reporters receive events from the executor (see :class:`recraft_build.executor.Reporter`)
+Reporters receive events from the executor (see :class:`recraft_build.engine.executor.Reporter`)
 and write to a stream (stderr by the CLI's choice, so ``--json`` keeps stdout clean).
 ``NO_COLOR`` is respected (rich honours it; the plain reporter never colours).
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import threading
 from typing import IO, Any
 
-from .executor import AssetResult
-from .plan import Plan
+from recraft_build.engine.executor import AssetResult
+from recraft_build.engine.plan import Plan
 
 __all__ = ["PlainReporter", "RichReporter", "make_reporter"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from recraft_build.cli import main
-from recraft_build.spec import load_spec
+from recraft_build.spec.loader import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(ROOT.glob("examples/*/assets.yaml"))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 
-from recraft_build.executor import Budget, Executor
-from recraft_build.lock import Lock
-from recraft_build.outputs import OutputState
-from recraft_build.plan import ProviderInfo, make_plan
-from recraft_build.store import Store
+from recraft_build.engine.executor import Budget, Executor
+from recraft_build.engine.lock import Lock
+from recraft_build.engine.outputs import OutputState
+from recraft_build.engine.plan import ProviderInfo, make_plan
+from recraft_build.cache.local import Store
 from recraft_build.domain import OutputSpec
 
 from engine_fakes import ByteSteps, CountingProvider, asset, make_spec

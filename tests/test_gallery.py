@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from recraft_build import gallery, picking
+from recraft_build.review import gallery, picking
 from recraft_build.cli import main
 
 from review_fixtures import HAS_GIT, SPEC, make_project

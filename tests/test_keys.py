@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from recraft_build import keys
+from recraft_build.engine import keys
 from recraft_build.domain import GenerationRequest
 
 REQ = GenerationRequest(

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from recraft_build.errors import LockError
-from recraft_build.lock import Lock
+from recraft_build.engine.lock import Lock
 
 
 def test_missing_lock_is_empty_and_not_written(tmp_path):

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from recraft_build import lockdiff, picking
+from recraft_build.review import lockdiff, picking
 from recraft_build.cli import main
 from recraft_build.errors import LockError, UsageError
 

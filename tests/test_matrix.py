@@ -1,8 +1,8 @@
-"""Matrix expansion (GitHub Actions rules): recraft_build.matrix."""
+"""Matrix expansion (GitHub Actions rules): recraft_build.spec.matrix."""
 
 from __future__ import annotations
 
-from recraft_build.matrix import count_combinations, expand, matrix_problems
+from recraft_build.spec.matrix import count_combinations, expand, matrix_problems
 
 
 def test_no_matrix_is_one_combination():

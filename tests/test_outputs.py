@@ -6,7 +6,7 @@ import os
 import pytest
 
 from recraft_build.errors import OutputError
-from recraft_build.outputs import OutputState, safe_output_path, sweep_temp_files, write_manifest, write_output
+from recraft_build.engine.outputs import OutputState, safe_output_path, sweep_temp_files, write_manifest, write_output
 
 
 @pytest.mark.parametrize("bad", ["/etc/passwd", "../x.png", "a/../../x.png", "a\\b.png", "manifest.json"])

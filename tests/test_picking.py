@@ -9,11 +9,11 @@ import json
 import httpx
 import pytest
 
-from recraft_build import picking
+from recraft_build.review import picking
 from recraft_build.cli import main
 from recraft_build.errors import BudgetError, PlanError, UsageError
-from recraft_build.lock import Lock
-from recraft_build.store import Store
+from recraft_build.engine.lock import Lock
+from recraft_build.cache.local import Store
 
 from review_fixtures import SPEC, make_project
 

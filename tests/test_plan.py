@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from recraft_build import keys
+from recraft_build.engine import keys
 from recraft_build.errors import PlanError
-from recraft_build.plan import ProviderInfo, make_plan, resolve_engine
+from recraft_build.engine.plan import ProviderInfo, make_plan, resolve_engine
 
 from engine_fakes import asset, make_spec
 

@@ -1,4 +1,4 @@
-"""Tests of recraft_build.remote: the Bazel-HTTP remote cache client and the tiered store.
+"""Tests of recraft_build.cache.remote: the Bazel-HTTP remote cache client and the tiered store.
 
 Most run against a real nginx with WebDAV PUT (tests/nginx.py; skipped with a reason
 when nginx is not installed), some against a tiny in-process server that misbehaves
@@ -20,7 +20,7 @@ import pytest
 from nginx import NginxCache, nginx_cache  # noqa: F401  (the fixture)
 from cache_fakes import Provider, Warnings, action_key, build, sha
 from recraft_build.errors import UsageError
-from recraft_build.remote import (
+from recraft_build.cache.remote import (
     AC_FORMAT,
     PutResult,
     RemoteCache,
@@ -32,7 +32,7 @@ from recraft_build.remote import (
     referenced_blobs,
     remote_name,
 )
-from recraft_build.store import Store
+from recraft_build.cache.local import Store
 
 TOKEN = "s3cr3t-token-value"
 

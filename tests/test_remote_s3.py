@@ -1,4 +1,4 @@
-"""Tests of recraft_build.remote_s3: an S3-compatible bucket as the shared remote cache.
+"""Tests of recraft_build.cache.s3: an S3-compatible bucket as the shared remote cache.
 
 Everything runs against a real moto S3 server on 127.0.0.1 started by this module
 (skipped with the reason when moto cannot be imported); the credentials are fake
@@ -26,15 +26,15 @@ moto_server = pytest.importorskip(
 from recraft_build.cli import main  # noqa: E402
 from cache_fakes import Provider, Warnings, action_key, build, sha
 from recraft_build.errors import UsageError  # noqa: E402
-from recraft_build.remote import AC_FORMAT, PutResult, RemoteCache, RemotePolicy, TieredStore  # noqa: E402
-from recraft_build.remote_s3 import (  # noqa: E402
+from recraft_build.cache.remote import AC_FORMAT, PutResult, RemoteCache, RemotePolicy, TieredStore  # noqa: E402
+from recraft_build.cache.s3 import (  # noqa: E402
     S3_ENDPOINT_ENV,
     S3Cache,
     is_s3_url,
     parse_s3_url,
     s3_client,
 )
-from recraft_build.store import Store  # noqa: E402
+from recraft_build.cache.local import Store  # noqa: E402
 
 SECRET = "fake-secret-key-never-shown-0123456789"
 

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from recraft_build.errors import UsageError
-from recraft_build.review import TOKEN_HEADER, ReviewServer
+from recraft_build.review.server import TOKEN_HEADER, ReviewServer
 
 from review_fixtures import make_project
 

@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from recraft_build import gallery
-from recraft_build.review import ReviewServer
+from recraft_build.review import gallery
+from recraft_build.review.server import ReviewServer
 
 from review_fixtures import SPEC, Project, make_project
 
@@ -210,7 +210,7 @@ EXAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "game-i
 def test_game_icons_example_review_then_git_diff_shows_exactly_the_picks(tmp_path, page):
     """The issue's "done when": pick in the review page, then the lock's git diff and
     `recraft-build diff` show those picks and nothing else."""
-    from recraft_build import lockdiff
+    from recraft_build.review import lockdiff
 
     root = tmp_path / "proj"
     root.mkdir()

@@ -1,4 +1,4 @@
-"""The JSON Schema files and the schema-error translation: recraft_build.schema."""
+"""The JSON Schema files and the schema-error translation: recraft_build.spec.schema."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any, Iterator
 import jsonschema
 import pytest
 
-from recraft_build import tables
-from recraft_build.schema import load_schema, schema_problems
+from recraft_build.spec import tables
+from recraft_build.spec.schema import load_schema, schema_problems
 from recraft_build.steps.catalog import STEP_NAMES, STEPS
-from recraft_build.yamlload import load_yaml
+from recraft_build.spec.yamlload import load_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_FILE = ROOT / "schemas" / "recraft-build.schema.json"

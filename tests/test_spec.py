@@ -1,4 +1,4 @@
-"""Loading specs: recraft_build.spec (defaults, matrices, templates, checks, domain objects)."""
+"""Loading specs: recraft_build.spec.loader (defaults, matrices, templates, checks, domain objects)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from recraft_build.domain import Asset, Spec
 from recraft_build.errors import SpecError, UsageError
-from recraft_build.spec import load_spec, parse_spec
+from recraft_build.spec.loader import load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -638,7 +638,7 @@ def test_schema_problems_do_not_hide_problems_elsewhere():
 def test_output_dir_stays_beside_the_spec(tmp_path, bad):
     """A spec from a pull request cannot send the pictures outside its own folder."""
     from recraft_build.errors import SpecError
-    from recraft_build.spec import parse_spec
+    from recraft_build.spec.loader import parse_spec
 
     text = f'version: 1\noutput_dir: "{bad}"\nassets:\n  - name: a\n    prompt: p\n    output: a.png\n'
     with pytest.raises(SpecError) as err:
@@ -649,7 +649,7 @@ def test_output_dir_stays_beside_the_spec(tmp_path, bad):
 
 @pytest.mark.parametrize("good", ["build", "out/art", "./", "dist/", "./build"])
 def test_output_dir_inside_the_spec_folder_is_fine(tmp_path, good):
-    from recraft_build.spec import parse_spec
+    from recraft_build.spec.loader import parse_spec
 
     text = f'version: 1\noutput_dir: "{good}"\nassets:\n  - name: a\n    prompt: p\n    output: a.png\n'
     assert parse_spec(text, "assets.yaml", base_dir=tmp_path).output_dir == good

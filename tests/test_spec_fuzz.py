@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from recraft_build.domain import Spec
 from recraft_build.errors import Problem, SpecError
-from recraft_build.spec import parse_spec
+from recraft_build.spec.loader import parse_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = [yaml.safe_load(p.read_text("utf-8")) for p in sorted(ROOT.glob("examples/*/assets.yaml"))]

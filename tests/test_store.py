@@ -1,4 +1,4 @@
-"""Tests for recraft_build.store: blobs, records, damage, gc, verify, locks, two processes."""
+"""Tests for recraft_build.cache.local: blobs, records, damage, gc, verify, locks, two processes."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from recraft_build.errors import StoreError
-from recraft_build.store import Store, default_cache_dir, referenced_digests
+from recraft_build.cache.local import Store, default_cache_dir, referenced_digests
 
 BIG = 100_000  # above diskcache's 32 KB threshold: stored as a value file
 SMALL = 1_000  # below it: stored inside the SQLite database

@@ -1,10 +1,10 @@
-"""What each model accepts and what it costs: recraft_build.tables."""
+"""What each model accepts and what it costs: recraft_build.spec.tables."""
 
 from __future__ import annotations
 
 import pytest
 
-from recraft_build import tables
+from recraft_build.spec import tables
 from recraft_build.domain import GenerationRequest
 
 

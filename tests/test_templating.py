@@ -1,4 +1,4 @@
-"""Sandboxed Jinja templates: recraft_build.templating."""
+"""Sandboxed Jinja templates: recraft_build.spec.templating."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from recraft_build.domain import Where
 from recraft_build.errors import SpecError
-from recraft_build.templating import TemplateRenderer, is_template
+from recraft_build.spec.templating import TemplateRenderer, is_template
 
 WHERE = Where("assets.yaml", 7, 13, "assets[0].prompt")
 
@@ -124,7 +124,7 @@ def test_simple_templates_render_exactly_as_jinja_does():
     from jinja2.sandbox import SandboxedEnvironment
 
     from recraft_build.domain import Where
-    from recraft_build.templating import TemplateRenderer
+    from recraft_build.spec.templating import TemplateRenderer
 
     jinja = SandboxedEnvironment()
     renderer = TemplateRenderer()

@@ -1,4 +1,4 @@
-"""Safe YAML loading with positions: recraft_build.yamlload."""
+"""Safe YAML loading with positions: recraft_build.spec.yamlload."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from recraft_build.errors import SpecError, UsageError
-from recraft_build.yamlload import format_path, load_yaml, read_spec_text
+from recraft_build.spec.yamlload import format_path, load_yaml, read_spec_text
 
 
 def problem_of(text: str, **kw) -> "object":

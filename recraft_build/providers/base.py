@@ -22,7 +22,7 @@ import abc
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from ..domain import GenerationRequest, Picture
+from recraft_build.domain import GenerationRequest, Picture
 
 __all__ = [
     "GenerationResult",
@@ -97,7 +97,7 @@ class Provider(abc.ABC):
         asset: str,
     ) -> TransformResult:
         """Run a tool operation on one picture."""
-        from ..errors import RequestRejected
+        from recraft_build.errors import RequestRejected
 
         raise RequestRejected(
             f"{operation} is not supported by this provider (use engine: local)",
@@ -109,7 +109,7 @@ class Provider(abc.ABC):
         self, base_style: str, references: Sequence[Picture], *, name: str
     ) -> StyleResult:
         """Create a custom style from 1-5 reference pictures."""
-        from ..errors import RequestRejected
+        from recraft_build.errors import RequestRejected
 
         raise RequestRejected(
             f"custom styles are not supported by provider {self.name}", provider=self.name

@@ -42,10 +42,10 @@ from typing import Any, Callable, Mapping
 import httpx
 from PIL import Image
 
-from ..domain import Picture
-from ..domain import sniff_media_type
-from ..errors import BadResultError
-from .http import CallContext, HttpPolicy, retry_after_seconds
+from recraft_build.domain import Picture
+from recraft_build.domain import sniff_media_type
+from recraft_build.errors import BadResultError
+from recraft_build.providers.http import CallContext, HttpPolicy, retry_after_seconds
 
 __all__ = [
     "DEFAULT_MAX_BYTES",

@@ -46,7 +46,7 @@ from typing import Any, Callable, Mapping
 
 import httpx
 
-from ..errors import (
+from recraft_build.errors import (
     AmbiguousError,
     AuthError,
     BadResultError,
@@ -55,7 +55,7 @@ from ..errors import (
     RequestRejected,
     TransientError,
 )
-from .redact import Secret, redact_text
+from recraft_build.providers.redact import Secret, redact_text
 
 __all__ = [
     "AUTH_SCHEMES",

@@ -16,11 +16,11 @@ from typing import Any, Callable
 
 import httpx
 
-from ..errors import RequestRejected
-from .base import Provider
-from .download import DEFAULT_MAX_BYTES, Downloader
-from .http import CallContext, HttpPolicy, RateLimiter, check_base_url, json_of, send
-from .redact import Secret
+from recraft_build.errors import RequestRejected
+from recraft_build.providers.base import Provider
+from recraft_build.providers.download import DEFAULT_MAX_BYTES, Downloader
+from recraft_build.providers.http import CallContext, HttpPolicy, RateLimiter, check_base_url, json_of, send
+from recraft_build.providers.redact import Secret
 
 __all__ = ["HttpProvider"]
 

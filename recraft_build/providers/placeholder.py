@@ -42,9 +42,9 @@ from xml.sax.saxutils import escape
 
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
-from ..domain import GenerationRequest, Picture
-from ..errors import RequestRejected
-from .base import GenerationResult, Provider
+from recraft_build.domain import GenerationRequest, Picture
+from recraft_build.errors import RequestRejected
+from recraft_build.providers.base import GenerationResult, Provider
 
 __all__ = ["PlaceholderProvider"]
 

@@ -39,12 +39,12 @@ from typing import Any, Callable, Mapping, Sequence
 
 import httpx
 
-from ..domain import GenerationRequest, Picture
-from ..errors import BadResultError, PlanError
-from .base import GenerationResult, StyleResult, TransformResult
-from .http import request_id_of
-from .httpbase import HttpProvider
-from .redact import Secret
+from recraft_build.domain import GenerationRequest, Picture
+from recraft_build.errors import BadResultError, PlanError
+from recraft_build.providers.base import GenerationResult, StyleResult, TransformResult
+from recraft_build.providers.http import request_id_of
+from recraft_build.providers.httpbase import HttpProvider
+from recraft_build.providers.redact import Secret
 
 __all__ = [
     "DEFAULT_BASE_URL",

@@ -44,15 +44,15 @@ from typing import Any, Callable, Mapping
 
 import httpx
 
-from .. import __version__
-from ..domain import ProviderProfile
-from ..errors import AuthError, PlanError, RecraftBuildError, UsageError
-from . import recraft as recraft_mod
-from . import replicate as replicate_mod
-from .base import Provider
-from .download import DEFAULT_MAX_BYTES
-from .http import HttpPolicy, RateLimiter
-from .redact import Secret
+from recraft_build import __version__
+from recraft_build.domain import ProviderProfile
+from recraft_build.errors import AuthError, PlanError, RecraftBuildError, UsageError
+from recraft_build.providers import recraft as recraft_mod
+from recraft_build.providers import replicate as replicate_mod
+from recraft_build.providers.base import Provider
+from recraft_build.providers.download import DEFAULT_MAX_BYTES
+from recraft_build.providers.http import HttpPolicy, RateLimiter
+from recraft_build.providers.redact import Secret
 
 __all__ = [
     "BUILTIN_NAMES",
@@ -115,7 +115,7 @@ def _number(options: Mapping[str, Any], key: str, default: Any, profile: str) ->
 
 def _placeholder(notice_text: str | None, notice: Callable[[str], None] | None) -> Provider:
     try:
-        from .placeholder import PlaceholderProvider
+        from recraft_build.providers.placeholder import PlaceholderProvider
     except ImportError as exc:
         raise RecraftBuildError(
             "the placeholder provider is not available in this installation; set "

@@ -47,18 +47,18 @@ from typing import Any, Mapping
 
 import httpx
 
-from ..domain import GenerationRequest, Picture
-from ..errors import (
+from recraft_build.domain import GenerationRequest, Picture
+from recraft_build.errors import (
     AmbiguousError,
     BadResultError,
     PlanError,
     ProviderError,
     TransientError,
 )
-from .base import GenerationResult, TransformResult
-from .http import HttpPolicy
-from .httpbase import HttpProvider
-from .redact import Secret
+from recraft_build.providers.base import GenerationResult, TransformResult
+from recraft_build.providers.http import HttpPolicy
+from recraft_build.providers.httpbase import HttpProvider
+from recraft_build.providers.redact import Secret
 
 __all__ = [
     "DEFAULT_BASE_URL",

@@ -36,7 +36,7 @@ from typing import Any, Mapping
 import numpy as np
 from PIL import Image, ImageFilter
 
-from ..errors import StepError
+from recraft_build.errors import StepError
 
 __all__ = ["fit_background", "flood_from_border", "remove_background"]
 

@@ -34,9 +34,9 @@ from typing import Any, Mapping
 
 from PIL import Image
 
-from ..domain import Picture
-from ..errors import StepError
-from .images import (
+from recraft_build.domain import Picture
+from recraft_build.errors import StepError
+from recraft_build.steps.images import (
     decode,
     parse_color,
     parse_svg,

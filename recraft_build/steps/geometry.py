@@ -37,9 +37,9 @@ from typing import Any, Mapping
 import numpy as np
 from PIL import Image
 
-from ..domain import Picture
-from ..errors import StepError
-from .images import check_pixels, decode, parse_color, picture_size, rasterize_svg, to_picture
+from recraft_build.domain import Picture
+from recraft_build.errors import StepError
+from recraft_build.steps.images import check_pixels, decode, parse_color, picture_size, rasterize_svg, to_picture
 
 __all__ = [
     "GEOMETRY_STEPS",

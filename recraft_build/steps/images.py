@@ -33,8 +33,8 @@ from xml.parsers import expat
 
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from ..domain import Picture, media_type_for_format
-from ..errors import StepError
+from recraft_build.domain import Picture, media_type_for_format
+from recraft_build.errors import StepError
 
 __all__ = [
     "MAX_PIXELS",

@@ -25,15 +25,15 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..domain import Picture, media_type_for_format
-from ..errors import StepError
-from ..providers.base import Provider
-from ..domain import sniff_media_type
-from . import background, geometry, vectorize
-from .catalog import provider_operation
-from .export import encode, favicon_set
-from .images import decode, parse_svg, picture_size, svg_info, to_picture
-from .versions import EXPORT_VERSION, STEP_VERSIONS
+from recraft_build.domain import Picture, media_type_for_format
+from recraft_build.errors import StepError
+from recraft_build.providers.base import Provider
+from recraft_build.domain import sniff_media_type
+from recraft_build.steps import background, geometry, vectorize
+from recraft_build.steps.catalog import provider_operation
+from recraft_build.steps.export import encode, favicon_set
+from recraft_build.steps.images import decode, parse_svg, picture_size, svg_info, to_picture
+from recraft_build.steps.versions import EXPORT_VERSION, STEP_VERSIONS
 
 __all__ = [
     "EXPORT_VERSION",

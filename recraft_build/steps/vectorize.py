@@ -30,8 +30,8 @@ from typing import Any, Mapping
 
 from PIL import Image
 
-from ..errors import StepError
-from .images import parse_svg
+from recraft_build.errors import StepError
+from recraft_build.steps.images import parse_svg
 
 __all__ = ["DEFAULTS", "vectorize"]
 

@@ -54,7 +54,7 @@ from typing import Any, Callable, Iterator, Mapping
 import diskcache
 import filelock
 
-from .errors import StoreError
+from recraft_build.errors import StoreError
 
 __all__ = [
     "GcResult",

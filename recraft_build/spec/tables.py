@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
-from .domain import VECTOR_STYLES, GenerationRequest
+from recraft_build.domain import VECTOR_STYLES, GenerationRequest
 
 __all__ = [
     "ALL_SUBSTYLES",

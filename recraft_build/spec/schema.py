@@ -19,9 +19,9 @@ from typing import Any, Iterable, Iterator, Mapping
 
 import jsonschema
 
-from .errors import Problem
-from .steps.catalog import STEP_NAMES, STEPS
-from .yamlload import YamlDocument
+from recraft_build.errors import Problem
+from recraft_build.steps.catalog import STEP_NAMES, STEPS
+from recraft_build.spec.yamlload import YamlDocument
 
 __all__ = [
     "SCHEMA_RESOURCE",

@@ -55,8 +55,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from .errors import UsageError
-from .store import referenced_digests
+from recraft_build.errors import UsageError
+from recraft_build.cache.local import referenced_digests
 
 __all__ = [
     "AC_FORMAT",
@@ -235,7 +235,7 @@ class _Retry:
 
 class _RemoteBase:
     """The protocol-independent contract of a remote cache (:class:`RemoteCache` over
-    HTTP, :class:`~recraft_build.remote_s3.S3Cache` over S3), which
+    HTTP, :class:`~recraft_build.cache.s3.S3Cache` over S3), which
     :class:`TieredStore` relies on whichever it is given:
 
     * **Digest verification**: a blob is returned only when its bytes hash to the digest
@@ -657,7 +657,7 @@ class RemoteCache(_RemoteBase):
 
 
 class LocalStore(Protocol):
-    """What :class:`TieredStore` needs of the local store (``recraft_build.store.Store``)."""
+    """What :class:`TieredStore` needs of the local store (``recraft_build.cache.local.Store``)."""
 
     def put_blob(self, data: bytes) -> str: ...
     def get_blob(self, digest: str) -> bytes | None: ...

@@ -1,7 +1,7 @@
 """A bucket in S3-compatible storage as the shared remote cache (AWS S3, MinIO, R2...).
 
-The second remote-cache target beside :class:`~recraft_build.remote.RemoteCache`, with
-the same interface and failure model, so :class:`~recraft_build.remote.TieredStore`
+The second remote-cache target beside :class:`~recraft_build.cache.remote.RemoteCache`, with
+the same interface and failure model, so :class:`~recraft_build.cache.remote.TieredStore`
 uses either without knowing which. Selected by a ``--remote-cache`` (or
 ``RECRAFT_BUILD_REMOTE_CACHE``) of the form ``s3://BUCKET/PREFIX``.
 
@@ -13,8 +13,8 @@ gateway, or filled by copying a mirror's files):
 
 * ``PREFIX/cas/<sha256>``: a blob's bytes, checked against the digest when read;
 * ``PREFIX/ac/<name>``: an action record in our JSON envelope, byte for byte what
-  :class:`~recraft_build.remote.RemoteCache` writes (``name`` is
-  :func:`~recraft_build.remote.remote_name` of the key).
+  :class:`~recraft_build.cache.remote.RemoteCache` writes (``name`` is
+  :func:`~recraft_build.cache.remote.remote_name` of the key).
 
 Configuration
 -------------
@@ -31,11 +31,11 @@ Configuration
 
 Failure model
 -------------
-As :mod:`recraft_build.remote`: nothing here fails a build, every problem is a warning
+As :mod:`recraft_build.cache.remote`: nothing here fails a build, every problem is a warning
 through ``warn`` and a miss (or a skipped upload).
 
 * Connection errors, timeouts, throttling (``SlowDown``, ``429``) and ``5xx`` are
-  retried with :class:`~recraft_build.remote.RemotePolicy`'s backoff (boto3's own
+  retried with :class:`~recraft_build.cache.remote.RemotePolicy`'s backoff (boto3's own
   retries are off so there is one policy and one ``sleep``); when retries run out the
   cache turns **unavailable** with one warning for the whole build.
 * No credentials, credentials refused (``InvalidAccessKeyId``,
@@ -55,12 +55,12 @@ import time
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
-from .errors import UsageError
+from recraft_build.errors import UsageError
 
 # The transport-independent half (digest checks, the record envelope, read mode, one
 # warning then unavailable) is the HTTP client's own base class, so both targets store
 # byte-identical records, refuse the same malformed digests and fail the same way.
-from .remote import PutResult, RemotePolicy, _RemoteBase, _Reply, _Retry, redact_url
+from recraft_build.cache.remote import PutResult, RemotePolicy, _RemoteBase, _Reply, _Retry, redact_url
 
 __all__ = [
     "S3Cache",
@@ -212,8 +212,8 @@ class S3Cache(_RemoteBase):
     ``head_before_put``; ``sleep`` waits between retries; ``warn`` receives one-line
     warnings (see the module docstring).
 
-    The blob, record and state methods are :class:`~recraft_build.remote._RemoteBase`'s
-    (the same as :class:`~recraft_build.remote.RemoteCache`); this class is the S3
+    The blob, record and state methods are :class:`~recraft_build.cache.remote._RemoteBase`'s
+    (the same as :class:`~recraft_build.cache.remote.RemoteCache`); this class is the S3
     transport under them.
 
     Thread-safe. No method raises for a remote problem; :class:`UsageError` only for a

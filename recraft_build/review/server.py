@@ -2,11 +2,11 @@
 
 :class:`ReviewServer` serves the gallery page in review mode and two writes:
 
-* ``POST /api/pick {"asset": NAME, "index": I}`` runs :func:`recraft_build.picking.pick`
+* ``POST /api/pick {"asset": NAME, "index": I}`` runs :func:`recraft_build.review.picking.pick`
   (the same code path as ``recraft-build pick``: the lock changes through
   ``Lock.update``, safe beside a running build; outputs are rebuilt from the store, and
   nothing is paid);
-* ``POST /api/reroll {"asset": NAME}`` runs :func:`recraft_build.picking.reroll`
+* ``POST /api/reroll {"asset": NAME}`` runs :func:`recraft_build.review.picking.reroll`
   (**paid**; the page asks for confirmation first, ``max_credits`` caps it).
 
 ``max_credits`` (None: no cap for rerolls) also lets a pick run paid provider steps
@@ -60,8 +60,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping
 
-from . import api, gallery, picking
-from .errors import (
+from recraft_build import api
+from recraft_build.review import gallery, picking
+from recraft_build.errors import (
     LockError,
     PlanError,
     ProviderError,
@@ -69,7 +70,7 @@ from .errors import (
     SpecError,
     UsageError,
 )
-from .executor import BuildResult, NullReporter, Reporter
+from recraft_build.engine.executor import BuildResult, NullReporter, Reporter
 
 __all__ = ["ReviewServer", "TOKEN_HEADER", "TOKEN_PARAM", "COOKIE_PREFIX", "DENIED_MESSAGE"]
 

@@ -21,8 +21,8 @@ import stat
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping
 
-from .errors import OutputError
-from .lock import atomic_write_bytes
+from recraft_build.errors import OutputError
+from recraft_build.engine.lock import atomic_write_bytes
 
 __all__ = [
     "MANIFEST_NAME",

@@ -46,7 +46,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from filelock import FileLock, Timeout
 
-from .errors import LockError
+from recraft_build.errors import LockError
 
 __all__ = ["LOCK_VERSION", "Lock", "atomic_write_bytes"]
 

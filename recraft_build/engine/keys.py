@@ -26,7 +26,7 @@ import hashlib
 import json
 from typing import Any, Mapping, Sequence
 
-from .domain import GenerationRequest
+from recraft_build.domain import GenerationRequest
 
 __all__ = [
     "KEY_VERSION",

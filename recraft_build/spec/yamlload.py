@@ -41,7 +41,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from .errors import Problem, SpecError, UsageError
+from recraft_build.errors import Problem, SpecError, UsageError
 
 __all__ = [
     "MAX_BYTES",

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from .errors import LockError, UsageError
-from .lock import LOCK_VERSION, Lock
+from recraft_build.errors import LockError, UsageError
+from recraft_build.engine.lock import LOCK_VERSION, Lock
 
 __all__ = [
     "AssetChange",

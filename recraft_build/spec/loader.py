@@ -2,18 +2,18 @@
 
 The pipeline (each stage in its own module; this one drives them and checks meaning):
 
-1. :mod:`~recraft_build.yamlload`: safe YAML with a line and column for every value;
-2. :mod:`~recraft_build.schema`: the JSON Schema, every error reported and explained;
+1. :mod:`~recraft_build.spec.yamlload`: safe YAML with a line and column for every value;
+2. :mod:`~recraft_build.spec.schema`: the JSON Schema, every error reported and explained;
 3. defaults merge: an asset starts from ``defaults``; its own fields win. ``controls``
    merge key by key. ``size``/``aspect_ratio`` are one choice: an asset that sets
    either replaces both from the defaults; likewise ``style``/``style_id`` replace the
    defaults' ``style``, ``substyle`` and ``style_id``. ``null`` removes a default;
-4. :mod:`~recraft_build.matrix`: one asset per combination, refused past
+4. :mod:`~recraft_build.spec.matrix`: one asset per combination, refused past
    ``max_assets`` before expanding;
-5. :mod:`~recraft_build.templating`: ``name`` first (it sees the asset's fields, the
+5. :mod:`~recraft_build.spec.templating`: ``name`` first (it sees the asset's fields, the
    spec's ``vars`` and the matrix values), then ``prompt``, ``negative_prompt`` and
    output paths (which also see ``name``);
-6. meaning checks against :mod:`~recraft_build.tables` and the step catalogue;
+6. meaning checks against :mod:`~recraft_build.spec.tables` and the step catalogue;
 7. domain objects.
 
 Every problem found in any stage after YAML parsing is collected; if there is any,
@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping
 
-from . import tables
-from .domain import (
+from recraft_build.spec import tables
+from recraft_build.domain import (
     VECTOR_STYLES,
     Asset,
     GenerationRequest,
@@ -42,12 +42,12 @@ from .domain import (
     StyleSpec,
     Where,
 )
-from .errors import Problem, SpecError
-from .matrix import count_combinations, expand, matrix_keys, matrix_problems
-from .schema import SchemaReport, schema_problems, suggest
-from .steps.catalog import STEPS, scale_params
-from .templating import TemplateRenderer, is_template
-from .yamlload import YamlDocument, format_path, load_yaml, read_spec_text
+from recraft_build.errors import Problem, SpecError
+from recraft_build.spec.matrix import count_combinations, expand, matrix_keys, matrix_problems
+from recraft_build.spec.schema import SchemaReport, schema_problems, suggest
+from recraft_build.steps.catalog import STEPS, scale_params
+from recraft_build.spec.templating import TemplateRenderer, is_template
+from recraft_build.spec.yamlload import YamlDocument, format_path, load_yaml, read_spec_text
 
 __all__ = [
     "DEFAULT_MAX_ASSETS",

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from . import keys
-from .domain import Picture, media_type_for_format, sniff_media_type
-from .errors import (
+from recraft_build.engine import keys
+from recraft_build.domain import Picture, media_type_for_format, sniff_media_type
+from recraft_build.errors import (
     BudgetError,
     PlanError,
     ProviderError,
@@ -37,10 +37,10 @@ from .errors import (
     StepError,
     StoreError,
 )
-from .lock import Lock
-from .outputs import OutputState, write_output
-from .plan import AssetPlan, OutputPlan, Plan, StepPlan
-from .providers.base import Provider
+from recraft_build.engine.lock import Lock
+from recraft_build.engine.outputs import OutputState, write_output
+from recraft_build.engine.plan import AssetPlan, OutputPlan, Plan, StepPlan
+from recraft_build.providers.base import Provider
 
 __all__ = [
     "AssetResult",

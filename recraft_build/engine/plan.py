@@ -20,11 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from . import keys
-from .domain import Asset, OutputSpec, Spec
-from .errors import PlanError
-from .providers.base import OPERATIONS
-from .steps.catalog import STEPS, provider_operation
+from recraft_build.engine import keys
+from recraft_build.domain import Asset, OutputSpec, Spec
+from recraft_build.errors import PlanError
+from recraft_build.providers.base import OPERATIONS
+from recraft_build.steps.catalog import STEPS, provider_operation
 
 __all__ = [
     "AssetPlan",

@@ -5,7 +5,7 @@
 (or, for an output file no longer cached, from the output tree when its digest still
 matches). The page has its CSS and script inline, loads nothing from the network and
 works from ``file://``. ``recraft-build review`` serves the same page with a token so
-its candidates can be picked (see :mod:`recraft_build.review`).
+its candidates can be picked (see :mod:`recraft_build.review.server`).
 
 For each asset the page shows its candidates (the pick marked), the request that made
 them (rendered prompt and parameters), its steps, its outputs with pixel and byte
@@ -37,12 +37,13 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from . import __version__, api, keys
-from .domain import Asset
-from .errors import OutputError, RecraftBuildError
-from .lock import Lock, atomic_write_bytes
-from .lockdiff import AssetChange, compare, read_lock_at
-from .outputs import file_sha256
+from recraft_build import __version__, api
+from recraft_build.engine import keys
+from recraft_build.domain import Asset
+from recraft_build.errors import OutputError, RecraftBuildError
+from recraft_build.engine.lock import Lock, atomic_write_bytes
+from recraft_build.review.lockdiff import AssetChange, compare, read_lock_at
+from recraft_build.engine.outputs import file_sha256
 
 __all__ = [
     "GALLERY_DIR",
@@ -342,13 +343,12 @@ def collect(
         info = api.provider_info(provider, spec, env)
         provider_name = info.name
         if info.paid:
-            from .tables import generation_credits
+            from recraft_build.engine.pricing import Pricing
+
+            pricing = Pricing(spec.styles, info.family)
 
             def reroll_cost(a: Asset) -> float:
-                try:
-                    return float(generation_credits(a.request))
-                except (KeyError, ValueError):
-                    return 0.0
+                return pricing.generation(a.request)
 
     folder = out / GALLERY_DIR / "img"
     try:

@@ -32,8 +32,8 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedErr
 from jinja2.runtime import new_context
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
-from .domain import Where
-from .errors import Problem, SpecError
+from recraft_build.domain import Where
+from recraft_build.errors import Problem, SpecError
 
 __all__ = ["MAX_OUTPUT", "TemplateRenderer", "is_template"]
 

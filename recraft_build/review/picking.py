@@ -33,12 +33,12 @@ import difflib
 import os
 from typing import Any, Callable, Mapping
 
-from . import api
-from .domain import Spec
-from .errors import BudgetError, PlanError, UsageError
-from .executor import BuildResult, NullReporter, Reporter
-from .lock import Lock
-from .plan import AssetPlan
+from recraft_build import api
+from recraft_build.domain import Spec
+from recraft_build.errors import BudgetError, PlanError, UsageError
+from recraft_build.engine.executor import BuildResult, NullReporter, Reporter
+from recraft_build.engine.lock import Lock
+from recraft_build.engine.plan import AssetPlan
 
 __all__ = ["exact_target", "pick", "reroll"]
 
