@@ -9,7 +9,6 @@ human output goes to stderr.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import threading
@@ -17,6 +16,7 @@ from typing import IO, Any, Sequence
 
 from recraft_build import __version__, api
 from recraft_build.errors import RecraftBuildError, SpecError, UsageError
+from recraft_build.render import Renderer, make_renderer
 
 __all__ = ["main"]
 
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-going", action="store_true", help="build the other assets when one fails")
     p.add_argument("--force", action="store_true", help="make new pictures for the targets (paid)")
     p.add_argument("--frozen", action="store_true", help="never make a new picture: fail instead (for CI)")
-    p.add_argument("--max-credits", type=float, metavar="N", help="refuse to spend more than N API units")
+    p.add_argument("--max-credits", type=float, metavar="N", help="refuse to spend more than N credits (1,000 credits = 1 USD)")
     _cache(p)
     _remote(p)
 
@@ -118,71 +118,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _short_prompt(prompt: str, width: int = 60) -> str:
-    line = prompt.strip().splitlines()[0] if prompt.strip() else ""
-    return line if len(line) <= width else line[: width - 1] + "…"
-
-
-def _render_plan(the_plan: Any, out: IO[str], *, status_mode: bool = False) -> None:
-    for a in the_plan.assets:
-        req = a.asset.request
-        style = req.style_ref or req.style or "-"
-        if req.substyle:
-            style += f"/{req.substyle}"
-        size = req.size or req.aspect_ratio or "-"
-        cost = f"{a.credits:g} cr" if a.credits else "-"
-        label = a.status
-        if status_mode:
-            label = "ok" if a.status == "up-to-date" else "stale"
-        out.write(
-            f"{label:<10} {a.name:<28} {req.model} {style} {size} x{req.n}  {cost:>8}  {_short_prompt(req.prompt)}\n"
-        )
-        for r in a.reasons:
-            out.write(f"{'':<10}   - {r}\n")
-        steps = [s for s in a.steps] + [s for o in a.outputs for s in o.steps]
-        runs = [s for s in steps if s.status == "run" and a.status != "up-to-date"]
-        for s in runs:
-            extra = f" via provider ({s.credits:g} cr)" if s.operation else ""
-            out.write(f"{'':<10}   step {s.name}: will run{extra}\n")
-    c = the_plan.counts()
-    credits = the_plan.credits
-    out.write(
-        f"{c['generate']} to generate, {c['restore']} to restore, {c['up-to-date']} up to date; "
-        f"estimated cost {credits:g} credits (${credits / 1000:.2f}) with provider {the_plan.provider.name}\n"
-    )
-
-
-def _emit_json(data: Any, out: IO[str]) -> None:
-    out.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-
-
 def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     parser = build_parser()
-    args: argparse.Namespace | None = None
+    renderer: Renderer = make_renderer(False, stdout, stderr)
     try:
         args = parser.parse_args(argv)
         if not args.command:
             parser.print_help(stderr)
             return 2
-        return _dispatch(args, stdout, stderr)
+        renderer = make_renderer(getattr(args, "json", False), stdout, stderr)
+        return _dispatch(args, renderer)
     except SpecError as exc:
-        for p in exc.problems:
-            stderr.write(f"{p}\n")
-        stderr.write(f"{len(exc.problems)} problem(s) found; nothing was built.\n")
-        if args is not None and getattr(args, "json", False):
-            _emit_json(
-                {
-                    "valid": False,
-                    "problems": [
-                        {"file": p.file, "line": p.line, "col": p.col, "path": p.path, "message": p.message, "hint": p.hint}
-                        for p in exc.problems
-                    ],
-                },
-                stdout,
-            )
+        renderer.spec_error(exc)
         return exc.exit_code
     except KeyboardInterrupt:
         stderr.write("interrupted; finished assets are saved in the lock and cache.\n")
@@ -193,24 +143,21 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, st
             os._exit(130)
         return 130
     except RecraftBuildError as exc:
-        stderr.write(f"error: {exc}\n")
-        if args is not None and getattr(args, "json", False):
-            _emit_json({"error": str(exc), "exit_code": exc.exit_code}, stdout)
+        renderer.error(exc)
         return exc.exit_code
+    finally:
+        renderer.finish()
 
 
-def _dispatch(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+def _dispatch(args: argparse.Namespace, out: Renderer) -> int:
     cmd = args.command
+    stderr = out.stderr
     as_json = getattr(args, "json", False)
     live = stderr.isatty() and not as_json and os.environ.get("TERM") != "dumb"
     if cmd == "validate":
-        spec = api.validate(args.spec)
-        if as_json:
-            _emit_json({"spec": str(spec.path), "valid": True, "assets": [a.name for a in spec.assets]}, stdout)
-        else:
-            stdout.write(f"{spec.path}: OK, {len(spec.assets)} asset(s)\n")
+        out.validated(api.validate(args.spec))
         return 0
-    from recraft_build.reporter import make_reporter
+    from recraft_build.reporter import PlainReporter, make_reporter
 
     if cmd in ("plan", "status"):
         # `status` is the plan of every asset, shown as up to date or stale with reasons.
@@ -225,10 +172,7 @@ def _dispatch(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int
             remote_cache=getattr(args, "remote_cache", None),
             remote_mode=getattr(args, "remote_cache_mode", None),
         )
-        if as_json:
-            _emit_json(the_plan.to_json(), stdout)
-        else:
-            _render_plan(the_plan, stdout, status_mode=(cmd == "status"))
+        out.plan(the_plan, status_mode=(cmd == "status"))
         return 0
     if cmd == "build":
         if args.jobs < 1:
@@ -252,64 +196,32 @@ def _dispatch(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int
             )
         finally:
             reporter.close()
-        s = result.summary()
-        if as_json:
-            _emit_json(result.to_json(), stdout)
-        stderr.write(
-            f"generated {s['generated']}, restored {s['restored']}, up to date {s['up_to_date']}, "
-            f"failed {s['failed']}; {s['credits']:g} credits spent; output in {result.output_dir}\n"
-        )
-        for a in result.failed:
-            stderr.write(f"  {a.status}: {a.name}: {a.error}\n")
+        # Each failure was shown once, by the reporter, as it happened.
+        out.build(result)
         return 1 if result.failed else 0
     if cmd == "clean":
-        res = api.clean(args.spec, output_dir=args.output_dir, dry_run=args.dry_run)
-        if as_json:
-            _emit_json(res.to_json(), stdout)
-        else:
-            verb = "would remove" if res.dry_run else "removed"
-            for rel in res.removed:
-                stdout.write(f"{verb} {rel}\n")
-            stdout.write(f"{verb} {len(res.removed)} file(s) from {res.output_dir}\n")
+        out.clean(api.clean(args.spec, output_dir=args.output_dir, dry_run=args.dry_run))
         return 0
     if cmd == "cache":
-        return _cache_command(args, stdout, stderr, as_json)
+        return _cache_command(args, out, PlainReporter(stderr))
     if cmd in _REVIEW_COMMANDS:
-        return _dispatch_review(args, stdout, stderr)
+        return _dispatch_review(args, out)
     raise UsageError(f"unknown command {cmd}")  # pragma: no cover
 
 
-def _cache_command(args: argparse.Namespace, stdout: IO[str], stderr: IO[str], as_json: bool) -> int:
-    import dataclasses
-
-    from recraft_build.reporter import PlainReporter
-
-    def show(obj: Any) -> None:
-        data = dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else dict(obj)
-        if as_json:
-            _emit_json(data, stdout)
-        else:
-            for k, v in data.items():
-                if isinstance(v, (list, tuple)):
-                    stdout.write(f"{k}: {len(v)}\n")
-                    for item in v:
-                        stdout.write(f"  {item}\n")
-                else:
-                    stdout.write(f"{k}: {v}\n")
-
+def _cache_command(args: argparse.Namespace, out: Renderer, warnings: Any) -> int:
     if args.action == "info":
-        show(api.cache_info(args.cache_dir, reporter=PlainReporter(stderr)))
+        out.record(api.cache_info(args.cache_dir, reporter=warnings))
         return 0
     if args.action == "verify":
-        res = api.cache_verify(args.cache_dir, reporter=PlainReporter(stderr))
-        show(res)
-        corrupt = getattr(res, "corrupt", [])
-        return 1 if corrupt else 0
+        res = api.cache_verify(args.cache_dir, reporter=warnings)
+        out.record(res)
+        return 1 if getattr(res, "corrupt", []) else 0
     locks = list(args.locks)
     if not locks:
         spec = api.load(args.spec)
         locks = [str(spec.lock_path)]
-    show(api.cache_gc(locks, args.cache_dir, reporter=PlainReporter(stderr)))
+    out.record(api.cache_gc(locks, args.cache_dir, reporter=warnings))
     return 0
 
 
@@ -336,7 +248,7 @@ def _add_review_commands(sub: Any) -> None:
     p.add_argument("asset", metavar="ASSET", help="the asset's name")
     p.add_argument("-o", "--output-dir", metavar="OUT")
     _provider(p)
-    p.add_argument("--max-credits", type=float, metavar="N", help="refuse to spend more than N API units")
+    p.add_argument("--max-credits", type=float, metavar="N", help="refuse to spend more than N credits (1,000 credits = 1 USD)")
     _cache(p)
 
     p = sub.add_parser("gallery", help="write a static HTML page of every asset and its candidates")
@@ -363,16 +275,17 @@ def _add_review_commands(sub: Any) -> None:
     p.add_argument("--head", default=None, metavar="REV", help="the newer side (default: the lock in the working tree)")
 
 
-def _dispatch_review(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+def _dispatch_review(args: argparse.Namespace, out: Renderer) -> int:
     cmd = args.command
+    stdout, stderr = out.stdout, out.stderr
     as_json = getattr(args, "json", False)
     if cmd == "diff":
         from recraft_build.review import lockdiff
 
         if as_json:
-            _emit_json(lockdiff.compute(args.spec, args.base, args.head).to_json(), stdout)
+            out.text("", lockdiff.compute(args.spec, args.base, args.head).to_json())
         else:
-            stdout.write(lockdiff.diff(args.spec, args.base, args.head))
+            out.text(lockdiff.diff(args.spec, args.base, args.head))
         return 0
     from recraft_build.reporter import PlainReporter, make_reporter
 
@@ -383,10 +296,8 @@ def _dispatch_review(args: argparse.Namespace, stdout: IO[str], stderr: IO[str])
         page = write_gallery(
             args.spec, output_dir=args.output_dir, cache_dir=args.cache_dir, base_rev=args.base, warn=warnings.warning
         )
-        if as_json:
-            _emit_json({"gallery": str(page), "url": page.resolve().as_uri()}, stdout)
-        else:
-            stdout.write(f"{page.resolve().as_uri()}\n")
+        url = page.resolve().as_uri()
+        out.text(url, {"gallery": str(page), "url": url})
         return 0
     if cmd == "review":
         import time
@@ -439,10 +350,9 @@ def _dispatch_review(args: argparse.Namespace, stdout: IO[str], stderr: IO[str])
     finally:
         reporter.close()
     if as_json:
-        _emit_json(result.to_json(), stdout)
+        out.text("", result.to_json())
     if result.failed:
-        for a in result.failed:
-            stderr.write(f"  {a.status}: {a.name}: {a.error}\n")
+        # The failure itself was shown by the reporter; say what it means here.
         if cmd == "pick":
             stderr.write(
                 f"the pick is recorded in the lock, but the outputs were not rebuilt; fix the error, then run "

@@ -79,3 +79,28 @@ def asset(name: str, prompt: str = "p", *, steps=(), outputs=None, n: int = 1) -
         steps=tuple(StepSpec(s) if isinstance(s, str) else StepSpec(*s) for s in steps),
         outputs=tuple(outs),
     )
+
+
+class FlatPricing:
+    """40 credits a picture, 10 a tool call, whatever the family (keeps figures readable)."""
+
+    def generation(self, request) -> float:
+        return 40.0 * request.n
+
+    def operation(self, operation: str) -> float:
+        return 10.0
+
+    def for_family(self, family: str) -> "FlatPricing":
+        return self
+
+
+class DictRecords:
+    """A store's record lookup over a dict of raw JSON records (key -> object)."""
+
+    def __init__(self, records=None):
+        self.records = dict(records or {})
+        self.asked: list[str] = []
+
+    def get_record(self, key):
+        self.asked.append(key)
+        return self.records.get(key)

@@ -8,11 +8,13 @@ import json
 from recraft_build.engine.executor import Budget, Executor
 from recraft_build.engine.lock import Lock
 from recraft_build.engine.outputs import OutputState
-from recraft_build.engine.plan import ProviderInfo, make_plan
+from recraft_build.cache.records import RecordReader
+from recraft_build.engine.options import BuildOptions
+from recraft_build.engine.plan import PlanInputs, ProviderInfo, make_plan
 from recraft_build.cache.local import Store
 from recraft_build.domain import OutputSpec
 
-from engine_fakes import ByteSteps, CountingProvider, asset, make_spec
+from engine_fakes import ByteSteps, CountingProvider, FlatPricing, asset, make_spec
 
 
 def run(tmp_path, spec, provider, steps, *, force=False, keep_going=True, budget=None, targets=None):
@@ -21,38 +23,20 @@ def run(tmp_path, spec, provider, steps, *, force=False, keep_going=True, budget
     out = tmp_path / "out"
     state = OutputState(out)
     info = ProviderInfo(provider.name, provider.family, provider.paid, frozenset({"remove_background"}))
-    plan = make_plan(
-        spec,
-        lock.raw_assets(),
-        provider=info,
-        step_versions={},
-        records=_Rec(store),
-        blob_present=store.has_blob,
-        observe=state.observe,
-        gen_credits=lambda r: 40 * r.n,
-        op_credits=lambda op: 10,
-        force=force,
-        targets=targets,
+    inputs = PlanInputs(
+        provider=info, records=RecordReader(store, memo=True), blob_present=store.has_blob,
+        observe=state.observe, pricing=FlatPricing(),
     )
+    plan = make_plan(spec, lock.entries(), inputs, force=force, targets=targets)
     ex = Executor(
         store=store, provider=provider, lock=lock, output_dir=out, state=state, steps=steps,
-        keep_going=keep_going, budget=budget, gen_credits=lambda r: 40 * r.n, op_credits=lambda op: 10,
+        pricing=FlatPricing(), options=BuildOptions(keep_going=keep_going), budget=budget,
     )
     try:
         return plan, ex.run(plan)
     finally:
         lock.save()
         store.close()
-
-
-class _Rec(dict):
-    def __init__(self, store):
-        super().__init__()
-        self.store = store
-
-    def get(self, key, default=None):
-        r = self.store.get_record(key)
-        return default if r is None else r
 
 
 def test_first_build_generates_second_is_noop(tmp_path):
@@ -136,7 +120,7 @@ def test_favicon_output_writes_a_set(tmp_path):
     outs = (OutputSpec(path="fav", format="ico", favicon=True),)
     spec = make_spec(tmp_path, [asset("logo", outputs=outs)])
     _, res = run(tmp_path, spec, CountingProvider(), ByteSteps())
-    assert sorted(o["path"] for o in res.assets[0].outputs) == ["fav/favicon.ico", "fav/icon-192.png"]
+    assert sorted(o.path for o in res.assets[0].outputs) == ["fav/favicon.ico", "fav/icon-192.png"]
     assert (tmp_path / "out" / "fav" / "favicon.ico").exists()
 
 

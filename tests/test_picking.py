@@ -103,8 +103,7 @@ def test_a_pick_during_a_build_is_not_lost(project):
     # A build holds the lock in memory while it runs, then saves its own asset.
     build_view = Lock.load(project.lock)
     entry = build_view.asset("coin")
-    entry["generation"]["credits"] = 99
-    build_view.set_asset("coin", entry)
+    build_view.set_asset("coin", entry.with_generation(entry.generation.replace(credits=99)))
     picking.pick(project.spec, "icon-shield", 2, **project.kw())
     build_view.save()
     data = project.lock_data()["assets"]

@@ -6,9 +6,11 @@ import pytest
 
 from recraft_build.engine import keys
 from recraft_build.errors import PlanError
-from recraft_build.engine.plan import ProviderInfo, make_plan, resolve_engine
+from recraft_build.cache.records import RecordReader
+from recraft_build.engine.lockdata import LockedAsset
+from recraft_build.engine.plan import PlanInputs, ProviderInfo, make_plan, resolve_engine
 
-from engine_fakes import asset, make_spec
+from engine_fakes import DictRecords, FlatPricing, asset, make_spec
 
 REAL = ProviderInfo("recraft", "recraft", True, frozenset({"remove_background", "vectorize"}))
 OFFLINE = ProviderInfo("placeholder", "placeholder", False, frozenset())
@@ -16,19 +18,16 @@ OFFLINE = ProviderInfo("placeholder", "placeholder", False, frozenset())
 
 def plan(spec, lock=None, *, provider=REAL, records=None, blobs=(), files=None, force=False, targets=None):
     files = files or {}
-    return make_plan(
-        spec,
-        lock or {},
+    store = records if isinstance(records, DictRecords) else DictRecords(records)
+    inputs = PlanInputs(
         provider=provider,
-        step_versions={},
-        records=records if records is not None else {},
+        records=RecordReader(store),
         blob_present=lambda d: d in set(blobs),
         observe=lambda p: files.get(p),
-        gen_credits=lambda r: 40 * r.n,
-        op_credits=lambda op: 10,
-        force=force,
-        targets=targets,
+        pricing=FlatPricing(),
     )
+    typed = {name: LockedAsset.from_json(entry) for name, entry in (lock or {}).items()}
+    return make_plan(spec, typed, inputs, force=force, targets=targets)
 
 
 def locked_entry(spec_asset, family="recraft", digest="c" * 64, files=None):
@@ -92,7 +91,7 @@ def test_missing_picture_everywhere_means_generate(tmp_path):
 def test_cached_record_without_lock_restores(tmp_path):
     a = asset("a")
     key = keys.generation_key("recraft", a.request)
-    p = plan(make_spec(tmp_path, [a]), records={key: {"candidates": [{"sha256": "d" * 64}]}}, blobs={"d" * 64})
+    p = plan(make_spec(tmp_path, [a]), records={key: {"kind": "generate", "candidates": [{"sha256": "d" * 64}]}}, blobs={"d" * 64})
     assert p.assets[0].status == "restore" and p.credits == 0
 
 
@@ -128,16 +127,10 @@ def test_upscale_needs_a_capable_provider(tmp_path):
 
 
 def test_plan_makes_no_calls_beyond_its_lookups(tmp_path):
-    seen = []
-
-    class Spy(dict):
-        def get(self, k, d=None):
-            seen.append(k)
-            return d
-
+    spy = DictRecords()
     a = asset("a")
-    plan(make_spec(tmp_path, [a]), records=Spy())
-    assert seen == [keys.generation_key("recraft", a.request)]
+    plan(make_spec(tmp_path, [a]), records=spy)
+    assert spy.asked == [keys.generation_key("recraft", a.request)]
 
 
 def test_placeholder_pictures_are_replaced_once_a_real_provider_is_active(tmp_path):

@@ -33,11 +33,11 @@ def clean_outputs(spec: Spec, out: Path, lock: Lock, *, dry_run: bool = False) -
     for a in spec.assets:
         for o in a.outputs:
             named.add(o.path)
-        entry = lock.raw_assets().get(a.name) or {}
+        entry = lock.asset(a.name)
         wanted_paths = {o.path for o in a.outputs}
-        for o in entry.get("outputs") or []:
-            if o.get("path") in wanted_paths:
-                named.update(f["path"] for f in o.get("files") or [])
+        for lo in entry.outputs if entry is not None else ():
+            if lo.path in wanted_paths:
+                named.update(f.path for f in lo.files)
     state = OutputState(out)
     removed = []
     for rel in sorted(state.known_paths()):

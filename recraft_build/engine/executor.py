@@ -6,7 +6,7 @@ The rules that keep money safe:
   before anything else is done with it, so a crash or a failing step never loses it.
 * A generation runs under the store's per-key lock, and the record is looked up again
   inside it: two assets with the same request, or two builds sharing one cache, pay once.
-* The lock file is updated after each finished asset (see :meth:`Executor._save_lock`),
+* The lock file is updated after each finished asset (see :class:`~recraft_build.engine.groupcommit.GroupCommit`),
   so Ctrl-C or a crash keeps everything finished.
 * A failing asset never touches another asset's outputs, the cache or the lock entry
   of another asset.
@@ -27,6 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
+from recraft_build.cache.records import (
+    Candidate,
+    ExportFile,
+    ExportRecord,
+    GenerationRecord,
+    RecordReader,
+    StepOutput,
+    StepRecord,
+    StyleRecord,
+)
 from recraft_build.engine import keys
 from recraft_build.domain import Picture, media_type_for_format, sniff_media_type
 from recraft_build.errors import (
@@ -37,9 +47,13 @@ from recraft_build.errors import (
     StepError,
     StoreError,
 )
+from recraft_build.engine.groupcommit import GroupCommit
 from recraft_build.engine.lock import Lock
+from recraft_build.engine.lockdata import LockedAsset, LockedFile, LockedGeneration, LockedOutput, LockedStep, LockedStyle
+from recraft_build.engine.options import BuildOptions
 from recraft_build.engine.outputs import OutputState, write_output
-from recraft_build.engine.plan import AssetPlan, OutputPlan, Plan, StepPlan
+from recraft_build.engine.plan import AssetPlan, OutputPlan, Plan, PriceList, StepPlan
+from recraft_build.engine.results import AssetResult, Budget, BuildResult, NullReporter, Reporter
 from recraft_build.providers.base import Provider
 
 __all__ = [
@@ -53,35 +67,6 @@ __all__ = [
 ]
 
 
-class Reporter(Protocol):
-    """Receives build events. The library never prints; the CLI renders these."""
-
-    def notice(self, message: str) -> None: ...
-    def warning(self, message: str) -> None: ...
-    def start(self, plan: Plan) -> None: ...
-    def asset_started(self, name: str, status: str) -> None: ...
-    def asset_finished(self, result: "AssetResult") -> None: ...
-
-
-class NullReporter:
-    """A reporter that ignores everything (the library default)."""
-
-    def notice(self, message: str) -> None:
-        pass
-
-    def warning(self, message: str) -> None:
-        pass
-
-    def start(self, plan: Plan) -> None:
-        pass
-
-    def asset_started(self, name: str, status: str) -> None:
-        pass
-
-    def asset_finished(self, result: "AssetResult") -> None:
-        pass
-
-
 class PictureLost(StoreError):
     """The asset's own picture vanished from the cache (removed or corrupt) mid-build."""
 
@@ -90,88 +75,6 @@ class Cancelled(RecraftBuildError):
     """The build was interrupted; workers stop at the next safe point."""
 
     exit_code = 130
-
-
-@dataclass
-class AssetResult:
-    """What happened to one asset. ``status``: generated, restored, up-to-date, failed, skipped."""
-
-    name: str
-    status: str
-    outputs: list[dict[str, Any]] = field(default_factory=list)
-    credits: float = 0.0
-    error: str = ""
-    reasons: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "name": self.name,
-            "status": self.status,
-            "outputs": [{"path": o["path"], "sha256": o["sha256"]} for o in self.outputs],
-            "credits": self.credits,
-        }
-        if self.error:
-            d["error"] = self.error
-        if self.reasons:
-            d["reasons"] = self.reasons
-        return d
-
-
-@dataclass
-class BuildResult:
-    assets: list[AssetResult]
-    output_dir: Path
-    interrupted: bool = False
-
-    @property
-    def failed(self) -> list[AssetResult]:
-        return [a for a in self.assets if a.status in ("failed", "skipped")]
-
-    @property
-    def credits(self) -> float:
-        return sum(a.credits for a in self.assets)
-
-    def summary(self) -> dict[str, Any]:
-        count = lambda s: sum(1 for a in self.assets if a.status == s)  # noqa: E731
-        return {
-            "generated": count("generated"),
-            "restored": count("restored"),
-            "up_to_date": count("up-to-date"),
-            "failed": count("failed") + count("skipped"),
-            "credits": self.credits,
-        }
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "output_dir": str(self.output_dir),
-            "assets": [a.to_json() for a in self.assets],
-            "summary": self.summary(),
-            "interrupted": self.interrupted,
-        }
-
-
-class Budget:
-    """``--max-credits``: reserve an estimate before each paid call, settle with the truth.
-
-    Thread-safe. ``limit`` None means no limit (spending is still counted).
-    """
-
-    def __init__(self, limit: float | None):
-        self.limit = limit
-        self.spent = 0.0
-        self._reserved = 0.0
-        self._mutex = threading.Lock()
-
-    def reserve(self, amount: float) -> None:
-        with self._mutex:
-            if self.limit is not None and self.spent + self._reserved + amount > self.limit + 1e-9:
-                raise BudgetError(self.spent + self._reserved + amount, self.limit, started=True)
-            self._reserved += amount
-
-    def settle(self, reserved: float, actual: float | None) -> None:
-        with self._mutex:
-            self._reserved -= reserved
-            self.spent += reserved if actual is None else float(actual)
 
 
 @dataclass
@@ -205,36 +108,32 @@ class Executor:
         output_dir: Path,
         state: OutputState,
         steps: Any,
+        pricing: PriceList,
+        options: BuildOptions = BuildOptions(),
         reporter: Reporter | None = None,
-        jobs: int = 8,
-        keep_going: bool = False,
         budget: Budget | None = None,
-        allow_generate: bool = True,
-        gen_credits: Callable[[Any], float] = lambda r: 0.0,
-        op_credits: Callable[[str], float] = lambda o: 0.0,
         clock: Callable[[], float] = time.monotonic,
     ):
+        """``steps`` is the ``steps.registry`` module (or a stand-in with its API);
+        ``pricing`` prices estimates for the budget; ``budget`` defaults to
+        ``options.max_credits``."""
         self.store = store
         self.provider = provider
         self.lock = lock
         self.out = Path(output_dir)
         self.state = state
-        self.steps = steps  # the steps.registry module (or a stand-in with the same API)
+        self.steps = steps
         self.reporter = reporter or NullReporter()
-        self.jobs = max(1, jobs)
-        self.keep_going = keep_going
-        self.budget = budget or Budget(None)
-        self.allow_generate = allow_generate
-        self.gen_credits = gen_credits
-        self.op_credits = op_credits
+        self.jobs = max(1, options.jobs)
+        self.keep_going = options.keep_going
+        self.budget = budget or Budget(options.max_credits)
+        self.allow_generate = not options.frozen
+        self.pricing = pricing
+        self.records = RecordReader(store, self.reporter.warning)
         self.clock = clock
         self.cancel = threading.Event()
         self._failed = threading.Event()
-        self._lock_mutex = threading.Lock()
-        self._last_save = 0.0
-        self._saving = False
-        self._save_pending = False
-        self._save_cost = 0.0
+        self._saver = GroupCommit(lock.save, clock)
         self._style_ids: dict[str, str] = {}
 
     # -- the whole build ----------------------------------------------------------
@@ -321,7 +220,7 @@ class Executor:
         finally:
             net.shutdown(wait=not aborted, cancel_futures=True)
             cpu.shutdown(wait=not aborted, cancel_futures=True)
-            self._save_lock(force=True)
+            self._saver.save(force=True)
             self.state.save()
         ordered = [results[a.name] for a in plan.assets if a.name in results]
         return BuildResult(assets=ordered, output_dir=self.out, interrupted=interrupted)
@@ -370,26 +269,27 @@ class Executor:
             if name not in style_refs:
                 failed[name] = "not declared"
                 continue
-            style, key, pictures = style_refs[name]
+            ref = style_refs[name]
+            style, key, pictures = ref.style, ref.key, list(ref.pictures)
             locked = self.lock.style(name)
-            if locked and locked.get("key") == key and locked.get("style_id"):
-                self._style_ids[name] = str(locked["style_id"])
+            if locked is not None and locked.key == key:
+                self._style_ids[name] = locked.style_id
                 continue
-            rec = self.store.get_record(key)
-            if isinstance(rec, Mapping) and rec.get("style_id"):
-                self._style_ids[name] = str(rec["style_id"])
-                self.lock.set_style(name, {"key": key, "style_id": rec["style_id"], "provider": rec.get("provider")})
+            rec = self.records.style(key)
+            if rec is not None:
+                self._style_ids[name] = rec.style_id
+                self.lock.set_style(name, LockedStyle(key, rec.style_id, rec.provider, rec.credits))
                 continue
             try:
                 with self.store.key_lock(key):
-                    rec = self.store.get_record(key)
-                    if isinstance(rec, Mapping) and rec.get("style_id"):
-                        sid, credits = str(rec["style_id"]), 0.0
+                    rec = self.records.style(key)
+                    if rec is not None:
+                        sid, credits = rec.style_id, 0.0
                     elif not self.provider.paid:
                         sid, credits = f"placeholder-{key[:16]}", 0.0
-                        self.store.put_record(key, {"kind": "style", "style_id": sid, "provider": self.provider.name})
+                        self.store.put_record(key, StyleRecord(sid, self.provider.name).to_json())
                     else:
-                        est = float(self.op_credits("create_style"))
+                        est = float(self.pricing.operation("create_style"))
                         self.budget.reserve(est)
                         actual = None
                         try:
@@ -398,13 +298,10 @@ class Executor:
                         finally:
                             self.budget.settle(est, actual)
                         sid, credits = made.style_id, float(made.credits or 0)
-                        self.store.put_record(
-                            key,
-                            {"kind": "style", "style_id": sid, "provider": self.provider.name, "credits": made.credits},
-                        )
+                        self.store.put_record(key, StyleRecord(sid, self.provider.name, made.credits).to_json())
                 self._style_ids[name] = sid
-                self.lock.set_style(name, {"key": key, "style_id": sid, "provider": self.provider.name, "credits": credits})
-                self._save_lock(force=True)
+                self.lock.set_style(name, LockedStyle(key, sid, self.provider.name, credits))
+                self._saver.save(force=True)
             except RecraftBuildError as exc:
                 failed[name] = str(exc)
                 self.reporter.warning(f"custom style {name!r}: {exc}")
@@ -423,77 +320,77 @@ class Executor:
             return self._build_asset_once(dataclasses.replace(ap, status="generate", reasons=ap.reasons + ["cached picture lost"]))
 
     def _build_asset_once(
-        self, ap: AssetPlan, *, made: tuple[dict[str, Any], float] | None = None
+        self, ap: AssetPlan, *, made: tuple[GenerationRecord, float] | None = None
     ) -> AssetResult:
         """Build one asset; ``made`` is its generation when a network worker already made it."""
         credits = 0.0
-        generation = None
+        generation: GenerationRecord | None = None
         if ap.status == "generate":
             generation, credits = made if made is not None else self._generate(ap)
-            candidates = generation["candidates"]
+            candidates = generation.candidates
             pick = 0
             status = "generated"
         else:
-            candidates = list(ap.candidates or [])
+            candidates = tuple(ap.candidates or ())
             pick = ap.pick
             status = "restored"
         cand = candidates[pick]
-        start = _Node(step=None, digest=cand["sha256"], media_type=cand.get("media_type"))
+        start = _Node(step=None, digest=cand.sha256, media_type=cand.media_type)
 
         asset_nodes = self._chain(start, ap.steps, ap)
-        locked_steps = [self._step_entry(n) for n in asset_nodes[1:]]
+        locked_steps = tuple(self._step_entry(n) for n in asset_nodes[1:])
         outputs_entries = []
-        files_out: list[dict[str, Any]] = []
+        files_out: list[LockedFile] = []
         for op in ap.outputs:
             nodes = self._chain(asset_nodes[-1], op.steps, ap)
             final_plan = dataclasses.replace(op.final, key=None, digest=None, status="run")
-            entry, files = self._final(nodes[-1], final_plan, op, ap)
-            entry["steps"] = [self._step_entry(n) for n in nodes[1:]]
-            outputs_entries.append(entry)
+            key, files = self._final(nodes[-1], final_plan, op, ap)
+            steps = tuple(self._step_entry(n) for n in nodes[1:])
+            outputs_entries.append(LockedOutput(op.spec.path, key, steps, files))
             files_out.extend(files)
             credits += sum(n.credits for n in nodes[1:])  # nodes[0] is the asset chain's last
         credits += sum(n.credits for n in asset_nodes)
 
         gen_entry = self._generation_entry(ap, candidates, pick, generation)
-        self.lock.set_asset(
-            ap.name,
-            {"generation": gen_entry, "steps": locked_steps, "outputs": outputs_entries},
-        )
-        self._save_lock(force=(status == "generated" and self.provider.paid))
+        self.lock.set_asset(ap.name, LockedAsset(gen_entry, locked_steps, tuple(outputs_entries)))
+        self._saver.save(force=(status == "generated" and self.provider.paid))
         return AssetResult(ap.name, status, outputs=files_out, credits=credits, reasons=ap.reasons)
 
     def _generation_entry(
-        self, ap: AssetPlan, candidates: list[dict[str, Any]], pick: int, generation: Mapping[str, Any] | None
-    ) -> dict[str, Any]:
-        old = (self.lock.asset(ap.name) or {}).get("generation") or {}
-        if generation is None and old.get("key") == ap.gen_key:
-            entry = dict(old)
+        self,
+        ap: AssetPlan,
+        candidates: tuple[Candidate, ...],
+        pick: int,
+        generation: GenerationRecord | None,
+    ) -> LockedGeneration:
+        """The lock's generation entry after building ``ap``: who made the pictures and
+        what they cost stay those of the purchase, whoever restores them later."""
+        entry = self.lock.asset(ap.name)
+        old = entry.generation if entry is not None else None
+        if generation is not None:
+            provider, credits = generation.provider, generation.credits
+        elif old is not None and old.key == ap.gen_key:
+            provider, credits = old.provider, old.credits
         else:
-            src = generation or {}
-            entry = {
-                "key": ap.gen_key,
-                "family": ap.family,
-                "provider": src.get("provider") or old.get("provider"),
-                "credits": src.get("credits"),
-            }
-        entry["request"] = keys.request_fields(ap.asset.request, style_key=ap.style_key)
-        if ap.roll:
-            entry["roll"] = ap.roll
-        else:
-            entry.pop("roll", None)
-        entry["candidates"] = candidates
-        entry["pick"] = pick
-        entry["key"] = ap.gen_key
-        entry["family"] = ap.family
-        return entry
+            provider, credits = None, None
+        return LockedGeneration(
+            key=ap.gen_key,
+            family=ap.family,
+            provider=provider,
+            request=keys.request_fields(ap.asset.request, style_key=ap.style_key),
+            candidates=candidates,
+            pick=pick,
+            credits=credits,
+            roll=ap.roll,
+        )
 
-    def _generate(self, ap: AssetPlan) -> tuple[dict[str, Any], float]:
+    def _generate(self, ap: AssetPlan) -> tuple[GenerationRecord, float]:
         """Make (or find, if another worker/process just made) the asset's candidates."""
         key = ap.gen_key
         with self.store.key_lock(key):
-            rec = self.store.get_record(key)
-            if _usable_generation(rec, self.store):
-                return dict(rec), 0.0
+            rec = self.records.generation(key)
+            if rec is not None and all(self.store.has_blob(c.sha256) for c in rec.candidates):
+                return rec, 0.0
             if self.cancel.is_set():
                 raise Cancelled("interrupted")
             request = ap.asset.request
@@ -505,7 +402,7 @@ class Executor:
             if ap.roll and not self.provider.paid and request.seed is None:
                 # The placeholder draws from the request alone; a re-roll must look new.
                 request = dataclasses.replace(request, seed=ap.roll)
-            estimate = float(self.gen_credits(ap.asset.request)) if self.provider.paid else 0.0
+            estimate = float(self.pricing.generation(ap.asset.request)) if self.provider.paid else 0.0
             self.budget.reserve(estimate)
             actual: float | None = None
             try:
@@ -524,26 +421,17 @@ class Executor:
             for pic in result.pictures:
                 digest = self.store.put_blob(pic.data)
                 w, h = self._size(pic)
-                cands.append(
-                    {
-                        "sha256": digest,
-                        "media_type": pic.media_type,
-                        "width": w,
-                        "height": h,
-                        "bytes": len(pic.data),
-                        "meta": dict(pic.meta),
-                    }
-                )
-            record = {
-                "kind": "generate",
-                "candidates": cands,
-                "credits": actual,
-                "credits_estimated": result.credits is None and self.provider.paid or None,
-                "provider": self.provider.name,
-                "family": self.provider.family,
-                "meta": dict(result.meta),
-            }
-            self.store.put_record(key, record)
+                cands.append(Candidate(digest, pic.media_type, w, h, len(pic.data), dict(pic.meta)))
+            record = GenerationRecord(
+                candidates=tuple(cands),
+                provider=self.provider.name,
+                family=self.provider.family,
+                credits=actual,
+                credits_estimated=(result.credits is None and self.provider.paid) or None,
+                meta=dict(result.meta),
+            )
+            if cands:
+                self.store.put_record(key, record.to_json())
         if len(cands) != ap.asset.request.n:
             raise ProviderError(
                 f"asked for {ap.asset.request.n} picture(s), got {len(cands)} (the ones received are cached)",
@@ -578,10 +466,9 @@ class Executor:
             sp.name, sp.params, sp.version, prev.digest, family=self.provider_family(ap) if sp.operation else None
         )
         plan = dataclasses.replace(sp, key=key)
-        rec = self.store.get_record(key)
-        out = rec.get("output") if isinstance(rec, Mapping) else None
-        if isinstance(out, Mapping) and isinstance(out.get("sha256"), str) and self.store.has_blob(out["sha256"]):
-            return _Node(step=plan, digest=out["sha256"], media_type=out.get("media_type"))
+        rec = self.records.step(key)
+        if rec is not None and self.store.has_blob(rec.output.sha256):
+            return _Node(step=plan, digest=rec.output.sha256, media_type=rec.output.media_type)
         return self._run_step(prev, plan, ap, history)
 
     def provider_family(self, ap: AssetPlan) -> str:
@@ -611,7 +498,7 @@ class Executor:
         if self.cancel.is_set():
             raise Cancelled("interrupted")
         src = self._picture(prev, ap, history)
-        estimate = float(self.op_credits(sp.operation)) if (sp.operation and self.provider.paid) else 0.0
+        estimate = float(self.pricing.operation(sp.operation)) if (sp.operation and self.provider.paid) else 0.0
         if sp.operation:
             self.budget.reserve(estimate)
         actual: float | None = None
@@ -647,33 +534,21 @@ class Executor:
             self.steps.check_step_output(sp.name, sp.params, src, result, asset=ap.name)
             digest = self.store.put_blob(result.data)
         w, h = self._size(result)
-        self.store.put_record(
-            sp.key,
-            {
-                "kind": "step",
-                "step": sp.name,
-                "output": {
-                    "sha256": digest,
-                    "media_type": result.media_type,
-                    "width": w,
-                    "height": h,
-                    "bytes": len(result.data),
-                },
-                "credits": actual,
-            },
-        )
+        output = StepOutput(digest, result.media_type, w, h, len(result.data))
+        self.store.put_record(sp.key, StepRecord(sp.name, output, actual).to_json())
         return _Node(step=sp, digest=digest, media_type=result.media_type, picture=result, credits=float(actual or 0.0))
 
     @staticmethod
-    def _step_entry(node: _Node) -> dict[str, Any]:
-        assert node.step is not None
-        return {"step": node.step.name, "key": node.step.key, "sha256": node.digest}
+    def _step_entry(node: _Node) -> LockedStep:
+        assert node.step is not None and node.step.key is not None and node.digest is not None
+        return LockedStep(node.step.name, node.step.key, node.digest)
 
     # -- final export and files -------------------------------------------------------
     def _final(
         self, last: _Node, sp: StepPlan, op: OutputPlan, ap: AssetPlan
-    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """Export the last picture of an output's chain and write its file(s).
+    ) -> tuple[str, tuple[LockedFile, ...]]:
+        """Export the last picture of an output's chain and write its file(s); return the
+        export's key and the files.
 
         The export's record lists files by ``name`` ("" for the single file of an
         ordinary output, ``favicon.ico``... for a favicon set), never by output path, so
@@ -681,16 +556,16 @@ class Executor:
         """
         assert last.digest is not None
         key = keys.step_key(sp.name, sp.params, sp.version, last.digest)
-        rec = self.store.get_record(key)
-        made: list[dict[str, Any]] | None = None
+        rec = self.records.export(key)
+        made: tuple[ExportFile, ...] | None = None
         blobs: dict[str, bytes] = {}
-        if isinstance(rec, Mapping) and isinstance(rec.get("files"), list):
-            made = [dict(f) for f in rec["files"]]
+        if rec is not None and rec.kind == sp.name:
+            made = rec.files
             for f in made:
-                rel = _file_path(op, f["name"])
+                rel = _file_path(op, f.name)
                 # Only read blobs for files that must be (re)written.
-                if self.state.observe(rel) != f["sha256"]:
-                    data = self.store.get_blob(f["sha256"])
+                if self.state.observe(rel) != f.sha256:
+                    data = self.store.get_blob(f.sha256)
                     if data is None:
                         made = None
                         break
@@ -699,26 +574,23 @@ class Executor:
             src = self._picture(last, ap, [last])
             if self.cancel.is_set():
                 raise Cancelled("interrupted")
-            made, blobs = [], {}
+            files: list[ExportFile] = []
+            blobs = {}
             for name, (data, fmt) in self._export(src, op, ap).items():
                 digest = self.store.put_blob(data)
                 w, h = self._size(Picture(data, _media_type(fmt)))
-                made.append(
-                    {"name": name, "sha256": digest, "bytes": len(data), "format": fmt, "width": w, "height": h}
-                )
+                files.append(ExportFile(name, digest, len(data), fmt, w, h))
                 blobs[_file_path(op, name)] = data
-            self.store.put_record(key, {"kind": sp.name, "files": made})
-        files = []
+            made = tuple(files)
+            self.store.put_record(key, ExportRecord(sp.name, made).to_json())
+        written = []
         for f in made:
-            rel = _file_path(op, f["name"])
+            rel = _file_path(op, f.name)
             if rel in blobs:
                 write_output(self.out, rel, blobs[rel])
-                self.state.record(rel, f["sha256"])
-            entry_file = {k: v for k, v in f.items() if k != "name"}
-            entry_file["path"] = rel
-            files.append(entry_file)
-        entry = {"path": op.spec.path, "key": key, "files": files}
-        return entry, files
+                self.state.record(rel, f.sha256)
+            written.append(LockedFile(rel, f.sha256, f.bytes, f.format, f.width, f.height))
+        return key, tuple(written)
 
     def _export(self, src: Picture, op: OutputPlan, ap: AssetPlan) -> dict[str, tuple[bytes, str]]:
         """name -> (bytes, format) of the file(s) of one output."""
@@ -729,63 +601,15 @@ class Executor:
         data = self.steps.export(src, spec.format, dict(spec.options), asset=ap.name)
         return {"": (data, spec.format)}
 
-    def _locked_files(self, ap: AssetPlan) -> list[dict[str, Any]]:
-        files = []
+    def _locked_files(self, ap: AssetPlan) -> list[LockedFile]:
+        files: list[LockedFile] = []
         for o in ap.outputs:
             files.extend(o.locked_files)
         return files
 
-    # -- lock ------------------------------------------------------------------------
-    def _save_lock(self, force: bool = False) -> None:
-        """Save the lock after a finished asset (group commit).
-
-        After a paid generation the lock is always written; other saves are spaced out
-        (re-writing a 10,000-asset lock after each free restore would cost O(N^2)), and
-        it is always written at the end. One worker writes at a time and none waits for
-        another: a worker that finds a write in progress leaves its change to it, and
-        that writer writes once more before it stops. Nothing paid is at risk in
-        between: the pictures are in the store before the lock is touched.
-        """
-        with self._lock_mutex:
-            now = self.clock()
-            # Free saves are spaced by at least 0.25 s and by 20x what the last write
-            # took, so writing a big lock never takes more than ~5% of the build.
-            interval = max(0.25, 20 * self._save_cost)
-            if not (force or now - self._last_save >= interval):
-                return
-            self._save_pending = True
-            if self._saving:
-                return  # the writer in progress will write our change too
-            self._saving = True
-        try:
-            while True:
-                with self._lock_mutex:
-                    if not self._save_pending:
-                        self._saving = False
-                        return
-                    self._save_pending = False
-                    self._last_save = started = self.clock()
-                self.lock.save()
-                with self._lock_mutex:
-                    self._save_cost = max(0.0, self.clock() - started)
-        except BaseException:
-            with self._lock_mutex:
-                self._saving = False
-            raise
-
-
 def _charged(reported: float | None, estimate: float) -> float:
     """What a paid call cost: the server's figure, else the price table's estimate."""
     return float(reported) if reported is not None else estimate
-
-
-def _usable_generation(rec: Any, store: Any) -> bool:
-    if not isinstance(rec, Mapping):
-        return False
-    cands = rec.get("candidates")
-    if not isinstance(cands, list) or not cands:
-        return False
-    return all(isinstance(c, Mapping) and store.has_blob(c.get("sha256", "")) for c in cands)
 
 
 def _file_path(op: OutputPlan, name: str) -> str:

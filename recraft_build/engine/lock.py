@@ -35,7 +35,6 @@ lock, never a torn one.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import tempfile
@@ -46,7 +45,9 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from filelock import FileLock, Timeout
 
+from recraft_build.engine.lockdata import LockedAsset, LockedStyle
 from recraft_build.errors import LockError
+from recraft_build.jsonshape import ShapeError
 
 __all__ = ["LOCK_VERSION", "Lock", "atomic_write_bytes"]
 
@@ -78,17 +79,21 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None
 
 
 class Lock:
-    """An in-memory lock file. Thread-safe; :meth:`save` writes only when changed."""
+    """An in-memory lock file. Thread-safe; :meth:`save` writes only when changed.
+
+    Entries are the typed, frozen values of :mod:`~recraft_build.engine.lockdata`,
+    shape-checked when read, so no command meets a malformed entry deep inside.
+    """
 
     def __init__(
         self,
         path: Path,
-        assets: Mapping[str, Any] | None = None,
-        styles: Mapping[str, Any] | None = None,
+        assets: Mapping[str, LockedAsset] | None = None,
+        styles: Mapping[str, LockedStyle] | None = None,
     ):
         self.path = Path(path)
-        self._assets: dict[str, Any] = dict(assets or {})
-        self._styles: dict[str, Any] = dict(styles or {})
+        self._assets: dict[str, LockedAsset] = dict(assets or {})
+        self._styles: dict[str, LockedStyle] = dict(styles or {})
         self._mutex = threading.RLock()
         self._save_mutex = threading.Lock()
         self._saved_text: str | None = None
@@ -134,10 +139,7 @@ class Lock:
                 f"{path}: not a recraft-build lock of version {LOCK_VERSION} "
                 "(restore it from git, or delete it and rebuild)"
             )
-        assets = data.get("assets", {})
-        styles = data.get("styles", {})
-        if not isinstance(assets, dict) or not isinstance(styles, dict):
-            raise LockError(f"{path}: the lock file's 'assets' or 'styles' is not a mapping")
+        assets, styles = _typed_entries(path, data)
         lock = cls(path, assets, styles)
         lock._saved_text = text
         lock._touched_assets.clear()
@@ -145,39 +147,46 @@ class Lock:
         lock._disk_stamp = _stamp(path)
         return lock
 
-    def asset(self, name: str) -> dict[str, Any] | None:
-        """A deep copy of the entry of asset ``name`` (None if absent)."""
+    def asset(self, name: str) -> LockedAsset | None:
+        """The entry of asset ``name`` (None if absent). Entries are frozen: share freely."""
         with self._mutex:
-            entry = self._assets.get(name)
-            return copy.deepcopy(entry) if entry is not None else None
+            return self._assets.get(name)
 
     def asset_names(self) -> list[str]:
         with self._mutex:
             return sorted(self._assets)
 
-    def style(self, name: str) -> dict[str, Any] | None:
+    def style(self, name: str) -> LockedStyle | None:
         with self._mutex:
-            entry = self._styles.get(name)
-            return copy.deepcopy(entry) if entry is not None else None
+            return self._styles.get(name)
 
     def style_names(self) -> list[str]:
         with self._mutex:
             return sorted(self._styles)
 
-    def raw_assets(self) -> Mapping[str, Any]:
-        """The entries themselves, read-only by convention (fast path for planning)."""
+    def entries(self) -> Mapping[str, LockedAsset]:
+        """Every asset entry by name (read-only by convention: the planner's fast path)."""
         return self._assets
 
-    # -- writing -------------------------------------------------------------------
-    def set_asset(self, name: str, entry: Mapping[str, Any]) -> None:
+    def raw_assets(self) -> Mapping[str, Any]:
+        """Every asset entry as the JSON object the file holds (for the review page)."""
         with self._mutex:
-            self._assets[name] = copy.deepcopy(dict(entry))
+            return {name: entry.to_json() for name, entry in self._assets.items()}
+
+    # -- writing -------------------------------------------------------------------
+    def set_asset(self, name: str, entry: LockedAsset) -> None:
+        if not isinstance(entry, LockedAsset):
+            raise TypeError(f"lock entries are LockedAsset values, not {type(entry).__name__}")
+        with self._mutex:
+            self._assets[name] = entry
             self._touched_assets.add(name)
             self._entry_text.pop(name, None)
 
-    def set_style(self, name: str, entry: Mapping[str, Any]) -> None:
+    def set_style(self, name: str, entry: LockedStyle) -> None:
+        if not isinstance(entry, LockedStyle):
+            raise TypeError(f"lock styles are LockedStyle values, not {type(entry).__name__}")
         with self._mutex:
-            self._styles[name] = copy.deepcopy(dict(entry))
+            self._styles[name] = entry
             self._touched_styles.add(name)
 
     def retain(self, asset_names: Iterable[str], style_names: Iterable[str] | None = None) -> list[str]:
@@ -203,11 +212,11 @@ class Lock:
             for name in sorted(self._assets):
                 text = self._entry_text.get(name)
                 if text is None:
-                    text = _dumps(self._assets[name]).replace("\n", "\n    ")
+                    text = _dumps(self._assets[name].to_json()).replace("\n", "\n    ")
                     self._entry_text[name] = text
                 parts.append(f"    {_dumps(name)}: {text}")
             assets = "{\n" + ",\n".join(parts) + "\n  }" if parts else "{}"
-            styles = _dumps(self._styles).replace("\n", "\n  ")
+            styles = _dumps({n: st.to_json() for n, st in self._styles.items()}).replace("\n", "\n  ")
             return (
                 "{\n"
                 f'  "assets": {assets},\n'
@@ -277,7 +286,7 @@ class Lock:
         if exists and (stamp != self._disk_stamp or self._saved_text is None):
             # Someone else wrote the file since we read or wrote it: keep their entries
             # for everything this object did not change.
-            disk = _read_entries(self.path)
+            disk = _read_entries(self.path)  # raises LockError for a malformed entry
             if disk is not None:
                 d_assets, d_styles, d_text = disk
                 if d_text != self._saved_text:
@@ -324,8 +333,9 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
-def _read_entries(path: Path) -> tuple[dict[str, Any], dict[str, Any], str] | None:
-    """(assets, styles, text) of the lock on disk, or None if there is none (or it is unreadable)."""
+def _read_entries(path: Path) -> tuple[dict[str, LockedAsset], dict[str, LockedStyle], str] | None:
+    """(assets, styles, text) of the lock on disk, or None if there is none (or it is not
+    a lock at all: then ours replaces it). A lock whose entries are malformed raises."""
     try:
         text = path.read_text(encoding="utf-8")
         data = json.loads(text)
@@ -333,6 +343,28 @@ def _read_entries(path: Path) -> tuple[dict[str, Any], dict[str, Any], str] | No
         return None
     if not isinstance(data, dict):
         return None
-    assets = data.get("assets") if isinstance(data.get("assets"), dict) else {}
-    styles = data.get("styles") if isinstance(data.get("styles"), dict) else {}
+    assets, styles = _typed_entries(path, data)
     return assets, styles, text
+
+
+def _typed_entries(path: Path, data: Mapping[str, Any]) -> tuple[dict[str, LockedAsset], dict[str, LockedStyle]]:
+    """The typed entries of a parsed lock; LockError naming the file, entry and field."""
+    raw_assets = data.get("assets", {})
+    raw_styles = data.get("styles", {})
+    if not isinstance(raw_assets, dict) or not isinstance(raw_styles, dict):
+        raise LockError(f"{path}: the lock file's 'assets' or 'styles' is not a mapping")
+    assets: dict[str, LockedAsset] = {}
+    styles: dict[str, LockedStyle] = {}
+    kind, name = "asset", ""
+    try:
+        for name, entry in raw_assets.items():
+            assets[name] = LockedAsset.from_json(entry, "")
+        kind = "style"
+        for name, entry in raw_styles.items():
+            styles[name] = LockedStyle.from_json(entry, "")
+    except ShapeError as exc:
+        raise LockError(
+            f"{path}: {kind} {name!r}: {exc} (restore the lock from git, or remove that entry "
+            "and rebuild: cached pictures are reused)"
+        ) from exc
+    return assets, styles

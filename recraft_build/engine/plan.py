@@ -18,16 +18,20 @@ Every decision carries human reasons (``status`` and ``plan`` show them).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
+from recraft_build.cache.records import Candidate, ExportRecord, GenerationRecord, StepRecord
 from recraft_build.engine import keys
+from recraft_build.engine.lockdata import LockedAsset, LockedFile, LockedOutput, LockedStep
 from recraft_build.domain import Asset, OutputSpec, Spec
 from recraft_build.errors import PlanError
 from recraft_build.providers.base import OPERATIONS
-from recraft_build.steps.catalog import STEPS, provider_operation
+from recraft_build.providers.capabilities import ProviderInfo
+from recraft_build.steps.catalog import STEPS, EngineChoiceError, choose_engine
 
 __all__ = [
     "AssetPlan",
+    "PlanInputs",
     "OutputPlan",
     "Plan",
     "ProviderInfo",
@@ -36,51 +40,20 @@ __all__ = [
     "resolve_engine",
 ]
 
-@dataclass(frozen=True)
-class ProviderInfo:
-    """What planning needs to know of the active provider (no I/O)."""
-
-    name: str
-    family: str
-    paid: bool
-    operations: frozenset[str] = frozenset()
-
-    def supports(self, operation: str) -> bool:
-        return operation in self.operations
-
-
-def _operation(name: str, params: Mapping[str, Any]) -> str | None:
-    if name not in STEPS:  # export / favicon: never a provider operation
-        return None
-    return provider_operation(name, params)
-
-
 def resolve_engine(
     name: str, params: Mapping[str, Any], provider: ProviderInfo, *, where: str = ""
 ) -> tuple[dict[str, Any], str | None]:
-    """Resolve ``engine`` in a step's params; return (params, provider operation or None).
-
-    ``auto`` (or absent) means the provider's tool when a real (paid) provider is active
-    and supports it, else the local implementation. Raises PlanError when a step can only
-    run on a provider that cannot do it.
-    """
+    """``params`` with ``engine`` resolved (``catalog.choose_engine``, the one decision),
+    and the provider operation when the provider runs it. PlanError when impossible."""
     out = dict(params)
-    op = _operation(name, params)
-    if op is None:
+    if name not in STEPS:  # export / favicon: never a provider operation
         return out, None
-    if name == "upscale":
-        engine = "provider"
-    else:
-        engine = out.get("engine") or "auto"
-        if engine == "auto":
-            engine = "provider" if (provider.paid and provider.supports(op)) else "local"
-    if engine == "provider" and not provider.supports(op):
-        raise PlanError(
-            f"{where}step {name} needs provider operation {op}, which provider "
-            f"{provider.name} cannot do (use engine: local, or --provider recraft/replicate)"
-        )
+    try:
+        engine, op = choose_engine(name, params, provider)
+    except EngineChoiceError as exc:
+        raise PlanError(f"{where}{exc}") from exc
     out["engine"] = engine
-    return out, (op if engine == "provider" else None)
+    return out, op
 
 
 @dataclass
@@ -113,7 +86,7 @@ class OutputPlan:
     final: StepPlan  # the export (or favicon set)
     status: str = "write"  # "up-to-date" | "write"
     reason: str = ""
-    locked_files: list[dict[str, Any]] = field(default_factory=list)
+    locked_files: tuple[LockedFile, ...] = ()
 
 
 @dataclass
@@ -125,7 +98,7 @@ class AssetPlan:
     family: str
     style_key: str | None
     roll: int
-    candidates: list[dict[str, Any]] | None  # known candidates (lock or cache record)
+    candidates: tuple[Candidate, ...] | None  # known candidates (lock or cache record)
     pick: int
     steps: list[StepPlan]
     outputs: list[OutputPlan]
@@ -172,6 +145,16 @@ class Plan:
     def credits(self) -> float:
         return sum(a.credits for a in self.assets)
 
+    def real_estimate(self) -> float | None:
+        """With a free provider active (the placeholder), what the pictures it would
+        generate cost with a real one (Recraft's prices); None with a paid provider."""
+        if self.provider.paid:
+            return None
+        from recraft_build.engine.pricing import Pricing
+
+        pricing = Pricing(self.spec.styles, "recraft")
+        return sum(pricing.generation(a.asset.request) for a in self.assets if a.status == "generate")
+
     def counts(self) -> dict[str, int]:
         out = {"generate": 0, "restore": 0, "up-to-date": 0}
         for a in self.assets:
@@ -191,6 +174,7 @@ class Plan:
                 "up_to_date": counts["up-to-date"],
                 "credits": self.credits,
                 "usd": round(self.credits / 1000, 4),
+                "real_provider_credits": self.real_estimate(),
             },
         }
 
@@ -204,44 +188,40 @@ def _export_step(spec: OutputSpec) -> tuple[str, dict[str, Any]]:
 class _Chain:
     """Walks a chain of steps, computing keys as far as input digests are known."""
 
-    def __init__(
-        self,
-        provider: ProviderInfo,
-        versions: Mapping[str, int],
-        records: Mapping[str, Any],
-        op_credits: Callable[[str], float],
-        where: str,
-    ):
+    def __init__(self, provider: ProviderInfo, inputs: "PlanInputs", where: str):
         self.provider = provider
-        self.versions = versions
-        self.records = records
-        self.op_credits = op_credits
+        self.versions = inputs.step_versions
+        self.records = inputs.records
+        self.pricing = inputs.pricing.for_family(provider.family)
         self.where = where
 
     def step(
-        self, name: str, params: Mapping[str, Any], input_digest: str | None, locked: Mapping[str, Any] | None
+        self,
+        name: str,
+        params: Mapping[str, Any],
+        input_digest: str | None,
+        locked: LockedStep | LockedOutput | None,
     ) -> StepPlan:
         resolved, op = resolve_engine(name, params, self.provider, where=self.where)
         version = self.versions.get(name, 1)
         sp = StepPlan(name=name, params=resolved, version=version, operation=op)
         if op is not None and self.provider.paid:
-            sp.credits = float(self.op_credits(op))
+            sp.credits = float(self.pricing.operation(op))
         if input_digest is None:
             return sp
         sp.key = keys.step_key(
             name, resolved, version, input_digest, family=self.provider.family if op else None
         )
-        if locked and locked.get("key") == sp.key and locked.get("sha256"):
-            sp.digest, sp.status = str(locked["sha256"]), "cached"
-        elif locked and locked.get("key") == sp.key and "files" in locked:
+        if isinstance(locked, LockedStep) and locked.key == sp.key:
+            sp.digest, sp.status = locked.sha256, "cached"
+        elif isinstance(locked, LockedOutput) and locked.key == sp.key:
             # A final export pinned by the lock: its files are checked on disk, and no
             # cache lookup is needed (this is the no-op build's hot path).
             sp.status = "cached"
-        else:
-            rec = self.records.get(sp.key)
-            digest = _record_digest(rec)
-            if digest:
-                sp.digest, sp.status = digest, "cached"
+        elif name in STEPS:
+            rec = self.records.step(sp.key)
+            if rec is not None:
+                sp.digest, sp.status = rec.output.sha256, "cached"
         if sp.status == "cached":
             sp.credits = 0.0
         return sp
@@ -250,7 +230,7 @@ class _Chain:
         self,
         steps: Sequence[tuple[str, Mapping[str, Any]]],
         input_digest: str | None,
-        locked: Sequence[Mapping[str, Any]] | None,
+        locked: Sequence[LockedStep] | None,
     ) -> tuple[list[StepPlan], str | None]:
         out = []
         digest = input_digest
@@ -262,166 +242,153 @@ class _Chain:
         return out, digest
 
 
-def _record_digest(rec: Any) -> str | None:
-    if isinstance(rec, Mapping):
-        output = rec.get("output")
-        if isinstance(output, Mapping) and isinstance(output.get("sha256"), str):
-            return output["sha256"]
-    return None
-
-
-def _files_cached(rec: Any, blob_present: Callable[[str], bool]) -> bool:
+def _files_cached(rec: ExportRecord | None, blob_present: Callable[[str], bool]) -> bool:
     """True when an export record's files are all in the cache."""
-    if not isinstance(rec, Mapping) or not isinstance(rec.get("files"), list) or not rec["files"]:
-        return False
-    return all(isinstance(f, Mapping) and blob_present(str(f.get("sha256"))) for f in rec["files"])
+    return rec is not None and all(blob_present(f.sha256) for f in rec.files)
 
 
 def _changed_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
+class RecordLookup(Protocol):
+    """Typed reads of cache records (``cache.records.RecordReader``)."""
+
+    def generation(self, key: str | None) -> GenerationRecord | None: ...
+    def step(self, key: str | None) -> StepRecord | None: ...
+    def export(self, key: str | None) -> ExportRecord | None: ...
+
+
+class PriceList(Protocol):
+    """Prices in credits (``engine.pricing.Pricing``)."""
+
+    def generation(self, request: Any) -> float: ...
+    def operation(self, operation: str) -> float: ...
+    def for_family(self, family: str) -> "PriceList": ...
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """Everything the planner reads besides the spec and the lock, as read-only lookups.
+
+    ``records`` answers what the cache holds under a key; ``blob_present`` whether a
+    blob is in the cache; ``observe(path)`` gives the sha256 of an output file as it is
+    now (None if missing); ``style_keys`` maps custom style names to their keys.
+    """
+
+    provider: ProviderInfo
+    records: RecordLookup
+    blob_present: Callable[[str], bool]
+    observe: Callable[[str], str | None]
+    pricing: PriceList
+    step_versions: Mapping[str, int] = field(default_factory=dict)
+    style_keys: Mapping[str, str] = field(default_factory=dict)
+
+
 def make_plan(
     spec: Spec,
-    lock_assets: Mapping[str, Mapping[str, Any]],
+    lock: Mapping[str, LockedAsset],
+    inputs: PlanInputs,
     *,
-    provider: ProviderInfo,
-    step_versions: Mapping[str, int],
-    records: Mapping[str, Any],
-    blob_present: Callable[[str], bool],
-    observe: Callable[[str], str | None],
-    gen_credits: Callable[[Any], float],
-    op_credits: Callable[[str], float],
-    style_keys: Mapping[str, str] | None = None,
     targets: Iterable[str] | None = None,
     force: bool = False,
 ) -> Plan:
-    """Plan the build of ``targets`` (asset names; all when None).
-
-    ``lock_assets`` is the lock's asset entries; ``records`` maps a key to its cache
-    record (a read-only lookup; missing keys are cache misses); ``blob_present`` tells
-    whether a blob is in the cache; ``observe(path)`` gives the sha256 of an output file
-    as it is now (None if missing). ``style_keys`` maps custom style names to their keys.
-    ``force`` plans a new generation for every target.
-    """
-    style_keys = style_keys or {}
+    """Plan the build of ``targets`` (asset names; all when None) from the lock's entries
+    and what ``inputs`` tell of the cache and the output tree. ``force`` plans a new
+    generation for every target. Pure: no I/O beyond the lookups given."""
     wanted = None if targets is None else set(targets)
     plans: list[AssetPlan] = []
     for asset in spec.assets:
         if wanted is not None and asset.name not in wanted:
             continue
-        plans.append(
-            _plan_asset(
-                asset,
-                lock_assets.get(asset.name),
-                provider=provider,
-                step_versions=step_versions,
-                records=records,
-                blob_present=blob_present,
-                observe=observe,
-                gen_credits=gen_credits,
-                op_credits=op_credits,
-                style_keys=style_keys,
-                force=force,
-            )
-        )
-    return Plan(spec=spec, provider=provider, assets=plans)
+        plans.append(_plan_asset(asset, lock.get(asset.name), inputs, force=force))
+    return Plan(spec=spec, provider=inputs.provider, assets=plans)
 
 
-def _plan_asset(
-    asset: Asset,
-    entry: Mapping[str, Any] | None,
-    *,
-    provider: ProviderInfo,
-    step_versions: Mapping[str, int],
-    records: Mapping[str, Any],
-    blob_present: Callable[[str], bool],
-    observe: Callable[[str], str | None],
-    gen_credits: Callable[[Any], float],
-    op_credits: Callable[[str], float],
-    style_keys: Mapping[str, str],
-    force: bool,
-) -> AssetPlan:
+def _plan_asset(asset: Asset, entry: LockedAsset | None, inputs: PlanInputs, *, force: bool) -> AssetPlan:
+    provider = inputs.provider
+    records = inputs.records
+    blob_present = inputs.blob_present
     req = asset.request
-    style_key = style_keys.get(req.style_ref) if req.style_ref else None
-    gen = (entry or {}).get("generation") or {}
+    style_key = inputs.style_keys.get(req.style_ref) if req.style_ref else None
+    gen = entry.generation if entry is not None else None
 
     # The family that made the pinned picture is honoured: a teammate without a token
     # (placeholder active) still sees the real pictures in the lock as up to date.
     family = provider.family
-    roll = int(gen.get("roll") or 0)
+    roll = gen.roll if gen is not None else 0
     if force:
         # --force is a re-roll: a new key, so the old candidates stay cached and pinned
         # pictures are never overwritten under the same key.
         roll += 1
     gen_key = keys.generation_key(family, req, style_key=style_key, roll=roll)
-    locked_family = gen.get("family")
     # Only a real picture is honoured under another family (a teammate without a token
     # keeps the approved pictures); a placeholder never stands in once a real provider
     # is active.
-    if not force and locked_family and locked_family != family and locked_family != "placeholder":
-        alt = keys.generation_key(locked_family, req, style_key=style_key, roll=roll)
-        if gen.get("key") == alt:
-            family, gen_key = locked_family, alt
+    if not force and gen is not None and gen.family != family and gen.family != "placeholder":
+        alt = keys.generation_key(gen.family, req, style_key=style_key, roll=roll)
+        if gen.key == alt:
+            family, gen_key = gen.family, alt
 
     reasons: list[str] = []
-    candidates: list[dict[str, Any]] | None = None
+    candidates: tuple[Candidate, ...] | None = None
     pick = 0
-    key_matches_lock = bool(gen) and gen.get("key") == gen_key
+    key_matches_lock = gen is not None and gen.key == gen_key
     if force:
         reasons.append("--force")
     elif key_matches_lock:
-        candidates = list(gen.get("candidates") or [])
-        pick = int(gen.get("pick") or 0)
+        assert gen is not None
+        candidates = gen.candidates
+        pick = gen.pick
     else:
-        rec = records.get(gen_key)
-        if isinstance(rec, Mapping) and rec.get("candidates"):
-            candidates = list(rec["candidates"])
+        rec = records.generation(gen_key)
+        if rec is not None:
+            candidates = rec.candidates
         if entry is None:
             reasons.append("new asset")
-        elif gen:
-            changed = _changed_fields(gen.get("request") or {}, keys.request_fields(req, style_key=style_key))
+        elif gen is not None:
+            changed = _changed_fields(gen.request, keys.request_fields(req, style_key=style_key))
             if changed:
                 reasons.append("changed: " + ", ".join(changed))
-            elif gen.get("family") != family:
-                reasons.append(f"made by {gen.get('family')}, now {family}")
+            elif gen.family != family:
+                reasons.append(f"made by {gen.family}, now {family}")
             else:
                 reasons.append("generation key changed")
     if candidates is not None and not (0 <= pick < len(candidates)):
         pick = 0
-    cand_digest = candidates[pick].get("sha256") if candidates else None
+    cand_digest = candidates[pick].sha256 if candidates else None
 
     where = f"asset {asset.name!r}: "
     chain_provider = provider
     if family != provider.family:
         # Keys of the honoured picture's steps were made with its own provider family.
         chain_provider = ProviderInfo(
-            name=str(gen.get("provider") or family),
+            name=str((gen.provider if gen is not None else None) or family),
             family=family,
             paid=True,
             operations=frozenset(OPERATIONS),
         )
-    chain = _Chain(chain_provider, step_versions, records, op_credits, where)
-    locked_steps = (entry or {}).get("steps") if key_matches_lock else None
+    chain = _Chain(chain_provider, inputs, where)
+    locked_steps = entry.steps if (entry is not None and key_matches_lock) else None
     asset_steps, asset_digest = chain.run(
         [(s.name, s.params) for s in asset.steps], cand_digest, locked_steps
     )
-    locked_outputs = {o.get("path"): o for o in (entry or {}).get("outputs") or []}
+    locked_outputs = {o.path: o for o in entry.outputs} if entry is not None else {}
 
     outputs: list[OutputPlan] = []
     for o in asset.outputs:
         lo = locked_outputs.get(o.path) if key_matches_lock else None
         o_steps, o_digest = chain.run(
-            [(s.name, s.params) for s in o.steps], asset_digest, (lo or {}).get("steps")
+            [(s.name, s.params) for s in o.steps], asset_digest, lo.steps if lo is not None else None
         )
         fname, fparams = _export_step(o)
         final = chain.step(fname, fparams, o_digest, lo)
         op = OutputPlan(spec=o, steps=o_steps, final=final)
         if lo is not None:
-            op.locked_files = list(lo.get("files") or [])
+            op.locked_files = lo.files
         if lo is None:
-            op.reason = f"new output {o.path}" if entry else ""
-        elif final.key is None or lo.get("key") != final.key:
+            op.reason = f"new output {o.path}" if entry is not None else ""
+        elif final.key is None or lo.key != final.key:
             changed = [s.name for s in asset_steps + o_steps if s.status == "run"]
             op.reason = (
                 f"steps changed for {o.path}: {', '.join(changed)}" if changed else f"output options changed: {o.path}"
@@ -429,12 +396,12 @@ def _plan_asset(
         else:
             problem = ""
             for f in op.locked_files:
-                now = observe(f["path"])
+                now = inputs.observe(f.path)
                 if now is None:
-                    problem = f"output missing: {f['path']}"
+                    problem = f"output missing: {f.path}"
                     break
-                if now != f.get("sha256"):
-                    problem = f"output edited by hand: {f['path']} (build overwrites it)"
+                if now != f.sha256:
+                    problem = f"output edited by hand: {f.path} (build overwrites it)"
                     break
             if problem:
                 op.reason = problem
@@ -442,12 +409,12 @@ def _plan_asset(
                 op.status = "up-to-date"
         outputs.append(op)
 
-    if entry and key_matches_lock:
-        for s, ls in zip(asset_steps, locked_steps or []):
-            if s.key != ls.get("key"):
+    if entry is not None and key_matches_lock:
+        for s, ls in zip(asset_steps, locked_steps or ()):
+            if s.key != ls.key:
                 reasons.append(f"step changed: {s.name}")
                 break
-        if len(asset_steps) != len(locked_steps or []):
+        if len(asset_steps) != len(locked_steps or ()):
             reasons.append("steps added or removed")
         gone = set(locked_outputs) - {o.path for o in asset.outputs}
         if gone:
@@ -468,7 +435,7 @@ def _plan_asset(
         for o in needed:
             points = [cand_digest] + [s.digest for s in asset_steps + o.steps]
             if not any(d and blob_present(d) for d in points) and not _files_cached(
-                records.get(o.final.key) if o.final.key else None, blob_present
+                records.export(o.final.key) if o.final.key else None, blob_present
             ):
                 reachable = False
                 break
@@ -485,7 +452,7 @@ def _plan_asset(
 
     credits = 0.0
     if status == "generate" and provider.paid:
-        credits += float(gen_credits(req))
+        credits += float(inputs.pricing.generation(req))
     if status != "up-to-date":
         seen_keys: set[str] = set()
         for s in asset_steps + [x for o in needed for x in o.steps + [o.final]]:

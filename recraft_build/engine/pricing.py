@@ -28,6 +28,11 @@ class Pricing:
     styles: Mapping[str, StyleSpec] = field(default_factory=dict)
     family: str = "recraft"
 
+    def for_family(self, family: str) -> "Pricing":
+        """The same prices for pictures of another family (a real picture honoured
+        while the placeholder is active still costs real credits to re-process)."""
+        return self if family == self.family else Pricing(self.styles, family)
+
     def generation(self, request: GenerationRequest) -> float:
         """Credits for one generation request (all ``n`` candidates)."""
         if self.family == "placeholder":

@@ -41,6 +41,7 @@ import httpx
 
 from recraft_build.domain import GenerationRequest, Picture
 from recraft_build.errors import BadResultError, PlanError
+from recraft_build.providers.capabilities import CAPABILITIES
 from recraft_build.providers.base import GenerationResult, StyleResult, TransformResult
 from recraft_build.providers.http import request_id_of
 from recraft_build.providers.httpbase import HttpProvider
@@ -420,7 +421,7 @@ class RecraftProvider(HttpProvider):
         return GenerationResult(pictures=pictures, credits=_credits(answer), meta=meta)
 
     def supports(self, operation: str) -> bool:
-        return operation in TOOL_ENDPOINTS
+        return CAPABILITIES["recraft"].supports(operation) and operation in TOOL_ENDPOINTS
 
     def transform(
         self,

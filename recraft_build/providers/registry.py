@@ -52,10 +52,13 @@ from recraft_build.providers import replicate as replicate_mod
 from recraft_build.providers.base import Provider
 from recraft_build.providers.download import DEFAULT_MAX_BYTES
 from recraft_build.providers.http import HttpPolicy, RateLimiter
+from recraft_build.providers.capabilities import ProviderInfo
 from recraft_build.providers.redact import Secret
+from recraft_build.settings import PLACEHOLDER_NOTICE, choose_provider, env_value
 
 __all__ = [
     "BUILTIN_NAMES",
+    "provider_info",
     "PROTOCOLS",
     "default_client",
     "make_provider",
@@ -96,8 +99,7 @@ def default_client(policy: HttpPolicy | None = None) -> httpx.Client:
     )
 
 
-def _env(env: Mapping[str, str], key: str) -> str:
-    return (env.get(key) or "").strip()
+_env = env_value
 
 
 def _builtin_profile(name: str, env: Mapping[str, str]) -> ProviderProfile:
@@ -147,16 +149,9 @@ def make_provider(
     variable is unset, :class:`PlanError` for a bad profile (protocol, option, URL).
     """
     if name == "auto":
-        if _env(env, recraft_mod.TOKEN_ENV):
-            name = "recraft"
-        elif _env(env, replicate_mod.TOKEN_ENV):
-            name = "replicate"
-        else:
-            return _placeholder(
-                "no RECRAFT_API_TOKEN or REPLICATE_API_TOKEN set: building placeholder pictures "
-                "(set one of them to generate real ones)",
-                notice,
-            )
+        name = choose_provider(name, env)
+        if name == "placeholder":
+            return _placeholder(PLACEHOLDER_NOTICE, notice)
     if name in profiles:
         profile = profiles[name]
     elif name in ("recraft", "replicate"):
@@ -167,6 +162,19 @@ def make_provider(
         known = ", ".join(list(BUILTIN_NAMES) + sorted(n for n in profiles if n not in BUILTIN_NAMES))
         raise UsageError(f"unknown provider {name!r} (known: {known})")
     return _from_profile(profile, env=env, client=client, sleep=sleep, clock=clock, on_retry=on_retry)
+
+
+def provider_info(name: str, *, profiles: Mapping[str, ProviderProfile], env: Mapping[str, str]) -> ProviderInfo:
+    """What planning needs of provider ``name`` (``auto`` resolved), without any I/O or
+    token check: the same choice :func:`make_provider` makes. UsageError for a name
+    that is neither built in nor a profile."""
+    chosen = choose_provider(name, env)
+    if chosen in profiles and chosen not in BUILTIN_NAMES:
+        return ProviderInfo.of(chosen, profiles[chosen].protocol if profiles[chosen].protocol in PROTOCOLS else "recraft")
+    if chosen in ("recraft", "replicate", "placeholder"):
+        return ProviderInfo.of(chosen, chosen)
+    known = ", ".join(list(BUILTIN_NAMES) + sorted(n for n in profiles if n not in BUILTIN_NAMES))
+    raise UsageError(f"unknown provider {name!r} (known: {known})")
 
 
 def _flatten_spec_options(options: Mapping[str, object]) -> dict[str, object]:

@@ -55,6 +55,7 @@ from recraft_build.errors import (
     ProviderError,
     TransientError,
 )
+from recraft_build.providers.capabilities import CAPABILITIES
 from recraft_build.providers.base import GenerationResult, TransformResult
 from recraft_build.providers.http import HttpPolicy
 from recraft_build.providers.httpbase import HttpProvider
@@ -112,21 +113,12 @@ def replicate_model(request: GenerationRequest) -> str:
 
 def replicate_input(request: GenerationRequest) -> dict[str, Any]:
     """The prediction ``input`` for one picture of ``request``; ``ValueError`` if impossible."""
-    unsupported = []
-    if request.style_id or request.style_ref:
-        unsupported.append("custom styles (style_id / a style from styles:)")
-    if request.controls and any(v not in (None, [], {}) for v in request.controls.values()):
-        unsupported.append("controls")
-    if request.negative_prompt:
-        unsupported.append("negative_prompt")
-    if request.text_layout:
-        unsupported.append("text_layout")
-    if request.seed is not None:
-        unsupported.append("seed")
+    caps = CAPABILITIES["replicate"]
+    unsupported = caps.refused_fields(request)
     if unsupported:
         raise ValueError(
-            f"Replicate's Recraft models do not support {', '.join(unsupported)}; remove "
-            "them from the asset or build it with the recraft provider"
+            f"Replicate's Recraft models do not support {', '.join(caps.refuses[f] for f in unsupported)}; "
+            "remove them from the asset or build it with the recraft provider"
         )
     model = replicate_model(request)
     inp: dict[str, Any] = {"prompt": request.prompt}
@@ -321,7 +313,7 @@ class ReplicateProvider(HttpProvider):
         return GenerationResult(pictures=pictures, credits=None, meta={"model": model, "prediction_ids": ids})
 
     def supports(self, operation: str) -> bool:
-        return operation in TOOL_MODELS
+        return CAPABILITIES["replicate"].supports(operation) and operation in TOOL_MODELS
 
     def transform(
         self,

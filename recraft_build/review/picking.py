@@ -29,18 +29,24 @@ the new key, so retrying the reroll costs nothing more).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 from typing import Any, Callable, Mapping
 
 from recraft_build import api
 from recraft_build.domain import Spec
-from recraft_build.errors import BudgetError, PlanError, UsageError
 from recraft_build.engine.executor import BuildResult, NullReporter, Reporter
 from recraft_build.engine.lock import Lock
+from recraft_build.engine.lockdata import LockedGeneration
 from recraft_build.engine.plan import AssetPlan
+from recraft_build.errors import BudgetError, PlanError, UsageError
+from recraft_build.settings import Settings
 
 __all__ = ["exact_target", "pick", "reroll"]
+
+Edit = Callable[[LockedGeneration], LockedGeneration]
+
 
 def exact_target(name: str) -> str:
     """A build target that matches exactly the asset ``name`` (targets are globs, and a
@@ -57,61 +63,40 @@ def _find_asset(spec: Spec, name: str) -> None:
     raise UsageError(f"no asset named {name!r} in {spec.path} ({hint})")
 
 
-def _locked_generation(spec: Spec, name: str, action: str) -> dict[str, Any]:
-    lock = Lock.load(spec.lock_path)
-    entry = lock.asset(name) or {}
-    gen = entry.get("generation")
-    if not isinstance(gen, dict) or not gen.get("candidates"):
+def _locked_generation(spec: Spec, name: str, action: str) -> LockedGeneration:
+    entry = Lock.load(spec.lock_path).asset(name)
+    if entry is None or not entry.generation.candidates:
         raise UsageError(
             f"asset {name!r} has not been built yet, so it has no candidates to {action} "
             f"(run `recraft-build build {name}` first)"
         )
-    return gen
+    return entry.generation
 
 
-def _preview(
-    spec_path: Any,
-    name: str,
-    edit: Callable[[dict[str, Any]], None],
-    *,
-    provider: str,
-    env: Mapping[str, str],
-    cache_dir: Any,
-    output_dir: Any,
-    reporter: Reporter,
-) -> AssetPlan:
+def _preview(spec_path: Any, name: str, edit: Edit, settings: Settings, reporter: Reporter) -> tuple[AssetPlan, Any]:
     """The plan of asset ``name`` as if ``edit`` had been applied to its generation
-    entry, computed without writing anything (the lock is edited in memory only)."""
-    ctx = api._prepare(
-        spec_path, provider=provider, env=env, cache_dir=cache_dir, output_dir=output_dir, reporter=reporter
-    )
-    try:
-        entry = ctx.lock.asset(name) or {}
-        gen = dict(entry.get("generation") or {})
-        edit(gen)
-        entry["generation"] = gen
-        ctx.lock.set_asset(name, entry)
-        plan = api._plan_with(ctx, [exact_target(name)])
-    finally:
-        ctx.store.close()
-    return plan.assets[0]
+    entry, computed without writing anything (the lock is edited in memory only); and
+    the active provider's info."""
+    with api.open_session(spec_path, settings, reporter) as session:
+        entry = session.lock.asset(name)
+        if entry is not None:
+            session.lock.set_asset(name, entry.with_generation(edit(entry.generation)))
+        plan = session.plan([exact_target(name)])
+        return plan.assets[0], session.provider
 
 
-def _record(spec: Spec, name: str, expect_key: Any, edit: Callable[[dict[str, Any]], None]) -> None:
+def _record(spec: Spec, name: str, expect_key: Any, edit: Edit) -> None:
     """Apply ``edit`` to the lock's generation entry of ``name`` through Lock.update,
     provided it still holds key ``expect_key`` (a build may have replaced it meanwhile)."""
 
     def change(lock: Lock) -> None:
         entry = lock.asset(name)
-        gen = (entry or {}).get("generation")
-        if not isinstance(gen, dict) or gen.get("key") != expect_key:
+        if entry is None or entry.generation.key != expect_key:
             raise UsageError(
                 f"asset {name!r} was rebuilt by another recraft-build while this command ran; "
                 "nothing was changed (look at it again, then retry)"
             )
-        edit(gen)
-        entry["generation"] = gen  # type: ignore[index]
-        lock.set_asset(name, entry)  # type: ignore[arg-type]
+        lock.set_asset(name, entry.with_generation(edit(entry.generation)))
 
     Lock.update(spec.lock_path, change)
 
@@ -140,22 +125,20 @@ def pick(
     ``result.failed``; the pick stays recorded and a later build finishes it).
     """
     reporter = reporter or NullReporter()
-    env = os.environ if env is None else env
+    settings = Settings(provider=provider, cache_dir=cache_dir, output_dir=output_dir, env=env)
     spec = api.load(spec_path)
     _find_asset(spec, asset)
     gen = _locked_generation(spec, asset, "pick from")
-    count = len(gen["candidates"])
+    count = len(gen.candidates)
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
         choices = "0" if count == 1 else f"0 to {count - 1}"
         raise UsageError(f"asset {asset!r} has {count} candidate(s): INDEX must be {choices}, not {index!r}")
-    key = gen.get("key")
+    key = gen.key
 
-    def set_pick(g: dict[str, Any]) -> None:
-        g["pick"] = index
+    def set_pick(g: LockedGeneration) -> LockedGeneration:
+        return g.replace(pick=index)
 
-    ap = _preview(
-        spec_path, asset, set_pick, provider=provider, env=env, cache_dir=cache_dir, output_dir=output_dir, reporter=reporter
-    )
+    ap, active = _preview(spec_path, asset, set_pick, settings, reporter)
     if ap.gen_key != key:
         why = "; ".join(ap.reasons) or "its request changed"
         raise PlanError(
@@ -169,7 +152,6 @@ def pick(
             "picking it would need a new paid generation; nothing was changed (restore the cache, "
             "e.g. from the remote cache, then pick again)"
         )
-    active = api.provider_info(provider, spec, env)
     if ap.credits > 0 and ap.family != active.family:
         raise PlanError(
             f"picking candidate {index} of asset {asset!r} needs provider steps, and its pictures were "
@@ -182,7 +164,7 @@ def pick(
             f"{ap.credits:g} credits; nothing was changed (pass --max-credits {ap.credits:g} to allow it)"
         )
 
-    previous = gen.get("pick", 0)
+    previous = gen.pick
     _record(spec, asset, key, set_pick)
     try:
         return api.build(
@@ -202,11 +184,11 @@ def pick(
         )
     except PlanError:
         # The cache changed between the dry plan and the build: undo, as promised.
-        _undo(spec, asset, key, lambda g: g.__setitem__("pick", previous))
+        _undo(spec, asset, key, lambda g: g.replace(pick=previous))
         raise
 
 
-def _undo(spec: Spec, name: str, key: Any, edit: Callable[[dict[str, Any]], None]) -> None:
+def _undo(spec: Spec, name: str, key: Any, edit: Edit) -> None:
     try:
         _record(spec, name, key, edit)
     except UsageError:
@@ -234,25 +216,20 @@ def reroll(
     (pictures already paid for are cached under the new key: a retry reuses them).
     """
     reporter = reporter or NullReporter()
-    env = os.environ if env is None else env
+    settings = Settings(provider=provider, cache_dir=cache_dir, output_dir=output_dir, env=env)
     spec = api.load(spec_path)
     _find_asset(spec, asset)
     gen = _locked_generation(spec, asset, "reroll")
-    key = gen.get("key")
-    old_roll = int(gen.get("roll") or 0)
+    key = gen.key
+    old_roll = gen.roll
 
-    def bump(g: dict[str, Any]) -> None:
-        g["roll"] = old_roll + 1
+    def bump(g: LockedGeneration) -> LockedGeneration:
+        return g.replace(roll=old_roll + 1)
 
-    def restore(g: dict[str, Any]) -> None:
-        if old_roll:
-            g["roll"] = old_roll
-        else:
-            g.pop("roll", None)
+    def restore(g: LockedGeneration) -> LockedGeneration:
+        return g.replace(roll=old_roll)
 
-    ap = _preview(
-        spec_path, asset, bump, provider=provider, env=env, cache_dir=cache_dir, output_dir=output_dir, reporter=reporter
-    )
+    ap, _active = _preview(spec_path, asset, bump, settings, reporter)
     if max_credits is not None and ap.credits > max_credits:
         raise BudgetError(ap.credits, max_credits)
     _record(spec, asset, key, bump)

@@ -22,12 +22,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
 
 __all__ = [
+    "ENGINES",
     "STEPS",
     "STEP_NAMES",
+    "EngineChoiceError",
     "StepInfo",
+    "choose_engine",
     "provider_operation",
     "scale_params",
 ]
@@ -155,3 +158,60 @@ def scale_params(name: str, params: Mapping[str, Any], scale: float) -> dict[str
             # Half up, not Python's half-to-even: 4.5 px -> 5, as people expect.
             out[key] = max(minimum, math.floor(value * scale + 0.5))
     return out
+
+
+#: The values a step's ``engine`` parameter may take.
+ENGINES = ("auto", "local", "provider")
+
+
+class _Runs(Protocol):
+    """What the engine choice needs of a provider (a Provider or a ProviderInfo)."""
+
+    name: str
+    paid: bool
+
+    def supports(self, operation: str) -> bool: ...
+
+
+class EngineChoiceError(ValueError):
+    """A step's ``engine`` cannot be honoured; the message says why and what to do."""
+
+
+def choose_engine(
+    name: str, params: Mapping[str, Any], provider: _Runs | None, *, check: bool = True
+) -> tuple[str, str | None]:
+    """Where step ``name`` runs: ``("local", None)`` or ``("provider", operation)``.
+
+    The one engine decision; the planner and the step runner both call it. ``auto``
+    (or no ``engine``) means the provider's tool when a paid provider is active and
+    offers it, else the local implementation; ``upscale`` runs on a provider that
+    offers it and has no local engine. With ``check`` (the planner), raises
+    :class:`EngineChoiceError` for an unknown engine, ``engine: provider`` on a
+    local-only step, or a provider step the provider cannot run; without it (the step
+    runner, whose own errors say more) only the first two raise.
+    """
+    info = STEPS.get(name)
+    engine = params.get("engine") or "auto"
+    if engine not in ENGINES:
+        raise EngineChoiceError(f"engine must be auto, local or provider, not {engine!r}")
+    op = provider_operation(name, params) if info is not None else None
+    if op is None:
+        if engine == "provider":
+            raise EngineChoiceError(f"{name} has no provider engine; remove engine: provider")
+        return "local", None
+    can = provider is not None and provider.supports(op)
+    if info is not None and info.provider_only:
+        if check or (engine == "auto" and can):
+            engine = "provider"
+        elif engine == "auto":
+            engine = "local"  # the runner says there is no local engine, and why
+    elif engine == "auto":
+        engine = "provider" if (can and provider is not None and provider.paid) else "local"
+    if check and engine == "provider" and not can:
+        who = f"provider {provider.name}" if provider is not None else "no active provider"
+        hint = "use engine: local, or " if not (info is not None and info.provider_only) else ""
+        raise EngineChoiceError(
+            f"step {name} needs provider operation {op}, which {who} cannot do "
+            f"({hint}--provider recraft/replicate)"
+        )
+    return engine, (op if engine == "provider" else None)

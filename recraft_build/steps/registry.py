@@ -30,7 +30,7 @@ from recraft_build.errors import StepError
 from recraft_build.providers.base import Provider
 from recraft_build.domain import sniff_media_type
 from recraft_build.steps import background, geometry, vectorize
-from recraft_build.steps.catalog import provider_operation
+from recraft_build.steps.catalog import EngineChoiceError, choose_engine, provider_operation
 from recraft_build.steps.export import encode, favicon_set
 from recraft_build.steps.images import decode, parse_svg, picture_size, svg_info, to_picture
 from recraft_build.steps.versions import EXPORT_VERSION, STEP_VERSIONS
@@ -43,11 +43,11 @@ __all__ = [
     "export",
     "favicon",
     "run_step",
+    "picture_size",
 ]
 
 # Versions live in .versions so planning can read them without importing the steps.
 
-_LOCAL_ONLY = frozenset({"resize", "crop", "trim", "pad"})
 
 
 def _named(exc: StepError, step: str, asset: str) -> None:
@@ -59,19 +59,11 @@ def _named(exc: StepError, step: str, asset: str) -> None:
 
 
 def engine_for(name: str, params: Mapping[str, Any], provider: Provider | None) -> str:
-    """``"local"`` or ``"provider"``: where step ``name`` runs (see the module docstring)."""
-    engine = params.get("engine", "auto")
-    if engine not in ("auto", "local", "provider"):
-        raise StepError(f"engine must be auto, local or provider, not {engine!r}", step=name)
-    if name in _LOCAL_ONLY:
-        if engine == "provider":
-            raise StepError(f"{name} has no provider engine; remove engine: provider", step=name)
-        return "local"
-    if engine != "auto":
-        return engine
-    operation = provider_operation(name, params)
-    supported = provider is not None and operation is not None and provider.supports(operation)
-    return "provider" if supported else "local"
+    """``"local"`` or ``"provider"``: where step ``name`` runs (``catalog.choose_engine``)."""
+    try:
+        return choose_engine(name, params, provider, check=False)[0]
+    except EngineChoiceError as exc:
+        raise StepError(str(exc), step=name) from exc
 
 
 def run_step(

@@ -1,0 +1,135 @@
+"""What a build reports: events while it runs, results when it ends, and its budget.
+
+:class:`Reporter` receives the executor's events (the CLI renders them as progress);
+:class:`AssetResult` and :class:`BuildResult` are what ``build`` returns;
+:class:`Budget` is ``--max-credits``: reserve an estimate before each paid call, then
+settle it with what the server charged.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from recraft_build.engine.lockdata import LockedFile
+from recraft_build.errors import BudgetError
+
+if TYPE_CHECKING:
+    from recraft_build.engine.plan import Plan
+
+__all__ = ["AssetResult", "Budget", "BuildResult", "NullReporter", "Reporter"]
+
+
+class Reporter(Protocol):
+    """Receives build events. The library never prints; the CLI renders these."""
+
+    def notice(self, message: str) -> None: ...
+    def warning(self, message: str) -> None: ...
+    def start(self, plan: "Plan") -> None: ...
+    def asset_started(self, name: str, status: str) -> None: ...
+    def asset_finished(self, result: "AssetResult") -> None: ...
+
+
+class NullReporter:
+    """A reporter that ignores everything (the library default)."""
+
+    def notice(self, message: str) -> None:
+        pass
+
+    def warning(self, message: str) -> None:
+        pass
+
+    def start(self, plan: "Plan") -> None:
+        pass
+
+    def asset_started(self, name: str, status: str) -> None:
+        pass
+
+    def asset_finished(self, result: "AssetResult") -> None:
+        pass
+
+
+@dataclass
+class AssetResult:
+    """What happened to one asset. ``status``: generated, restored, up-to-date, failed, skipped."""
+
+    name: str
+    status: str
+    outputs: list[LockedFile] = field(default_factory=list)
+    credits: float = 0.0
+    error: str = ""
+    reasons: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "name": self.name,
+            "status": self.status,
+            "outputs": [{"path": o.path, "sha256": o.sha256} for o in self.outputs],
+            "credits": self.credits,
+        }
+        if self.error:
+            d["error"] = self.error
+        if self.reasons:
+            d["reasons"] = self.reasons
+        return d
+
+
+@dataclass
+class BuildResult:
+    assets: list[AssetResult]
+    output_dir: Path
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> list[AssetResult]:
+        """Assets not built: failed, or skipped (after another failure, or interrupted)."""
+        return [a for a in self.assets if a.status in ("failed", "skipped")]
+
+    @property
+    def credits(self) -> float:
+        return sum(a.credits for a in self.assets)
+
+    def summary(self) -> dict[str, Any]:
+        count = lambda s: sum(1 for a in self.assets if a.status == s)  # noqa: E731
+        return {
+            "generated": count("generated"),
+            "restored": count("restored"),
+            "up_to_date": count("up-to-date"),
+            "failed": count("failed"),
+            "skipped": count("skipped"),
+            "credits": self.credits,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "output_dir": str(self.output_dir),
+            "assets": [a.to_json() for a in self.assets],
+            "summary": self.summary(),
+            "interrupted": self.interrupted,
+        }
+
+
+class Budget:
+    """``--max-credits``: reserve an estimate before each paid call, settle with the truth.
+
+    Thread-safe. ``limit`` None means no limit (spending is still counted).
+    """
+
+    def __init__(self, limit: float | None):
+        self.limit = limit
+        self.spent = 0.0
+        self._reserved = 0.0
+        self._mutex = threading.Lock()
+
+    def reserve(self, amount: float) -> None:
+        with self._mutex:
+            if self.limit is not None and self.spent + self._reserved + amount > self.limit + 1e-9:
+                raise BudgetError(self.spent + self._reserved + amount, self.limit, started=True)
+            self._reserved += amount
+
+    def settle(self, reserved: float, actual: float | None) -> None:
+        with self._mutex:
+            self._reserved -= reserved
+            self.spent += reserved if actual is None else float(actual)

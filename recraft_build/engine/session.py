@@ -1,0 +1,341 @@
+"""One command's view of a project: the spec, its lock, the cache and the provider.
+
+Every command (``plan``, ``build``, ``status``, ``pick``, ``reroll``, ``gallery``,
+``review``, ``clean``...) opens a :class:`Session` and works through it, so the
+environment is read once (:class:`~recraft_build.settings.Settings`), ``auto`` is
+resolved once, and the same spec, lock, store and prices serve the whole command::
+
+    with Session.open("assets.yaml", Settings(), open_store=open_store) as s:
+        plan = s.plan(["icon-*"])
+        result = s.build(plan, BuildOptions(jobs=8))
+
+The session owns the store it opened and closes it. It never prints: notices and
+warnings go to the ``reporter`` it is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import gc
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from recraft_build.cache.records import RecordReader
+from recraft_build.domain import Picture, Spec, StyleSpec, sniff_media_type
+from recraft_build.engine import keys
+from recraft_build.engine.executor import BuildResult, Executor, NullReporter, Reporter
+from recraft_build.engine.lock import Lock
+from recraft_build.engine.options import BuildOptions
+from recraft_build.engine.outputs import MANIFEST_NAME, OutputState, sweep_temp_files, write_manifest
+from recraft_build.engine.plan import Plan, PlanInputs, make_plan
+from recraft_build.engine.pricing import Pricing
+from recraft_build.errors import BudgetError, FrozenError, Problem, SpecError, UsageError
+from recraft_build.providers.capabilities import ProviderInfo
+from recraft_build.settings import Settings
+
+__all__ = ["DEFAULT_SPEC", "Session", "StyleRef", "load_spec_file", "select_targets"]
+
+DEFAULT_SPEC = "assets.yaml"
+
+
+def load_spec_file(spec_path: str | os.PathLike[str] | None) -> Spec:
+    """Load and validate a spec (SpecError listing every problem); a missing file is a
+    usage error (exit 2), like ``make -f``."""
+    from recraft_build.spec.loader import load_spec
+
+    path = Path(spec_path or DEFAULT_SPEC)
+    if not path.exists():
+        if spec_path is None:
+            raise UsageError(
+                f"no {DEFAULT_SPEC} in {Path.cwd()} (pass -f SPEC, or create {DEFAULT_SPEC}; see examples/)"
+            )
+        raise UsageError(f"spec file {path} does not exist")
+    return load_spec(path)
+
+
+def select_targets(spec: Spec, targets: Sequence[str] | None) -> list[str] | None:
+    """Asset names matched by ``targets`` (names or globs); None means all.
+
+    A target that matches nothing is a UsageError with the closest names.
+    """
+    if not targets:
+        return None
+    names = [a.name for a in spec.assets]
+    chosen: list[str] = []
+    seen: set[str] = set()
+    for t in targets:
+        hits = [n for n in names if n == t or fnmatch.fnmatchcase(n, t)]
+        if not hits:
+            import difflib
+
+            close = difflib.get_close_matches(t, names, n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else " (run `recraft-build plan` to list assets)"
+            raise UsageError(f"target {t!r} matches no asset in {spec.path}{hint}")
+        for n in hits:
+            if n not in seen:
+                seen.add(n)
+                chosen.append(n)
+    return chosen
+
+
+@dataclass(frozen=True)
+class StyleRef:
+    """A custom style a build may need: its spec, key and reference pictures."""
+
+    style: StyleSpec
+    key: str
+    pictures: tuple[Picture, ...]
+
+
+@contextlib.contextmanager
+def _bulk_load() -> Iterator[bool]:
+    """No cyclic GC while the spec, lock and plan are built, then freeze what was made.
+
+    Loading a 10,000-asset spec and lock allocates a few hundred thousand small objects;
+    without this the collector re-scans them again and again (about a quarter of a
+    no-op build's time). Frozen objects are never scanned again. The freeze is undone
+    when the session closes (:meth:`Session.close`), so a long-running process (the
+    review server) does not keep growing its frozen set.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield True
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
+
+
+class Session:
+    """A spec with its lock, cache, output folder and provider, resolved once."""
+
+    def __init__(
+        self,
+        spec: Spec,
+        settings: Settings,
+        *,
+        lock: Lock,
+        store: Any,
+        provider: ProviderInfo,
+        output_dir: Path,
+        reporter: Reporter | None = None,
+        frozen_gc: bool = False,
+    ):
+        self.spec = spec
+        self.settings = settings
+        self.lock = lock
+        self.store = store
+        self.provider = provider
+        self.out = output_dir
+        self.reporter: Reporter = reporter or NullReporter()
+        self.state = OutputState(output_dir)
+        self.pricing = Pricing(spec.styles, provider.family)
+        self._styles: dict[str, StyleRef] | None = None
+        self._frozen_gc = frozen_gc
+        self._closed = False
+
+    # -- opening and closing -------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        spec_path: str | os.PathLike[str] | None,
+        settings: Settings,
+        *,
+        open_store: Callable[[Settings, Callable[[str], None]], Any],
+        reporter: Reporter | None = None,
+    ) -> "Session":
+        """Load the spec and lock, resolve the provider and output folder, open the cache.
+
+        ``open_store(settings, warn)`` opens the store (the local cache, tiered with a
+        remote one when configured). Raises SpecError, LockError or UsageError before
+        opening anything that needs closing.
+        """
+        from recraft_build.providers.registry import provider_info
+
+        reporter = reporter or NullReporter()
+        with _bulk_load():
+            spec = load_spec_file(spec_path)
+            info = provider_info(settings.provider, profiles=spec.providers, env=settings.environ)
+            out = settings.explicit_output_dir() or spec.default_output_dir()
+            lock = Lock.load(spec.lock_path)
+        store = open_store(settings, reporter.warning)
+        return cls(spec, settings, lock=lock, store=store, provider=info, output_dir=out, reporter=reporter,
+                   frozen_gc=True)
+
+    def close(self) -> None:
+        """Close the store (idempotent) and undo the load's GC freeze."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.store.close()
+        finally:
+            if self._frozen_gc:
+                gc.unfreeze()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- planning ------------------------------------------------------------------
+    def styles(self) -> dict[str, StyleRef]:
+        """The custom styles the spec's assets use, with their keys (reads reference files)."""
+        if self._styles is None:
+            used = {a.request.style_ref for a in self.spec.assets if a.request.style_ref}
+            self._styles = _style_refs(self.spec, self.provider.family, used) if used else {}
+        return self._styles
+
+    def plan(self, targets: Sequence[str] | None = None, *, force: bool = False) -> Plan:
+        """What building ``targets`` (names or globs; all when None) needs, and costs.
+
+        Pure over what the session read: no provider call and no write.
+        """
+        from recraft_build.steps.versions import step_versions
+
+        with _bulk_load():
+            inputs = PlanInputs(
+                provider=self.provider,
+                records=RecordReader(self.store, self.reporter.warning, memo=True),
+                blob_present=self.store.has_blob,
+                observe=self.state.observe,
+                pricing=self.pricing,
+                step_versions=step_versions(),
+                style_keys={name: ref.key for name, ref in self.styles().items()},
+            )
+            return make_plan(
+                self.spec, self.lock.entries(), inputs, targets=select_targets(self.spec, targets), force=force
+            )
+
+    # -- building ------------------------------------------------------------------
+    def build(self, plan: Plan, options: BuildOptions, *, client: Any = None) -> BuildResult:
+        """Carry out ``plan``: pictures into the cache first, then outputs, the lock after
+        each asset, the manifest at the end; remote uploads finish before it returns.
+
+        Raises FrozenError / BudgetError (exit 3) before any provider call; failed
+        assets are in the result. KeyboardInterrupt propagates after everything
+        finished so far is saved.
+        """
+        if options.frozen:
+            needs = [a.name for a in plan.assets if a.status == "generate" or a.credits > 0]
+            if needs:
+                raise FrozenError(needs)
+        if options.max_credits is not None and plan.credits > options.max_credits:
+            raise BudgetError(plan.credits, options.max_credits)
+        removed = sweep_temp_files(self.out)
+        if removed:
+            self.reporter.warning(f"removed {removed} partial file(s) left by an interrupted build in {self.out}")
+        needs_provider = any(a.status != "up-to-date" for a in plan.assets)
+        provider = self._make_provider(client) if needs_provider else None
+        steps = _steps_module() if needs_provider else None
+        executor = Executor(
+            store=self.store,
+            provider=provider or _NoProvider(self.provider),
+            lock=self.lock,
+            output_dir=self.out,
+            state=self.state,
+            steps=steps,
+            pricing=self.pricing,
+            options=options,
+            reporter=self.reporter,
+        )
+        result: BuildResult | None = None
+        try:
+            result = executor.run(plan, self.styles() if needs_provider else {})
+        finally:
+            if provider is not None:
+                provider.close()
+            # Assets removed from the spec drop out of the lock; the manifest follows the lock.
+            dropped = self.lock.retain([a.name for a in self.spec.assets], list(self.spec.styles))
+            self.lock.save()
+            changed = result is None or dropped or any(a.status != "up-to-date" for a in result.assets)
+            if changed or not (self.out / MANIFEST_NAME).exists():
+                self.write_manifest()
+            flush = getattr(self.store, "flush", None)
+            if flush is not None:
+                # Uploads to the shared cache finish before the build reports success.
+                summary = flush()
+                if summary.failed:
+                    self.reporter.warning(
+                        f"{summary.failed} upload(s) to the remote cache failed; pictures are safe locally"
+                    )
+        if result.interrupted:
+            raise KeyboardInterrupt
+        return result
+
+    def _make_provider(self, client: Any) -> Any:
+        """The provider for a build. A missing token is a usage error (exit 2), found
+        before any call: the command was run without the environment it needs."""
+        from recraft_build.errors import AuthError
+        from recraft_build.providers.registry import make_provider
+
+        try:
+            return make_provider(
+                self.settings.provider,
+                profiles=self.spec.providers,
+                env=self.settings.environ,
+                client=client,
+                notice=self.reporter.notice,
+            )
+        except AuthError as exc:
+            raise UsageError(exc.args[0] if exc.args else str(exc)) from exc
+
+    def write_manifest(self) -> None:
+        """``manifest.json`` from the lock: every file of every asset the spec names."""
+        assets: dict[str, list[dict[str, Any]]] = {}
+        for a in self.spec.assets:
+            entry = self.lock.asset(a.name)
+            if entry is None:
+                continue
+            assets[a.name] = [
+                {"path": f.path, "format": f.format, "width": f.width, "height": f.height,
+                 "sha256": f.sha256, "bytes": f.bytes}
+                for f in entry.files()
+            ]
+        if assets or (self.out / MANIFEST_NAME).exists():
+            write_manifest(self.out, assets)
+
+
+class _NoProvider:
+    """Stands in when nothing needs a provider (a no-op build makes no client at all)."""
+
+    def __init__(self, info: ProviderInfo):
+        self.name, self.family, self.paid = info.name, info.family, info.paid
+
+    def close(self) -> None:
+        pass
+
+
+def _steps_module() -> Any:
+    """The step functions the executor calls (imported only when a build runs steps)."""
+    from recraft_build.steps import registry
+
+    return registry
+
+
+def _style_refs(spec: Spec, family: str, used: set[str]) -> dict[str, StyleRef]:
+    """Custom styles used by the plan: name -> StyleRef (reference files read and hashed)."""
+    out = {}
+    base = spec.path.parent
+    for name in sorted(used):
+        style = spec.styles.get(name)
+        if style is None:
+            continue
+        pictures = []
+        digests = []
+        for ref in style.references:
+            try:
+                data = (base / ref).read_bytes()
+            except OSError as exc:
+                raise SpecError(
+                    [Problem(str(spec.path), 0, 0, f"styles.{name}.references", f"cannot read {ref}: {exc.strerror}")]
+                ) from exc
+            digests.append(keys.digest_bytes(data))
+            pictures.append(Picture(data, sniff_media_type(data) or "application/octet-stream"))
+        out[name] = StyleRef(style, keys.style_key(family, style.base_style, digests), tuple(pictures))
+    return out

@@ -1,0 +1,112 @@
+"""What each provider protocol can do: the one place capabilities are declared.
+
+The planner (what ``plan`` and ``validate`` refuse, which step engines exist), the
+providers themselves (``supports``, what a request may carry) and the price of a
+build all read :data:`CAPABILITIES`; nothing else lists operations or refused fields.
+Facts are from ``recraft-api.md`` (1.2 tools, 3.1 Replicate's Recraft models).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from recraft_build.domain import GenerationRequest
+
+__all__ = ["CAPABILITIES", "Capabilities", "ProviderInfo", "capabilities_of"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """One protocol's abilities.
+
+    ``family`` is the model family its pictures are keyed under (placeholder pictures
+    never share a key with real ones); ``paid`` says whether its calls cost credits;
+    ``operations`` are the tool operations it runs (``remove_background``...);
+    ``refuses`` are the request fields it cannot carry, with the reason shown to users.
+    """
+
+    protocol: str
+    family: str
+    paid: bool
+    operations: frozenset[str]
+    refuses: Mapping[str, str]
+
+    def supports(self, operation: str) -> bool:
+        return operation in self.operations
+
+    def refused_fields(self, request: GenerationRequest) -> list[str]:
+        """The fields of ``request`` this protocol cannot carry (empty when it can)."""
+        found = []
+        for name in self.refuses:
+            if _is_set(request, name):
+                found.append(name)
+        return found
+
+
+def _is_set(request: GenerationRequest, name: str) -> bool:
+    if name == "style_id":
+        return bool(request.style_id or request.style_ref)
+    if name == "controls":
+        return bool(request.controls) and any(v not in (None, [], {}) for v in request.controls.values())
+    if name == "seed":
+        return request.seed is not None
+    return bool(getattr(request, name, None))
+
+
+_RECRAFT_TOOLS = frozenset({"remove_background", "vectorize", "crisp_upscale", "creative_upscale", "image_to_image"})
+
+CAPABILITIES: Mapping[str, Capabilities] = {
+    "recraft": Capabilities("recraft", "recraft", True, _RECRAFT_TOOLS, {}),
+    # recraft-api.md 3.1: Replicate's Recraft models take prompt, size/aspect_ratio and
+    # style (V2/V3) only.
+    "replicate": Capabilities(
+        "replicate",
+        "recraft",
+        True,
+        frozenset({"remove_background", "vectorize", "crisp_upscale", "creative_upscale"}),
+        {
+            "style_id": "custom styles (style_id, or a style from styles:)",
+            "controls": "controls (colors, background_color...)",
+            "negative_prompt": "negative_prompt",
+            "text_layout": "text_layout",
+            "seed": "seed",
+        },
+    ),
+    # Offline: no tool operation (a placeholder tool result would only pretend to work).
+    "placeholder": Capabilities("placeholder", "placeholder", False, frozenset(), {}),
+}
+
+
+def capabilities_of(protocol: str) -> Capabilities:
+    """The capabilities of ``protocol`` (``recraft``, ``replicate`` or ``placeholder``)."""
+    return CAPABILITIES[protocol]
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    """What planning needs to know of the active provider (no I/O): its name (a
+    built-in or a profile), and its protocol's family, price and operations."""
+
+    name: str
+    family: str
+    paid: bool
+    operations: frozenset[str] = frozenset()
+    protocol: str = ""
+
+    @classmethod
+    def of(cls, name: str, protocol: str) -> "ProviderInfo":
+        caps = CAPABILITIES[protocol]
+        return cls(name, caps.family, caps.paid, caps.operations, protocol)
+
+    def supports(self, operation: str) -> bool:
+        return operation in self.operations
+
+    def refused_fields(self, request: GenerationRequest) -> list[str]:
+        """The fields of ``request`` this provider's protocol cannot carry."""
+        caps = CAPABILITIES.get(self.protocol)
+        return caps.refused_fields(request) if caps is not None else []
+
+    def refusal_text(self, fields: list[str]) -> str:
+        caps = CAPABILITIES.get(self.protocol)
+        return ", ".join(caps.refuses.get(f, f) for f in fields) if caps is not None else ", ".join(fields)
