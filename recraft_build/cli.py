@@ -227,6 +227,7 @@ def _cache_command(args: argparse.Namespace, out: Renderer, warnings: Any) -> in
 
 # -- candidates, review and the lock diff (issue 6) ---------------------------------------------
 _REVIEW_COMMANDS = ("pick", "reroll", "gallery", "review", "diff")
+_GALLERY_DIR_HELP = "where the gallery's page and pictures go (default .recraft-build/gallery beside the spec)"
 
 
 def _add_review_commands(sub: Any) -> None:
@@ -254,12 +255,14 @@ def _add_review_commands(sub: Any) -> None:
     p = sub.add_parser("gallery", help="write a static HTML page of every asset and its candidates")
     _common(p)
     p.add_argument("-o", "--output-dir", metavar="OUT")
+    p.add_argument("--gallery-dir", metavar="DIR", help=_GALLERY_DIR_HELP)
     p.add_argument("--base", default="HEAD", metavar="REV", help="compare with the lock at this git revision (default HEAD)")
     _cache(p)
 
     p = sub.add_parser("review", help="serve the gallery on 127.0.0.1 to pick and reroll with clicks")
     _common(p, json_flag=False)
     p.add_argument("-o", "--output-dir", metavar="OUT")
+    p.add_argument("--gallery-dir", metavar="DIR", help=_GALLERY_DIR_HELP)
     p.add_argument("--port", type=int, default=0, metavar="PORT", help="port on 127.0.0.1 (default: a free one)")
     p.add_argument("--base", default="HEAD", metavar="REV", help="compare with the lock at this git revision (default HEAD)")
     _provider(p)
@@ -290,11 +293,12 @@ def _dispatch_review(args: argparse.Namespace, out: Renderer) -> int:
     from recraft_build.reporter import PlainReporter, make_reporter
 
     if cmd == "gallery":
-        from recraft_build.review.gallery import write_gallery
+        from recraft_build.review.page import write_gallery
 
         warnings = PlainReporter(stderr)
         page = write_gallery(
-            args.spec, output_dir=args.output_dir, cache_dir=args.cache_dir, base_rev=args.base, warn=warnings.warning
+            args.spec, gallery_dir=args.gallery_dir, output_dir=args.output_dir, cache_dir=args.cache_dir,
+            base_rev=args.base, warn=warnings.warning,
         )
         url = page.resolve().as_uri()
         out.text(url, {"gallery": str(page), "url": url})
@@ -309,6 +313,7 @@ def _dispatch_review(args: argparse.Namespace, out: Renderer) -> int:
         server = ReviewServer(
             args.spec,
             output_dir=args.output_dir,
+            gallery_dir=args.gallery_dir,
             cache_dir=args.cache_dir,
             port=args.port,
             provider=args.provider,

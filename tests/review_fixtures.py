@@ -55,6 +55,11 @@ class Project:
     def out(self) -> Path:
         return self.root / "out"
 
+    @property
+    def gallery(self) -> Path:
+        """The gallery's default folder: beside the spec, outside the output folder."""
+        return self.root / ".recraft-build" / "gallery"
+
     def lock_data(self) -> dict[str, Any]:
         return json.loads(self.lock.read_text())
 

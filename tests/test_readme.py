@@ -65,4 +65,6 @@ def test_every_readme_command_runs_offline(tmp_path):
     assert (out / "manifest.json").exists()
     assert (out / "icons" / "sword.png").exists() and (out / "icons" / "sword@2x.png").exists()
     assert (out / "icons" / "svg" / "sword.svg").exists()
-    assert (out / "gallery" / "index.html").exists()
+    # the gallery (every candidate and prompt) stays out of the publishable output folder
+    assert (work / "examples" / "game-icons" / ".recraft-build" / "gallery" / "index.html").exists()
+    assert not (out / "gallery").exists()

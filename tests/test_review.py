@@ -13,8 +13,10 @@ import sys
 
 import pytest
 
+from recraft_build import api
 from recraft_build.errors import UsageError
-from recraft_build.review.server import TOKEN_HEADER, ReviewServer
+from recraft_build.review.access import nests_deeper
+from recraft_build.review.server import MAX_JSON_DEPTH, TOKEN_HEADER, ReviewServer
 
 from review_fixtures import make_project
 
@@ -120,7 +122,7 @@ def test_the_printed_address_sets_the_cookie_and_leaves_the_token_out_of_the_add
 
 def test_without_the_access_token_nothing_is_served(shared):
     server = shared
-    img = next((server.root / "gallery" / "img").iterdir()).name
+    img = next((server.gallery / "img").iterdir()).name
     for path in ("/", "/gallery/", "/api/state", "/icons/sword.png", f"/gallery/img/{img}", "/nothing.png"):
         response = request(server, "GET", path, cookie=False)
         assert refused_for_lack_of_access(response, server), (path, response[:2])
@@ -256,7 +258,7 @@ def test_output_files_and_gallery_pictures_are_served_as_inert_data(server, proj
     assert status == 200 and body == (project.out / "icons/sword.png").read_bytes()
     assert headers["Content-Type"] == "image/png"
     assert "sandbox" in headers["Content-Security-Policy"]
-    img = next((project.out / "gallery" / "img").iterdir()).name
+    img = next((project.gallery / "img").iterdir()).name
     assert request(server, "GET", f"/gallery/img/{img}")[0] == 200
     assert request(server, "GET", "/icons/nothing.png")[0] == 404
 
@@ -325,3 +327,104 @@ def test_cli_review_prints_the_url_and_stops_on_ctrl_c(project):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_deeply_nested_body_is_refused_with_a_short_message(server, project, capsys):
+    text = project.lock.read_text()
+    hdrs = {TOKEN_HEADER: server.token, "Origin": server.origin}
+    deep = b"[" * 30_000 + b"]" * 30_000  # fits the size limit; Python's parser would recurse 30,000 deep
+    status, _h, body = request(server, "POST", "/api/pick", deep, hdrs)
+    assert status == 400
+    message = json.loads(body)["error"]
+    assert str(MAX_JSON_DEPTH) in message and len(message) < 200
+    deep_object = b'{"asset": ' * 20 + b'"coin"' + b"}" * 20
+    assert request(server, "POST", "/api/pick", deep_object, hdrs)[0] == 400
+    # 100,000 levels do not even fit the size limit
+    assert request(server, "POST", "/api/pick", b"[" * 100_000 + b"]" * 100_000, hdrs)[0] == 413
+    assert "Traceback" not in capsys.readouterr().err
+    assert project.lock.read_text() == text
+    # brackets inside strings are text, not nesting: this body is read, and answered on its merits
+    status, _h, body = request(server, "POST", "/api/pick", {"asset": "[" * 1000 + '\\"{', "index": 0}, hdrs)
+    assert status == 400 and "no asset named" in json.loads(body)["error"]
+    assert pick(server, "icon-sword", 2)[0] == 200
+
+
+def test_nesting_is_counted_outside_strings_only():
+    assert not nests_deeper(b'{"a": [1, {"b": [2]}]}', 4)
+    assert nests_deeper(b'{"a": [1, {"b": [2]}]}', 3)
+    assert not nests_deeper(b'{"a": "[[[[\\"[[[[", "b": "\\\\"}', 1)
+    assert nests_deeper(b'{"a": "\\\\", "b": [[]]}', 2)
+    assert not nests_deeper(b"]]]]][", 1)  # not JSON: the parser refuses it, nothing deep here
+
+
+def test_pictures_are_served_from_the_gallery_folder_outside_the_output_folder(project, tmp_path):
+    chosen = tmp_path / "review-gallery"
+    with ReviewServer(project.spec, gallery_dir=chosen, **project.kw()) as srv:
+        assert srv.gallery == chosen
+        assert not (project.out / "gallery").exists() and not project.gallery.exists()
+        names = sorted(p.name for p in (chosen / "img").iterdir())
+        assert names
+        status, headers, body = request(srv, "GET", f"/gallery/img/{names[0]}")
+        assert status == 200 and body == (chosen / "img" / names[0]).read_bytes()
+        assert "sandbox" in headers["Content-Security-Policy"]
+        # the page's pictures all resolve
+        state = json.loads(request(srv, "GET", "/api/state")[2])
+        imgs = [c["img"] for a in state["assets"] for c in a["candidates"]]
+        assert imgs and all(request(srv, "GET", f"/gallery/{rel}")[0] == 200 for rel in imgs)
+        # a link planted among the pictures is not followed out of the folder
+        secret = tmp_path / "secret.txt"
+        secret.write_text("top secret")
+        (chosen / "img" / ("0" * 64 + ".png")).symlink_to(secret)
+        status, _h, body = request(srv, "GET", "/gallery/img/" + "0" * 64 + ".png")
+        assert status == 403 and b"top secret" not in body
+
+
+def test_a_vector_custom_style_rerolls_at_the_plan_s_price(tmp_path):
+    from PIL import Image
+
+    # a custom style made from a vector base gives vector pictures: twice a raster one's price
+    spec = SPEC_WITH_STYLE
+    p = make_project(tmp_path, spec=spec, git=False, build=False)
+    (p.root / "refs").mkdir()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(p.root / "refs" / "a.png")
+    env = {"RECRAFT_API_TOKEN": "test-token"}  # a paid provider; nothing here calls it
+    estimate = {a.name: a.credits for a in api.plan(p.spec, provider="recraft", env=env, cache_dir=p.cache).assets}
+    assert estimate == {"logo": 80, "banner": 40}
+    with ReviewServer(p.spec, provider="recraft", env=env, cache_dir=p.cache) as srv:
+        status, _h, body = request(srv, "GET", "/gallery/")
+    assert status == 200
+    data = json.loads(re.search(r'type="application/json">(.*?)</script>', body.decode(), re.S).group(1))
+    assert data["provider"] == "recraft"
+    assert {a["name"]: a["reroll_credits"] for a in data["assets"]} == estimate
+
+
+SPEC_WITH_STYLE = """\
+version: 1
+output_dir: out
+defaults: {model: recraftv3, size: 1024x1024}
+styles:
+  house: {style: vector_illustration, references: [refs/a.png]}
+assets:
+  - name: logo
+    prompt: "a fox logo"
+    style: house
+    output: logo.svg
+  - name: banner
+    prompt: "a fox banner"
+    style: digital_illustration
+    output: banner.png
+"""
+
+
+def test_a_client_that_goes_away_is_no_traceback(server, capsys):
+    httpd = server._httpd
+    try:
+        raise ConnectionResetError(104, "Connection reset by peer")
+    except ConnectionResetError:
+        httpd.handle_error(None, ("127.0.0.1", 1))
+    assert capsys.readouterr().err == ""
+    try:
+        raise ValueError("a bug")
+    except ValueError:
+        httpd.handle_error(None, ("127.0.0.1", 1))
+    assert "ValueError: a bug" in capsys.readouterr().err  # a real bug still says so

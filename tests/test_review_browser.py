@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from recraft_build.review import gallery
+from recraft_build.review import page as gallery_page
 from recraft_build.review.server import ReviewServer
 
 from review_fixtures import SPEC, Project, make_project
@@ -107,12 +107,12 @@ def open_review(pg, srv):
 def test_static_gallery_from_file_shows_every_picture(project, page, tmp_path):
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    html = gallery.write_gallery(project.spec, **project.kw())
+    html = gallery_page.write_gallery(project.spec, **project.kw())
     page.goto(html.resolve().as_uri())
     wait_ready(page)
     expected = sum(
         1
-        for a in gallery.build_model(project.spec, **project.kw())["assets"]
+        for a in gallery_page.build_model(project.spec, **project.kw())["assets"]
         for x in [*a["candidates"], *(f for o in a["outputs"] for f in o["files"])]
         if x["img"]
     )

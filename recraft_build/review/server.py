@@ -16,44 +16,18 @@ without it such a pick is refused with a message saying what it would cost.
 ``GET /api/state`` returns the gallery's data, re-read from the lock, so the page
 updates after a pick (and shows picks made from the command line meanwhile).
 
-Who may do what:
-
-* It listens on a loopback address only (127.0.0.1 or ::1), on a free port by default.
-  Loopback is not private: every local user and process can connect, so nothing is
-  served without this server's secret (below).
-* Every request must carry a ``Host`` of this server (a DNS-rebinding page cannot read
-  the page, and so cannot learn the tokens).
-* Every request, reads included, must know the server's *access token* (random, per
-  server, never on disk), as in Jupyter. :attr:`ReviewServer.url`, the address
-  ``recraft-build review`` prints, is ``http://127.0.0.1:PORT/?token=...``; a ``GET``
-  with the right ``?token=`` gets a cookie holding it and a redirect to the same
-  address without it (so it does not stay in the history). The cookie is
-  ``rb_review_<port>``, ``HttpOnly``, ``SameSite=Strict``, host-only, for the browser
-  session; browsers send a host's cookies to all its ports, hence the port in the name
-  and a compared value. Later requests carry the cookie (or ``?token=``); anything
-  else, a wrong ``?token=`` included, gets 403 and a short message to open the printed
-  address. (For the same reason, a server on another port of this host that the
-  browser visits sees the cookie: do not browse other users' local servers meanwhile.)
-* Every write must also carry the page's token in ``X-Review-Token`` (another random
-  value made per server and embedded only in the served page),
-  ``Content-Type: application/json``, and, when the browser sends them, a same-origin
-  ``Origin`` and ``Sec-Fetch-Site``.
-* ``GET`` serves the review page, the API state, and regular files inside the output
-  folder (the gallery's picture copies are there), after decoding, refusing ``..``,
-  hidden names and anything whose real path (symlinks resolved) leaves the folder.
-  Never the store, the spec, or the lock.
-* Responses carry ``nosniff``, ``no-referrer`` and a CSP; files other than the page are
-  sandboxed, so an SVG opened directly cannot run script with the page's origin.
+Who may do what (loopback only, a Host check, an access token in every request and
+a page token in every write, bounded bodies, files only from the output and gallery
+folders) is drawn in :mod:`recraft_build.review.access`.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import os
-import re
 import secrets
 import socket
+import sys
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -61,7 +35,21 @@ from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping
 
 from recraft_build import api
-from recraft_build.review import gallery, picking
+from recraft_build.review import page as gallery_page
+from recraft_build.review import picking
+from recraft_build.review.access import (
+    COOKIE_PREFIX,
+    DENIED_MESSAGE,
+    MAX_BODY,
+    MAX_JSON_DEPTH,
+    TOKEN_HEADER,
+    TOKEN_PARAM,
+    access_verdict,
+    nests_deeper,
+    resolve_file,
+    same_secret,
+    without_token,
+)
 from recraft_build.errors import (
     LockError,
     PlanError,
@@ -72,20 +60,8 @@ from recraft_build.errors import (
 )
 from recraft_build.engine.executor import BuildResult, NullReporter, Reporter
 
-__all__ = ["ReviewServer", "TOKEN_HEADER", "TOKEN_PARAM", "COOKIE_PREFIX", "DENIED_MESSAGE"]
+__all__ = ["ReviewServer", "TOKEN_HEADER", "TOKEN_PARAM", "COOKIE_PREFIX", "DENIED_MESSAGE", "MAX_JSON_DEPTH"]
 
-#: The header every write carries: the page's token (``ReviewServer.token``).
-TOKEN_HEADER = "X-Review-Token"
-#: The query parameter of the printed address: the access token (``ReviewServer.access_token``).
-TOKEN_PARAM = "token"
-#: The access cookie's name is this plus the server's port.
-COOKIE_PREFIX = "rb_review_"
-#: The body of a 403 for a request without the access token (never contains a token).
-DENIED_MESSAGE = (
-    "403 forbidden: this review server needs its access token. "
-    "Open the address that `recraft-build review` printed (the one ending in ?token=...)."
-)
-_MAX_BODY = 64 * 1024
 _LOOPBACK = {"127.0.0.1": socket.AF_INET, "::1": socket.AF_INET6, "localhost": socket.AF_INET}
 _TYPES = {
     ".png": "image/png",
@@ -99,9 +75,6 @@ _TYPES = {
 }
 #: Served files are data, never active content with our origin.
 _FILE_CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox"
-#: Paths a token redirect may send the browser to (relative, one leading slash: never
-#: ``//host``, which a browser would read as another server).
-_SAFE_PATH = re.compile(r"/(?!/)[A-Za-z0-9._~!$&'()*+,;=:@%/-]*")
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -112,6 +85,13 @@ class _HTTPServer(ThreadingHTTPServer):
         self.address_family = family
         self.app = app
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A browser that goes away mid-request (a closed tab, a dropped keep-alive
+        connection) is not a bug: no traceback for it. Anything else still prints one."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class ReviewServer:
@@ -128,6 +108,7 @@ class ReviewServer:
         spec_path: str | os.PathLike[str] | None,
         *,
         output_dir: str | os.PathLike[str] | None = None,
+        gallery_dir: str | os.PathLike[str] | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         env: Mapping[str, str] | None = None,
         host: str = "127.0.0.1",
@@ -142,6 +123,7 @@ class ReviewServer:
             raise UsageError(f"review listens on loopback only (127.0.0.1 or ::1), not {host!r}")
         self.spec_path = spec_path
         self.output_dir = output_dir
+        self.gallery_dir = gallery_dir
         self.cache_dir = cache_dir
         self.env = os.environ if env is None else env
         self.host = "127.0.0.1" if host == "localhost" else host
@@ -159,6 +141,7 @@ class ReviewServer:
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._root: Path | None = None
+        self._gallery: Path | None = None
         # One model build at a time (it prunes gallery/img), one write at a time.
         self._model_mutex = threading.Lock()
         self._write_mutex = threading.Lock()
@@ -167,7 +150,11 @@ class ReviewServer:
     def start(self) -> "ReviewServer":
         spec = api.load(self.spec_path)
         self._root = api.resolve_output_dir(spec, self.output_dir)
+        self._gallery = gallery_page.gallery_folder(spec, self.gallery_dir)
         self.state()  # fails early on a bad lock or cache, and copies the pictures
+        old = gallery_page.old_gallery_warning(self._root, self._gallery)
+        if old:
+            self.reporter.warning(old)
         try:
             self._httpd = _HTTPServer((self.host, self.port), _LOOPBACK[self.host], self)
         except OSError as exc:
@@ -225,10 +212,17 @@ class ReviewServer:
 
     @property
     def root(self) -> Path:
-        """The output folder (the only folder files are served from)."""
+        """The output folder (files other than the gallery's pictures are served from it)."""
         if self._root is None:
             raise UsageError("the review server is not started")
         return self._root
+
+    @property
+    def gallery(self) -> Path:
+        """The gallery's folder (its ``img`` is served under ``/gallery/img/``)."""
+        if self._gallery is None:
+            raise UsageError("the review server is not started")
+        return self._gallery
 
     def allowed_hosts(self) -> set[str]:
         hosts = {self.origin.split("://", 1)[1]}
@@ -243,8 +237,9 @@ class ReviewServer:
     def state(self) -> dict[str, Any]:
         """The gallery's data as it is now (re-reads the lock)."""
         with self._model_mutex:
-            return gallery.build_model(
+            return gallery_page.build_model(
                 self.spec_path,
+                gallery_dir=self.gallery_dir,
                 output_dir=self.output_dir,
                 cache_dir=self.cache_dir,
                 base_rev=self.base_rev,
@@ -254,40 +249,18 @@ class ReviewServer:
             )
 
     def page(self) -> str:
-        return gallery.render_page(self.state(), review={"token": self.token})
+        return gallery_page.render_page(self.state(), review={"token": self.token})
 
     def check_token(self, value: str | None) -> bool:
         """Whether ``value`` is the page's write token (``X-Review-Token``)."""
-        return _same_secret(value, self.token)
+        return same_secret(value, self.token)
 
     def check_access(self, cookie_headers: Iterable[str], query: str) -> Literal["token", "cookie", "denied"]:
-        """Whether a request may be served, from its ``Cookie`` headers and raw query.
+        """Whether a request may be served (:func:`~recraft_build.review.access.access_verdict`)."""
+        return access_verdict(cookie_headers, query, cookie_name=self.cookie_name, access_token=self.access_token)
 
-        ``"token"``: the query carries the right access token (a ``GET`` is answered
-        with the cookie and a redirect); ``"cookie"``: no token in the query, and one of
-        the cookies named :attr:`cookie_name` holds the access token (another server's
-        cookie has another name; one planted under ours has the wrong value, and does
-        not hide the right one); ``"denied"``: neither, or a wrong token in the query
-        (even beside a good cookie: a wrong address is reported, not papered over).
-        """
-        tokens = [v for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True) if k == TOKEN_PARAM]
-        if tokens:
-            ok = len(tokens) == 1 and _same_secret(tokens[0], self.access_token)
-            return "token" if ok else "denied"
-        values = _cookie_values(cookie_headers, self.cookie_name)
-        return "cookie" if any(_same_secret(v, self.access_token) for v in values) else "denied"
-
-    @staticmethod
-    def without_token(target: str) -> str:
-        """Where a request for ``target`` (a request path with its query) is redirected
-        once its token is turned into a cookie: the same path and query without the
-        token; the page for ``/`` (and for anything odd, so never another host)."""
-        split = urllib.parse.urlsplit(target)
-        path = split.path
-        if path in ("/", "/gallery") or not _SAFE_PATH.fullmatch(path):
-            path = "/gallery/"
-        rest = [(k, v) for k, v in urllib.parse.parse_qsl(split.query, keep_blank_values=True) if k != TOKEN_PARAM]
-        return path + ("?" + urllib.parse.urlencode(rest) if rest else "")
+    #: Where a token redirect goes (:func:`~recraft_build.review.access.without_token`).
+    without_token = staticmethod(without_token)
 
     def do_pick(self, asset: str, index: int) -> BuildResult:
         with self._write_mutex:
@@ -326,44 +299,8 @@ class ReviewServer:
         return result
 
     def resolve_file(self, url_path: str) -> tuple[int, Path | None]:
-        """(status, file) for a GET of ``url_path``: 200 and the file inside the output
-        folder, 403 for a path that is not allowed, 404 for one that is not there."""
-        decoded = urllib.parse.unquote(url_path)
-        if "\x00" in decoded or "\\" in decoded:
-            return 403, None
-        parts = [p for p in decoded.split("/") if p]
-        if not parts or any(p in (".", "..") or p.startswith(".") for p in parts):
-            return 403, None
-        root = os.path.realpath(self.root)
-        real = os.path.realpath(os.path.join(root, *parts))
-        if not real.startswith(root + os.sep):
-            return 403, None
-        if not os.path.isfile(real):
-            return 404, None
-        return 200, Path(real)
-
-
-def _same_secret(value: str | None, secret: str) -> bool:
-    """Constant-time comparison of a received value with a secret (any text is safe)."""
-    return bool(value) and hmac.compare_digest(str(value).encode("utf-8"), secret.encode("utf-8"))
-
-
-def _cookie_values(headers: Iterable[str], name: str) -> list[str]:
-    """Every value of the cookies called ``name`` in ``Cookie`` header values.
-
-    Split by hand rather than with :mod:`http.cookies`, which drops the cookies after
-    one it cannot parse (other servers on this host may set odd ones)."""
-    values = []
-    for header in headers:
-        for part in header.split(";"):
-            key, sep, value = part.partition("=")
-            if sep and key.strip() == name:
-                value = value.strip()
-                if len(value) >= 2 and value[0] == value[-1] == '"':
-                    value = value[1:-1]
-                values.append(value)
-    return values
-
+        """(status, file) for a GET of ``url_path`` (:func:`~recraft_build.review.access.resolve_file`)."""
+        return resolve_file(url_path, output_dir=self.root, gallery_img=self.gallery / "img")
 
 def _status_for(exc: RecraftBuildError) -> int:
     if isinstance(exc, UsageError):
@@ -456,7 +393,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(302, b"", "text/plain", csp=_FILE_CSP, extra={"Location": "/gallery/"})
             if path in ("/gallery/", "/gallery/index.html"):
                 page = self.app.page().encode("utf-8")
-                csp = gallery.content_security_policy(served=True) + "; frame-ancestors 'none'"
+                csp = gallery_page.content_security_policy(served=True) + "; frame-ancestors 'none'"
                 return self._send(200, page, "text/html; charset=utf-8", csp=csp, extra={"X-Frame-Options": "DENY"})
             if path == "/api/state":
                 return self._json(200, self.app.state())
@@ -493,10 +430,13 @@ class _Handler(BaseHTTPRequestHandler):
         length = self.headers.get("Content-Length")
         if length is None or not length.isdigit():
             return self._error(411, "Content-Length required")
-        if int(length) > _MAX_BODY:
+        if int(length) > MAX_BODY:
             return self._error(413, "request body too large")
+        raw = self.rfile.read(int(length))
+        if nests_deeper(raw, MAX_JSON_DEPTH):
+            return self._error(400, f"the request body nests more than {MAX_JSON_DEPTH} levels deep")
         try:
-            body = json.loads(self.rfile.read(int(length)) or b"null")
+            body = json.loads(raw or b"null")
         except ValueError:
             return self._error(400, "the request body is not valid JSON")
         if not isinstance(body, dict) or not isinstance(body.get("asset"), str):
