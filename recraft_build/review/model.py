@@ -26,6 +26,7 @@ import os
 from typing import Any, Callable, Mapping, Protocol
 
 from recraft_build import __version__, api
+from recraft_build.settings import Settings
 from recraft_build.domain import Asset, GenerationRequest, Spec
 from recraft_build.engine import keys
 from recraft_build.engine.lock import Lock
@@ -79,7 +80,7 @@ def assemble(
     :class:`recraft_build.engine.pricing.Pricing` as ``plan`` prices it. ``git`` is the
     git runner for :func:`recraft_build.review.lockdiff.read_lock_at` (tests swap it).
     """
-    env = os.environ if env is None else env
+    env = Settings(env=env).environ
     lock = Lock.load(spec.lock_path)
     head = dict(lock.raw_assets())
 

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from recraft_build import api
+from recraft_build.settings import Settings
 from recraft_build.domain import Spec
 from recraft_build.engine.outputs import file_sha256
 from recraft_build.errors import OutputError
@@ -283,7 +284,7 @@ def _collect(
     prune: bool = True,
 ) -> tuple[dict[str, Any], Path, str | None]:
     """(model, gallery folder, old-gallery warning or None)."""
-    env = os.environ if env is None else env
+    env = Settings(env=env).environ
     warn = warn or (lambda message: None)
     spec = api.load(spec_path)
     out = api.resolve_output_dir(spec, output_dir)

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping
 
 from recraft_build import api
+from recraft_build.settings import Settings
 from recraft_build.review import page as gallery_page
 from recraft_build.review import picking
 from recraft_build.review.access import (
@@ -125,7 +126,7 @@ class ReviewServer:
         self.output_dir = output_dir
         self.gallery_dir = gallery_dir
         self.cache_dir = cache_dir
-        self.env = os.environ if env is None else env
+        self.env = Settings(env=env).environ
         self.host = "127.0.0.1" if host == "localhost" else host
         self.port = port
         self.provider = provider
