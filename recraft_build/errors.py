@@ -141,6 +141,25 @@ class BudgetError(PlanError):
         )
 
 
+class PinnedPictureMissing(PlanError):
+    """Approved pictures the lock pins are in no cache: the build will not repaint them."""
+
+    def __init__(self, assets: Sequence[tuple[str, str]], lock_name: str = "the lock"):
+        self.assets = [name for name, _digest in assets]
+        listed = ", ".join(f"{name} ({digest[:12]})" for name, digest in assets)
+        first = self.assets[0] if self.assets else "ASSET"
+        super().__init__(
+            f"{len(self.assets)} approved picture(s) pinned in {lock_name} are in no cache, local or "
+            f"remote: {listed}; nothing was built, the lock is unchanged. Ways out: point --remote-cache "
+            f"(or RECRAFT_BUILD_REMOTE_CACHE) at the team's cache or shared folder that holds them; or, to "
+            f"pay for a new picture and replace the approved one, `recraft-build reroll {first}`"
+        )
+
+
+class LockMismatch(PlanError):
+    """Under ``--frozen``, a file would not have the digest the lock pins."""
+
+
 class LockError(RecraftBuildError):
     """The lock file cannot be read or written."""
 

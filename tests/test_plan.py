@@ -85,7 +85,8 @@ def test_missing_picture_everywhere_means_generate(tmp_path):
     a = asset("a")
     p = plan(make_spec(tmp_path, [a]), {"a": locked_entry(a)}, files={})
     assert p.assets[0].status == "generate"
-    assert "the pinned picture is not in the cache" in p.assets[0].reasons
+    assert p.assets[0].pinned_missing
+    assert any("pinned in the lock is in no cache" in r for r in p.assets[0].reasons)
 
 
 def test_cached_record_without_lock_restores(tmp_path):

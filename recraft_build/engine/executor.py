@@ -40,6 +40,7 @@ from recraft_build.cache.records import (
 from recraft_build.engine import keys
 from recraft_build.domain import Picture, media_type_for_format, sniff_media_type
 from recraft_build.errors import (
+    LockMismatch,
     BudgetError,
     PlanError,
     ProviderError,
@@ -55,6 +56,7 @@ from recraft_build.engine.outputs import OutputState, write_output
 from recraft_build.engine.plan import AssetPlan, OutputPlan, Plan, PriceList, StepPlan
 from recraft_build.engine.results import AssetResult, Budget, BuildResult, NullReporter, Reporter
 from recraft_build.providers.base import Provider
+from recraft_build.steps.catalog import export_files_allowed
 
 __all__ = [
     "AssetResult",
@@ -249,7 +251,10 @@ class Executor:
             return AssetResult(ap.name, "skipped", error="not finished: interrupted")
         except RecraftBuildError as exc:
             self._failed.set()
-            return AssetResult(ap.name, "failed", error=_asset_message(ap.name, exc), reasons=ap.reasons)
+            return AssetResult(
+                ap.name, "failed", error=_asset_message(ap.name, exc), reasons=ap.reasons,
+                lock_mismatch=isinstance(exc, LockMismatch),
+            )
         except Exception as exc:  # a bug: report it on the asset, keep the others safe
             self._failed.set()
             return AssetResult(
@@ -314,6 +319,13 @@ class Executor:
         except PictureLost as exc:
             if ap.status != "restore" or not self.allow_generate:
                 raise
+            if ap.pinned:
+                # The lock is the authority: its approved picture is never repainted
+                # behind the user's back, even when the cache lost it mid-build.
+                raise PictureLost(
+                    f"{exc}; it is the approved picture pinned in the lock, so it is not made again "
+                    f"(restore it from a remote cache, or `recraft-build reroll {ap.name}` to replace it)"
+                ) from exc
             # The cache lost the pinned picture (corrupt or removed) after planning:
             # nothing usable is left of it, so it is made again, as the plan would have.
             self.reporter.warning(f"asset {ap.name!r}: {exc}; generating it again")
@@ -372,7 +384,8 @@ class Executor:
         elif old is not None and old.key == ap.gen_key:
             provider, credits = old.provider, old.credits
         else:
-            provider, credits = None, None
+            # Restored from a cache record: keep who sold it and what it cost.
+            provider, credits = ap.bought_from, ap.bought_credits
         return LockedGeneration(
             key=ap.gen_key,
             family=ap.family,
@@ -466,10 +479,24 @@ class Executor:
             sp.name, sp.params, sp.version, prev.digest, family=self.provider_family(ap) if sp.operation else None
         )
         plan = dataclasses.replace(sp, key=key)
+        pinned = sp.pinned if sp.pinned and key == sp.key else None
         rec = self.records.step(key)
+        if rec is not None and pinned and rec.output.sha256 != pinned:
+            # The lock is the authority: a record (local or from a shared remote) that
+            # disagrees with it is ignored, and the step recomputed here.
+            self.reporter.warning(
+                f"asset {ap.name!r}: the cache's record of step {sp.name} disagrees with the lock; recomputing it"
+            )
+            rec = None
         if rec is not None and self.store.has_blob(rec.output.sha256):
             return _Node(step=plan, digest=rec.output.sha256, media_type=rec.output.media_type)
-        return self._run_step(prev, plan, ap, history)
+        node = self._run_step(prev, plan, ap, history)
+        if pinned and node.digest != pinned and not self.allow_generate:
+            raise LockMismatch(
+                f"asset {ap.name!r}: step {sp.name} gives {str(node.digest)[:12]}, not the {pinned[:12]} the lock "
+                "pins (--frozen writes only what the lock pins: rebuild without --frozen and commit the lock)"
+            )
+        return node
 
     def provider_family(self, ap: AssetPlan) -> str:
         return ap.family
@@ -557,6 +584,17 @@ class Executor:
         assert last.digest is not None
         key = keys.step_key(sp.name, sp.params, sp.version, last.digest)
         rec = self.records.export(key)
+        pinned = {f.path: f.sha256 for f in op.locked_files} if key == op.locked_key else {}
+        if rec is not None and not export_files_allowed(rec.kind, [f.name for f in rec.files]):
+            self.reporter.warning(f"asset {ap.name!r}: the cache's export record for {op.spec.path} names files "
+                                  "its export does not write; ignored")
+            rec = None
+        if rec is not None and pinned and any(pinned.get(_file_path(op, f.name)) != f.sha256 for f in rec.files):
+            self.reporter.warning(
+                f"asset {ap.name!r}: the cache's export record for {op.spec.path} disagrees with the lock; "
+                "exporting it again"
+            )
+            rec = None
         made: tuple[ExportFile, ...] | None = None
         blobs: dict[str, bytes] = {}
         if rec is not None and rec.kind == sp.name:
@@ -582,6 +620,13 @@ class Executor:
                 files.append(ExportFile(name, digest, len(data), fmt, w, h))
                 blobs[_file_path(op, name)] = data
             made = tuple(files)
+            wrong = [_file_path(op, f.name) for f in made if pinned and pinned.get(_file_path(op, f.name)) != f.sha256]
+            if wrong and not self.allow_generate:
+                raise LockMismatch(
+                    f"asset {ap.name!r}: {', '.join(wrong)} would differ from what the lock pins; nothing of "
+                    "it was written (--frozen writes only what the lock pins: rebuild without --frozen "
+                    "and commit the lock)"
+                )
             self.store.put_record(key, ExportRecord(sp.name, made).to_json())
         written = []
         for f in made:

@@ -70,8 +70,10 @@ class LockedGeneration:
     def from_json(cls, data: Any, where: str) -> "LockedGeneration":
         f = Fields(data, where)
         cands = tuple(Candidate.from_json(c, f"{f.at('candidates')}[{i}]") for i, c in enumerate(f.list("candidates")))
+        if not cands:
+            raise ShapeError(f.at("candidates"), "is empty: an entry pins at least one picture")
         pick = f.int("pick", optional=True, default=0)
-        if cands and pick >= len(cands):
+        if pick >= len(cands):
             raise ShapeError(f.at("pick"), f"is {pick}, but there are {len(cands)} candidate(s)")
         return cls(
             f.digest("key"), f.str("family"), f.str("provider", optional=True), f.mapping("request"), cands,

@@ -68,6 +68,7 @@ class StepPlan:
     digest: str | None = None  # its output's sha256, when known (lock or cache)
     status: str = "run"  # "cached" | "run"
     credits: float = 0.0
+    pinned: str | None = None  # the sha256 the lock pins for this very key (the authority)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,6 +88,7 @@ class OutputPlan:
     status: str = "write"  # "up-to-date" | "write"
     reason: str = ""
     locked_files: tuple[LockedFile, ...] = ()
+    locked_key: str | None = None  # the key of the export the lock pins for this output
 
 
 @dataclass
@@ -103,6 +105,14 @@ class AssetPlan:
     steps: list[StepPlan]
     outputs: list[OutputPlan]
     credits: float = 0.0  # estimated cost of what this plan will pay for
+    # The lock pins this asset's request, but its approved picture is in no cache: a
+    # build refuses rather than repaint it (PinnedPictureMissing).
+    pinned_missing: bool = False
+    # Its generation key is the one the lock pins: the lock's pictures are the authority.
+    pinned: bool = False
+    # Who made the candidates and what they cost, when they come from a cache record.
+    bought_from: str | None = None
+    bought_credits: float | None = None
 
     @property
     def name(self) -> str:
@@ -122,6 +132,7 @@ class AssetPlan:
             "n": req.n,
             "prompt": req.prompt,
             "credits": self.credits,
+            "pinned_missing": self.pinned_missing,
             "steps": [s.to_json() for s in self.steps],
             "outputs": [
                 {
@@ -213,7 +224,7 @@ class _Chain:
             name, resolved, version, input_digest, family=self.provider.family if op else None
         )
         if isinstance(locked, LockedStep) and locked.key == sp.key:
-            sp.digest, sp.status = locked.sha256, "cached"
+            sp.digest, sp.status, sp.pinned = locked.sha256, "cached", locked.sha256
         elif isinstance(locked, LockedOutput) and locked.key == sp.key:
             # A final export pinned by the lock: its files are checked on disk, and no
             # cache lookup is needed (this is the no-op build's hot path).
@@ -332,6 +343,7 @@ def _plan_asset(asset: Asset, entry: LockedAsset | None, inputs: PlanInputs, *, 
 
     reasons: list[str] = []
     candidates: tuple[Candidate, ...] | None = None
+    bought: tuple[str | None, float | None] = (None, None)
     pick = 0
     key_matches_lock = gen is not None and gen.key == gen_key
     if force:
@@ -344,6 +356,7 @@ def _plan_asset(asset: Asset, entry: LockedAsset | None, inputs: PlanInputs, *, 
         rec = records.generation(gen_key)
         if rec is not None:
             candidates = rec.candidates
+            bought = (rec.provider, rec.credits)
         if entry is None:
             reasons.append("new asset")
         elif gen is not None:
@@ -385,7 +398,7 @@ def _plan_asset(asset: Asset, entry: LockedAsset | None, inputs: PlanInputs, *, 
         final = chain.step(fname, fparams, o_digest, lo)
         op = OutputPlan(spec=o, steps=o_steps, final=final)
         if lo is not None:
-            op.locked_files = lo.files
+            op.locked_files, op.locked_key = lo.files, lo.key
         if lo is None:
             op.reason = f"new output {o.path}" if entry is not None else ""
         elif final.key is None or lo.key != final.key:
@@ -424,6 +437,7 @@ def _plan_asset(asset: Asset, entry: LockedAsset | None, inputs: PlanInputs, *, 
     # chain (the candidate, or a cached step result) present in the cache.
     needed = [o for o in outputs if o.status != "up-to-date"]
     status: str
+    pinned_missing = False
     if force:
         status = "generate"
     elif candidates is None:
@@ -448,7 +462,17 @@ def _plan_asset(asset: Asset, entry: LockedAsset | None, inputs: PlanInputs, *, 
                 reasons.append("cached picture, outputs to write")
         else:
             status = "generate"
-            reasons.append("the pinned picture is not in the cache")
+            if key_matches_lock and family != "placeholder":
+                # The approved picture is pinned but no cache holds it: never repaint it
+                # silently (a build refuses; see PinnedPictureMissing). A placeholder is
+                # free and deterministic: making it again gives the same bytes.
+                pinned_missing = True
+                reasons.append(
+                    f"the approved picture {cand_digest and cand_digest[:12]} pinned in the lock is in no cache "
+                    "(build refuses: restore it from a remote cache, or reroll to replace it)"
+                )
+            else:
+                reasons.append("the pinned picture is not in the cache")
 
     credits = 0.0
     if status == "generate" and provider.paid:
@@ -475,4 +499,8 @@ def _plan_asset(asset: Asset, entry: LockedAsset | None, inputs: PlanInputs, *, 
         steps=asset_steps,
         outputs=outputs,
         credits=credits,
+        pinned_missing=pinned_missing,
+        pinned=key_matches_lock and family != "placeholder",
+        bought_from=bought[0],
+        bought_credits=bought[1],
     )

@@ -61,6 +61,7 @@ class AssetResult:
     credits: float = 0.0
     error: str = ""
     reasons: list[str] = field(default_factory=list)
+    lock_mismatch: bool = False  # --frozen refused a file that differs from the lock
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {

@@ -32,7 +32,7 @@ from recraft_build.engine.options import BuildOptions
 from recraft_build.engine.outputs import MANIFEST_NAME, OutputState, sweep_temp_files, write_manifest
 from recraft_build.engine.plan import Plan, PlanInputs, make_plan
 from recraft_build.engine.pricing import Pricing
-from recraft_build.errors import BudgetError, FrozenError, Problem, SpecError, UsageError
+from recraft_build.errors import BudgetError, FrozenError, LockMismatch, PinnedPictureMissing, Problem, SpecError, UsageError
 from recraft_build.providers.capabilities import ProviderInfo
 from recraft_build.settings import Settings
 
@@ -225,6 +225,9 @@ class Session:
             needs = [a.name for a in plan.assets if a.status == "generate" or a.credits > 0]
             if needs:
                 raise FrozenError(needs)
+        missing = [(a.name, a.candidates[a.pick].sha256) for a in plan.assets if a.pinned_missing and a.candidates]
+        if missing:
+            raise PinnedPictureMissing(missing, self.spec.lock_path.name)
         if options.max_credits is not None and plan.credits > options.max_credits:
             raise BudgetError(plan.credits, options.max_credits)
         removed = sweep_temp_files(self.out)
@@ -266,6 +269,11 @@ class Session:
                     )
         if result.interrupted:
             raise KeyboardInterrupt
+        mismatched = [a for a in result.assets if a.lock_mismatch]
+        if mismatched:
+            # --frozen: a file would not have been the one the lock pins (nothing of it was
+            # written). Not an asset failure but a plan refusal: exit 3.
+            raise LockMismatch("; ".join(a.error for a in mismatched))
         return result
 
     def _make_provider(self, client: Any) -> Any:

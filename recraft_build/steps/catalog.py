@@ -26,6 +26,8 @@ from typing import Any, Mapping, Protocol
 
 __all__ = [
     "ENGINES",
+    "FAVICON_FILES",
+    "export_files_allowed",
     "STEPS",
     "STEP_NAMES",
     "EngineChoiceError",
@@ -215,3 +217,18 @@ def choose_engine(
             f"({hint}--provider recraft/replicate)"
         )
     return engine, (op if engine == "provider" else None)
+
+
+#: The files a favicon output writes into its folder (``steps.export.favicon_set``).
+FAVICON_FILES = ("favicon.ico", "apple-touch-icon.png", "icon-192.png", "icon-512.png", "site.webmanifest")
+
+
+def export_files_allowed(kind: str, names: list[str]) -> bool:
+    """True when an export record of ``kind`` names only files that export writes: one
+    unnamed file for ``export``; names from :data:`FAVICON_FILES` for ``favicon``. A
+    record from a shared cache can never add a file (an ``index.html``) to the tree."""
+    if kind == "export":
+        return names == [""]
+    if kind == "favicon":
+        return bool(names) and len(set(names)) == len(names) and set(names) <= set(FAVICON_FILES)
+    return False

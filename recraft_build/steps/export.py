@@ -36,6 +36,7 @@ from PIL import Image
 
 from recraft_build.domain import Picture
 from recraft_build.errors import StepError
+from recraft_build.steps.catalog import FAVICON_FILES
 from recraft_build.steps.images import (
     decode,
     parse_color,
@@ -51,8 +52,6 @@ __all__ = ["FAVICON_FILES", "FORMATS", "encode", "favicon_set"]
 #: Formats :func:`encode` writes.
 FORMATS = frozenset({"png", "webp", "jpg", "jpeg", "ico", "svg"})
 #: The files :func:`favicon_set` always writes (plus ``icon.svg`` for an SVG picture).
-FAVICON_FILES = ("favicon.ico", "apple-touch-icon.png", "icon-192.png", "icon-512.png",
-                 "site.webmanifest")
 
 _DEFAULT_QUALITY = 90
 _PNG_LEVEL = 9
