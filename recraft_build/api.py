@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
+from recraft_build.cache.base import BuildStore, CacheStore
 from recraft_build.engine import keys
 from recraft_build.domain import Picture, Spec, sniff_media_type
 from recraft_build.errors import FrozenError, BudgetError, UsageError, SpecError, Problem
@@ -160,66 +161,28 @@ def open_store(
     *,
     remote_cache: str | None = None,
     remote_mode: str | None = None,
-):
+) -> CacheStore:
     """The local store, wrapped with the shared remote cache when one is configured.
 
-    Remote: ``remote_cache`` (``--remote-cache``), else ``RECRAFT_BUILD_REMOTE_CACHE``;
-    mode: ``remote_mode``, else ``RECRAFT_BUILD_REMOTE_CACHE_MODE``, else ``read-write``
-    (a picture paid for is shared at once; set ``read`` on laptops to leave writing to CI).
-    The ``Authorization`` header comes from ``RECRAFT_BUILD_REMOTE_CACHE_AUTH``.
-    An ``s3://BUCKET/PREFIX`` remote is a bucket (``remote_s3``: endpoint from
-    ``RECRAFT_BUILD_S3_ENDPOINT``, credentials from boto3's own environment chain).
+    Remote: ``remote_cache`` (``--remote-cache``), else ``RECRAFT_BUILD_REMOTE_CACHE``:
+    an ``http(s)://`` Bazel HTTP cache, ``s3://BUCKET/PREFIX``, or a folder (a path or
+    ``file:///path``); see :mod:`recraft_build.cache.remotes`. Mode: ``remote_mode``,
+    else ``RECRAFT_BUILD_REMOTE_CACHE_MODE``, else ``read-write`` (a picture paid for is
+    shared at once; set ``read`` on laptops to leave writing to CI). The caller closes
+    the store (which closes the remote's client too).
     """
     from recraft_build.cache.local import Store, default_cache_dir
+    from recraft_build.cache.remotes import remote_url, with_remote
 
     directory = Path(cache_dir) if cache_dir else default_cache_dir(env)
     local = Store(directory, warn=warn)
-    url = remote_cache or env.get("RECRAFT_BUILD_REMOTE_CACHE", "").strip()
-    if not url:
-        return local
-    from recraft_build.cache.remote import RemoteCache, TieredStore, auth_headers
-    from recraft_build.cache.s3 import S3Cache, is_s3_url, s3_client
-
-    mode = remote_mode or env.get("RECRAFT_BUILD_REMOTE_CACHE_MODE", "").strip() or "read-write"
-    client: Any = None
-    try:
-        if is_s3_url(url):
-            client = s3_client(env)
-            remote: Any = S3Cache(url, client=client, mode=mode, warn=warn)
-        else:
-            import httpx
-
-            client = httpx.Client(timeout=httpx.Timeout(60.0, connect=5.0), limits=httpx.Limits(max_connections=16))
-            remote = RemoteCache(url, client=client, mode=mode, headers=auth_headers(env), warn=warn)
-    except BaseException:
-        if client is not None:
-            client.close()
-        local.close()
-        raise
-    return _ClosingTiered(TieredStore(local, remote), client)
-
-
-class _ClosingTiered:
-    """A TieredStore that also closes the HTTP client it was given."""
-
-    def __init__(self, tiered: Any, client: Any):
-        self._tiered = tiered
-        self._client = client
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._tiered, name)
-
-    def close(self) -> None:
-        try:
-            self._tiered.close()
-        finally:
-            self._client.close()
+    return with_remote(local, remote_url(remote_cache, env), env=env, mode=remote_mode, warn=warn)
 
 
 class _Records(Mapping[str, Any]):
     """A read-only, memoised view of the store's action records, for the pure planner."""
 
-    def __init__(self, store: Any):
+    def __init__(self, store: BuildStore):
         self._store = store
         self._memo: dict[str, Any] = {}
 
@@ -319,7 +282,7 @@ class _Context:
     spec: Spec
     out: Path
     lock: Lock
-    store: Any
+    store: CacheStore
     info: ProviderInfo
     state: OutputState
     style_refs: dict[str, tuple[Any, str, list[Picture]]] = field(default_factory=dict)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
+from recraft_build.cache.base import BuildStore
 from recraft_build.engine import keys
 from recraft_build.domain import Picture, media_type_for_format, sniff_media_type
 from recraft_build.errors import (
@@ -199,7 +200,7 @@ class Executor:
     def __init__(
         self,
         *,
-        store: Any,
+        store: BuildStore,
         provider: Provider,
         lock: Lock,
         output_dir: Path,
@@ -779,7 +780,7 @@ def _charged(reported: float | None, estimate: float) -> float:
     return float(reported) if reported is not None else estimate
 
 
-def _usable_generation(rec: Any, store: Any) -> bool:
+def _usable_generation(rec: Any, store: BuildStore) -> bool:
     if not isinstance(rec, Mapping):
         return False
     cands = rec.get("candidates")
