@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from recraft_build.cache.base import BuildStore, CacheStore
+from recraft_build.cache.roots import GcReport
 from recraft_build.engine import keys
 from recraft_build.domain import Picture, Spec, sniff_media_type
-from recraft_build.errors import FrozenError, BudgetError, UsageError, SpecError, Problem
+from recraft_build.errors import FrozenError, BudgetError, LockError, UsageError, SpecError, Problem
 from recraft_build.engine.executor import Budget, BuildResult, Executor, NullReporter, Reporter
 from recraft_build.engine.clean import CleanResult, clean_outputs
 from recraft_build.engine.lock import Lock
@@ -466,6 +467,7 @@ def build(
             # Assets removed from the spec drop out of the lock; the manifest follows the lock.
             dropped = ctx.lock.retain([a.name for a in ctx.spec.assets], list(ctx.spec.styles))
             ctx.lock.save()
+            ctx.store.register_root(ctx.lock.path)  # cache gc keeps what this lock pins
             changed = result is None or dropped or any(a.status != "up-to-date" for a in result.assets)
             if changed or not (ctx.out / MANIFEST_NAME).exists():
                 _write_manifest(ctx)
@@ -585,31 +587,66 @@ def lock_references(lock: Lock) -> tuple[set[str], set[str]]:
 
 
 def cache_gc(
-    lock_paths: Sequence[str | os.PathLike[str]],
+    lock_paths: Sequence[str | os.PathLike[str]] = (),
     cache_dir: str | os.PathLike[str] | None = None,
     *,
     env: Mapping[str, str] | None = None,
     reporter: Reporter | None = None,
-):
-    """``recraft-build cache gc``: keep only what the given lock files pin.
+    dry_run: bool = False,
+) -> GcReport:
+    """``recraft-build cache gc``: keep what any live gc root's lock pins, remove the rest.
 
-    Every project sharing the cache must be named, or its pictures go (they stay pinned
-    by its lock, and come back from a remote cache or cost a new generation).
+    Roots are the locks builds registered in this cache (:mod:`recraft_build.cache.roots`),
+    so every project sharing the cache keeps its pictures; ``lock_paths`` are extra roots
+    for this run (each must exist). A root whose lock file is gone is pruned. With
+    ``dry_run`` nothing is removed (roots included): the report says what would go.
+
+    Raises UsageError when a named lock is missing or nothing pins anything (that would
+    empty the whole cache: delete the folder for that); LockError (exit 3) for a root's
+    lock that cannot be read, since gc cannot tell what it pins.
     """
     env = os.environ if env is None else env
-    if not lock_paths:
-        raise UsageError("cache gc needs the lock files to keep (e.g. assets.lock)")
-    keep_keys: set[str] = set()
-    keep_digests: set[str] = set()
-    for p in lock_paths:
-        path = Path(p)
+    named = [Path(p) for p in lock_paths]
+    for path in named:
         if not path.exists():
             raise UsageError(f"lock file {path} does not exist")
-        k, d = lock_references(Lock.load(path))
-        keep_keys |= k
-        keep_digests |= d
     store = open_store(cache_dir, env, (reporter or NullReporter()).warning)
     try:
-        return store.gc(keep_keys, keep_digests)
+        keep_keys: set[str] = set()
+        keep_digests: set[str] = set()
+        live: list[str] = []
+        pruned: list[str] = []
+        for root in store.roots():
+            if not root.lock.exists():
+                pruned.append(str(root.lock))
+                if not dry_run:
+                    store.remove_root(root)
+                continue
+            try:
+                lock = Lock.load(root.lock)
+            except LockError as exc:
+                raise LockError(
+                    f"{exc} (it is a gc root of the cache {root.file.parent.parent}; cache gc "
+                    "removes nothing until it can read every root's lock)"
+                ) from exc
+            k, d = lock_references(lock)
+            keep_keys |= k
+            keep_digests |= d
+            live.append(str(root.lock))
+        for path in named:
+            k, d = lock_references(Lock.load(path))
+            keep_keys |= k
+            keep_digests |= d
+            if str(path.resolve()) not in live:
+                live.append(str(path.resolve()))
+        if not live:
+            raise UsageError(
+                "cache gc: no lock pins anything in this cache (no build has registered its "
+                "lock here yet), so it would remove everything; name the lock files to keep "
+                "(recraft-build cache gc path/to/assets.lock), or delete the cache folder to "
+                "empty it"
+            )
+        result = store.gc(keep_keys, keep_digests, dry_run=dry_run)
+        return GcReport.of(result, roots=live, pruned_roots=pruned)
     finally:
         store.close()

@@ -111,7 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cache", help="the local cache: info, gc, verify")
     p.add_argument("action", choices=["info", "gc", "verify"])
-    p.add_argument("locks", nargs="*", metavar="LOCK", help="gc: lock files whose pictures to keep (default: the spec's)")
+    p.add_argument(
+        "locks", nargs="*", metavar="LOCK",
+        help="gc: more lock files whose pictures to keep (besides every lock builds registered, and the spec's)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="gc: say what would be removed, remove nothing")
     _common(p)
     _cache(p)
     _add_review_commands(sub)
@@ -306,11 +310,39 @@ def _cache_command(args: argparse.Namespace, stdout: IO[str], stderr: IO[str], a
         corrupt = getattr(res, "corrupt", [])
         return 1 if corrupt else 0
     locks = list(args.locks)
-    if not locks:
-        spec = api.load(args.spec)
-        locks = [str(spec.lock_path)]
-    show(api.cache_gc(locks, args.cache_dir, reporter=PlainReporter(stderr)))
+    if not locks and (args.spec or os.path.exists(api.DEFAULT_SPEC)):
+        # The spec's own lock is a root too, registered or not (a project built before
+        # builds registered their locks).
+        lock_path = api.load(args.spec).lock_path
+        if lock_path.exists():
+            locks = [str(lock_path)]
+    report = api.cache_gc(locks, args.cache_dir, reporter=PlainReporter(stderr), dry_run=args.dry_run)
+    if as_json:
+        _emit_json(dataclasses.asdict(report), stdout)
+        return 0
+    verb = "would remove" if report.dry_run else "removed"
+    stdout.write(
+        f"{verb} {report.entries} cache entries ({report.blobs} picture(s), {report.records} "
+        f"record(s)), {_bytes_text(report.bytes)}; kept {report.kept_blobs} picture(s) and "
+        f"{report.kept_records} record(s) pinned by {len(report.roots)} lock file(s)\n"
+    )
+    for lock in report.roots:
+        stdout.write(f"  kept: {lock}\n")
+    for lock in report.pruned_roots:
+        stdout.write(f"  {'would forget' if report.dry_run else 'forgot'} the root {lock} (the lock file is gone)\n")
+    if report.dry_run:
+        stdout.write("dry run: nothing was removed\n")
     return 0
+
+
+def _bytes_text(count: int) -> str:
+    """``1234567`` -> ``"1234567 bytes (1.2 MB)"``."""
+    size, unit = float(count), "bytes"
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            break
+        size /= 1000
+    return f"{count} bytes" if unit == "bytes" else f"{count} bytes ({size:.1f} {unit})"
 
 
 # -- candidates, review and the lock diff (issue 6) ---------------------------------------------
