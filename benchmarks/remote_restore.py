@@ -31,7 +31,8 @@ if str(_ROOT / "tests") not in sys.path:
     sys.path.insert(0, str(_ROOT / "tests"))
 
 from nginx import run_nginx  # noqa: E402  (tests/nginx.py)
-from recraft_build.cache.remote import RemoteCache, TieredStore  # noqa: E402
+from recraft_build.cache.http import RemoteCache  # noqa: E402
+from recraft_build.cache.tiered import TieredStore  # noqa: E402
 from recraft_build.cache.local import Store  # noqa: E402
 
 __all__ = ["main", "run"]

@@ -24,6 +24,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from recraft_build.cache.base import CacheStore
+from recraft_build.cache.roots import GcReport
 from recraft_build.domain import Spec
 from recraft_build.engine.clean import CleanResult, clean_outputs
 from recraft_build.engine.executor import BuildResult, NullReporter, Reporter
@@ -31,7 +33,7 @@ from recraft_build.engine.lock import Lock
 from recraft_build.engine.options import BuildOptions
 from recraft_build.engine.plan import Plan
 from recraft_build.engine.session import DEFAULT_SPEC, Session, load_spec_file, select_targets
-from recraft_build.errors import UsageError
+from recraft_build.errors import LockError, UsageError
 from recraft_build.providers.capabilities import ProviderInfo
 from recraft_build.settings import Settings
 
@@ -115,61 +117,22 @@ def open_store(
     *,
     remote_cache: str | None = None,
     remote_mode: str | None = None,
-):
+) -> CacheStore:
     """The local store, wrapped with the shared remote cache when one is configured.
 
-    Remote: ``remote_cache`` (``--remote-cache``), else ``RECRAFT_BUILD_REMOTE_CACHE``;
-    mode: ``remote_mode``, else ``RECRAFT_BUILD_REMOTE_CACHE_MODE``, else ``read-write``
-    (a picture paid for is shared at once; set ``read`` on laptops to leave writing to CI).
-    The ``Authorization`` header comes from ``RECRAFT_BUILD_REMOTE_CACHE_AUTH``.
-    An ``s3://BUCKET/PREFIX`` remote is a bucket (``remote_s3``: endpoint from
-    ``RECRAFT_BUILD_S3_ENDPOINT``, credentials from boto3's own environment chain).
+    Remote: ``remote_cache`` (``--remote-cache``), else ``RECRAFT_BUILD_REMOTE_CACHE``:
+    an ``http(s)://`` Bazel HTTP cache, ``s3://BUCKET/PREFIX``, or a folder (a path or
+    ``file:///path``); see :mod:`recraft_build.cache.remotes`. Mode: ``remote_mode``,
+    else ``RECRAFT_BUILD_REMOTE_CACHE_MODE``, else ``read-write`` (a picture paid for is
+    shared at once; set ``read`` on laptops to leave writing to CI). The caller closes
+    the store (which closes the remote's client too).
     """
     from recraft_build.cache.local import Store, default_cache_dir
+    from recraft_build.cache.remotes import remote_url, with_remote
 
     directory = Path(cache_dir) if cache_dir else default_cache_dir(env)
     local = Store(directory, warn=warn)
-    url = remote_cache or env.get("RECRAFT_BUILD_REMOTE_CACHE", "").strip()
-    if not url:
-        return local
-    from recraft_build.cache.remote import RemoteCache, TieredStore, auth_headers
-    from recraft_build.cache.s3 import S3Cache, is_s3_url, s3_client
-
-    mode = remote_mode or env.get("RECRAFT_BUILD_REMOTE_CACHE_MODE", "").strip() or "read-write"
-    client: Any = None
-    try:
-        if is_s3_url(url):
-            client = s3_client(env)
-            remote: Any = S3Cache(url, client=client, mode=mode, warn=warn)
-        else:
-            import httpx
-
-            client = httpx.Client(timeout=httpx.Timeout(60.0, connect=5.0), limits=httpx.Limits(max_connections=16))
-            remote = RemoteCache(url, client=client, mode=mode, headers=auth_headers(env), warn=warn)
-    except BaseException:
-        if client is not None:
-            client.close()
-        local.close()
-        raise
-    return _ClosingTiered(TieredStore(local, remote), client)
-
-
-class _ClosingTiered:
-    """A TieredStore that also closes the HTTP client it was given."""
-
-    def __init__(self, tiered: Any, client: Any):
-        self._tiered = tiered
-        self._client = client
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._tiered, name)
-
-    def close(self) -> None:
-        try:
-            self._tiered.close()
-        finally:
-            self._client.close()
-
+    return with_remote(local, remote_url(remote_cache, env), env=env, mode=remote_mode, warn=warn)
 
 
 # -- plan / status ----------------------------------------------------------------------
@@ -280,31 +243,66 @@ def lock_references(lock: Lock) -> tuple[set[str], set[str]]:
 
 
 def cache_gc(
-    lock_paths: Sequence[str | os.PathLike[str]],
+    lock_paths: Sequence[str | os.PathLike[str]] = (),
     cache_dir: str | os.PathLike[str] | None = None,
     *,
     env: Mapping[str, str] | None = None,
     reporter: Reporter | None = None,
-):
-    """``recraft-build cache gc``: keep only what the given lock files pin.
+    dry_run: bool = False,
+) -> GcReport:
+    """``recraft-build cache gc``: keep what any live gc root's lock pins, remove the rest.
 
-    Every project sharing the cache must be named, or its pictures go (they stay pinned
-    by its lock, and come back from a remote cache or cost a new generation).
+    Roots are the locks builds registered in this cache (:mod:`recraft_build.cache.roots`),
+    so every project sharing the cache keeps its pictures; ``lock_paths`` are extra roots
+    for this run (each must exist). A root whose lock file is gone is pruned. With
+    ``dry_run`` nothing is removed (roots included): the report says what would go.
+
+    Raises UsageError when a named lock is missing or nothing pins anything (that would
+    empty the whole cache: delete the folder for that); LockError (exit 3) for a root's
+    lock that cannot be read, since gc cannot tell what it pins.
     """
     env = Settings(env=env).environ
-    if not lock_paths:
-        raise UsageError("cache gc needs the lock files to keep (e.g. assets.lock)")
-    keep_keys: set[str] = set()
-    keep_digests: set[str] = set()
-    for p in lock_paths:
-        path = Path(p)
+    named = [Path(p) for p in lock_paths]
+    for path in named:
         if not path.exists():
             raise UsageError(f"lock file {path} does not exist")
-        k, d = lock_references(Lock.load(path))
-        keep_keys |= k
-        keep_digests |= d
     store = open_store(cache_dir, env, (reporter or NullReporter()).warning)
     try:
-        return store.gc(keep_keys, keep_digests)
+        keep_keys: set[str] = set()
+        keep_digests: set[str] = set()
+        live: list[str] = []
+        pruned: list[str] = []
+        for root in store.roots():
+            if not root.lock.exists():
+                pruned.append(str(root.lock))
+                if not dry_run:
+                    store.remove_root(root)
+                continue
+            try:
+                lock = Lock.load(root.lock)
+            except LockError as exc:
+                raise LockError(
+                    f"{exc} (it is a gc root of the cache {root.file.parent.parent}; cache gc "
+                    "removes nothing until it can read every root's lock)"
+                ) from exc
+            k, d = lock_references(lock)
+            keep_keys |= k
+            keep_digests |= d
+            live.append(str(root.lock))
+        for path in named:
+            k, d = lock_references(Lock.load(path))
+            keep_keys |= k
+            keep_digests |= d
+            if str(path.resolve()) not in live:
+                live.append(str(path.resolve()))
+        if not live:
+            raise UsageError(
+                "cache gc: no lock pins anything in this cache (no build has registered its "
+                "lock here yet), so it would remove everything; name the lock files to keep "
+                "(recraft-build cache gc path/to/assets.lock), or delete the cache folder to "
+                "empty it"
+            )
+        result = store.gc(keep_keys, keep_digests, dry_run=dry_run)
+        return GcReport.of(result, roots=live, pruned_roots=pruned)
     finally:
         store.close()

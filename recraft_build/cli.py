@@ -111,7 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cache", help="the local cache: info, gc, verify")
     p.add_argument("action", choices=["info", "gc", "verify"])
-    p.add_argument("locks", nargs="*", metavar="LOCK", help="gc: lock files whose pictures to keep (default: the spec's)")
+    p.add_argument(
+        "locks", nargs="*", metavar="LOCK",
+        help="gc: more lock files whose pictures to keep (besides every lock builds registered, and the spec's)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="gc: say what would be removed, remove nothing")
     _common(p)
     _cache(p)
     _add_review_commands(sub)
@@ -218,10 +222,13 @@ def _cache_command(args: argparse.Namespace, out: Renderer, warnings: Any) -> in
         out.record(res)
         return 1 if getattr(res, "corrupt", []) else 0
     locks = list(args.locks)
-    if not locks:
-        spec = api.load(args.spec)
-        locks = [str(spec.lock_path)]
-    out.record(api.cache_gc(locks, args.cache_dir, reporter=warnings))
+    if not locks and (args.spec or os.path.exists(api.DEFAULT_SPEC)):
+        # The spec's own lock is a root too, registered or not (a project built before
+        # builds registered their locks).
+        lock_path = api.load(args.spec).lock_path
+        if lock_path.exists():
+            locks = [str(lock_path)]
+    out.gc(api.cache_gc(locks, args.cache_dir, reporter=warnings, dry_run=args.dry_run))
     return 0
 
 

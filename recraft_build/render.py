@@ -109,6 +109,22 @@ class Renderer:
             else:
                 self.stdout.write(f"{k}: {v}\n")
 
+    def gc(self, report: Any) -> None:
+        """What ``cache gc`` removed (or would remove), and the locks that kept the rest."""
+        out = self.stdout
+        verb = "would remove" if report.dry_run else "removed"
+        out.write(
+            f"{verb} {report.entries} cache entries ({report.blobs} picture(s), {report.records} "
+            f"record(s)), {bytes_text(report.bytes)}; kept {report.kept_blobs} picture(s) and "
+            f"{report.kept_records} record(s) pinned by {len(report.roots)} lock file(s)\n"
+        )
+        for lock in report.roots:
+            out.write(f"  kept: {lock}\n")
+        for lock in report.pruned_roots:
+            out.write(f"  {'would forget' if report.dry_run else 'forgot'} the root {lock} (the lock file is gone)\n")
+        if report.dry_run:
+            out.write("dry run: nothing was removed\n")
+
     def text(self, text: str, data: Any = None) -> None:
         """Text for people (``diff``'s Markdown, a page's address); ``data`` for JSON."""
         self.stdout.write(text if text.endswith("\n") else text + "\n")
@@ -126,6 +142,16 @@ class Renderer:
 
     def finish(self) -> None:
         """Called once at the end of the command."""
+
+
+def bytes_text(count: int) -> str:
+    """``1234567`` -> ``"1234567 bytes (1.2 MB)"``."""
+    size, unit = float(count), "bytes"
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            break
+        size /= 1000
+    return f"{count} bytes" if unit == "bytes" else f"{count} bytes ({size:.1f} {unit})"
 
 
 def _engine(step: Any) -> str:
@@ -163,6 +189,9 @@ class JsonRenderer(Renderer):
 
     def record(self, obj: Any) -> None:
         self._set(dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else dict(obj))
+
+    def gc(self, report: Any) -> None:
+        self.record(report)
 
     def text(self, text: str, data: Any = None) -> None:
         self._set(data if data is not None else {"text": text})

@@ -119,3 +119,33 @@ def test_frozen_ci_names_what_the_remote_lacks(tmp_path, env, server, nginx_cach
     assert code == 3
     assert "icon-a" in err and "--frozen" in err
     assert server.counts["generations"] == 5
+
+
+def test_a_folder_remote_lets_a_second_machine_restore_with_zero_paid_calls(tmp_path, env, server):
+    """The same as the nginx test, through a folder (a shared drive, or a folder in the
+    repository tracked with Git LFS): a plain path on one machine, a file:// URL on the other."""
+    shared = tmp_path / "shared-drive" / "art-cache"
+    shared.mkdir(parents=True)
+    laptop = tmp_path / "laptop"
+    laptop.mkdir()
+    (laptop / "assets.yaml").write_text(SPEC)
+    code, data, err = build(laptop, tmp_path / "cache-laptop", str(shared))
+    assert code == 0, err
+    assert server.counts["generations"] == 5
+    stored = sorted(p.relative_to(shared).parts[0] for p in shared.rglob("*") if p.is_file())
+    assert set(stored) == {"ac", "cas"} and stored.count("ac") >= 5
+    assert not [p for p in shared.rglob(".tmp-*")], "no temp file is left behind"
+
+    ci = tmp_path / "ci"
+    ci.mkdir()
+    shutil.copy(laptop / "assets.yaml", ci / "assets.yaml")
+    shutil.copy(laptop / "assets.lock", ci / "assets.lock")
+    before = sorted(shared.rglob("*"))
+    code, data, err = build(ci, tmp_path / "cache-ci", shared.as_uri(), "--frozen", mode="read")
+    assert code == 0, err
+    assert server.counts["generations"] == 5  # zero paid calls on the second machine
+    assert data["summary"]["restored"] == 5
+    assert "warning" not in err
+    assert sorted(shared.rglob("*")) == before  # read mode wrote nothing
+    for item in "abcde":
+        assert (ci / "out" / "icons" / f"{item}.png").read_bytes() == (laptop / "out" / "icons" / f"{item}.png").read_bytes()

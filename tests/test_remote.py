@@ -1,4 +1,5 @@
-"""Tests of recraft_build.cache.remote: the Bazel-HTTP remote cache client and the tiered store.
+"""Tests of recraft_build.cache.http (the Bazel-HTTP remote cache client), the shared
+remote base (cache.remote_base) and the tiered store (cache.tiered).
 
 Most run against a real nginx with WebDAV PUT (tests/nginx.py; skipped with a reason
 when nginx is not installed), some against a tiny in-process server that misbehaves
@@ -20,18 +21,11 @@ import pytest
 from nginx import NginxCache, nginx_cache  # noqa: F401  (the fixture)
 from cache_fakes import Provider, Warnings, action_key, build, sha
 from recraft_build.errors import UsageError
-from recraft_build.cache.remote import (
-    AC_FORMAT,
-    PutResult,
-    RemoteCache,
-    RemotePolicy,
-    REMOTE_AUTH_ENV,
-    TieredStore,
-    auth_headers,
-    redact_url,
-    referenced_blobs,
-    remote_name,
-)
+from recraft_build.cache.codec import AC_FORMAT
+from recraft_build.cache.http import REMOTE_AUTH_ENV, RemoteCache, auth_headers
+from recraft_build.cache.policy import RemotePolicy
+from recraft_build.cache.remote_base import PutResult, redact_url, referenced_blobs, remote_name
+from recraft_build.cache.tiered import TieredStore
 from recraft_build.cache.local import Store
 
 TOKEN = "s3cr3t-token-value"
@@ -512,6 +506,26 @@ def test_429_honours_retry_after() -> None:
     assert warnings == []
 
 
+def test_retry_after_as_an_http_date_is_honoured_and_capped() -> None:
+    """The date is measured against the answer's own Date header (not the local clock)."""
+    date = "Wed, 21 Oct 2015 07:28:00 GMT"
+    answers = iter(
+        [
+            httpx.Response(503, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:07 GMT", "Date": date}),
+            httpx.Response(429, headers={"Retry-After": "Wed, 21 Oct 2015 09:00:00 GMT", "Date": date}),
+            httpx.Response(404),
+        ]
+    )
+    warnings, sleeps = Warnings(), []
+    remote, _ = mock_remote(
+        lambda r: next(answers), warnings, sleeps, policy=RemotePolicy(retries=2, max_retry_after=30.0),
+        clock=lambda: 0.0,  # a wall clock decades off: must not matter
+    )
+    assert remote.get_blob(sha(b"x")) is None
+    assert sleeps == [pytest.approx(7.0), 30.0]
+    assert warnings == []
+
+
 def test_retries_run_out_then_every_call_is_a_quick_miss() -> None:
     warnings, sleeps = Warnings(), []
     remote, recorder = mock_remote(lambda r: httpx.Response(503), warnings, sleeps)
@@ -664,6 +678,28 @@ def test_tiered_store_passes_maintenance_to_the_local_store(client, tmp_path) ->
     assert store.gc(keep_keys=set(), keep_digests=set()).blobs == 1
     store.close()
     store.close()  # safe twice
+
+
+def test_tiered_store_closes_the_client_it_owns_after_the_uploads(tmp_path) -> None:
+    events: list[str] = []
+
+    class Client(httpx.Client):
+        def close(self) -> None:
+            events.append("client closed")
+            super().close()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        events.append(request.method)
+        return httpx.Response(201 if request.method == "PUT" else 404)
+
+    client = Client(transport=httpx.MockTransport(answer))
+    remote = RemoteCache("https://cache.example", client=client, sleep=lambda s: None)
+    store = TieredStore(Store(tmp_path / "a"), remote, client=client)
+    store.put_blob(b"picture")
+    store.close()
+    store.close()  # safe twice: closed once
+    assert events == ["PUT", "client closed"]
+    assert client.is_closed
 
 
 def test_auth_header_comes_from_the_environment() -> None:

@@ -26,7 +26,11 @@ moto_server = pytest.importorskip(
 from recraft_build.cli import main  # noqa: E402
 from cache_fakes import Provider, Warnings, action_key, build, sha
 from recraft_build.errors import UsageError  # noqa: E402
-from recraft_build.cache.remote import AC_FORMAT, PutResult, RemoteCache, RemotePolicy, TieredStore  # noqa: E402
+from recraft_build.cache.codec import AC_FORMAT  # noqa: E402
+from recraft_build.cache.http import RemoteCache  # noqa: E402
+from recraft_build.cache.policy import RemotePolicy  # noqa: E402
+from recraft_build.cache.remote_base import PutResult  # noqa: E402
+from recraft_build.cache.tiered import TieredStore  # noqa: E402
 from recraft_build.cache.s3 import (  # noqa: E402
     S3_ENDPOINT_ENV,
     S3Cache,

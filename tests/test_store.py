@@ -218,6 +218,30 @@ def test_gc_with_nothing_to_keep_empties_the_store(store: Store) -> None:
     assert (info.blobs, info.records) == (0, 0)
 
 
+def test_gc_dry_run_counts_what_would_go_and_removes_nothing(store: Store) -> None:
+    kept = store.put_blob(_data(17))
+    dropped = store.put_blob(_data(18))
+    store.put_record("keep", {"sha256": kept})
+    store.put_record("drop", {"sha256": dropped})
+    debris = store.directory / "store" / "ef" / "01"
+    debris.mkdir(parents=True)
+    (debris / "old.val").write_bytes(b"o" * 300)
+    os.utime(debris / "old.val", (time.time() - 7200, time.time() - 7200))
+    files_before = _value_files(store.directory)
+
+    dry = store.gc({"keep"}, set(), dry_run=True)
+
+    assert dry.dry_run and (dry.blobs, dry.records, dry.orphan_files) == (1, 1, 1)
+    assert (dry.kept_blobs, dry.kept_records) == (1, 1)
+    assert _value_files(store.directory) == files_before
+    assert store.get_blob(dropped) is not None and store.get_record("drop") is not None
+    real = store.gc({"keep"}, set())
+    assert not real.dry_run
+    assert (real.blobs, real.records, real.orphan_files, real.bytes) == (1, 1, 1, dry.bytes)
+    assert real.bytes >= BIG + 300
+    assert store.get_blob(dropped) is None and store.get_blob(kept) is not None
+
+
 def test_gc_removes_old_debris_of_a_killed_write_but_not_a_fresh_one(store: Store) -> None:
     digest = store.put_blob(_data(16))
     debris_dir = store.directory / "store" / "ab" / "cd"

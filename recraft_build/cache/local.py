@@ -4,11 +4,15 @@ A **blob** is the bytes of one picture, stored under its sha256 (lowercase hex).
 **record** is a small JSON object stored under an action key (from ``keys``): what an
 action produced, e.g. ``{"candidates": [{"sha256": ..., "media_type": ..., "size":
 ...}], "credits": 1, "image_ids": [...]}``. The store does not interpret records, with
-one exception, the **reference convention** :meth:`Store.gc` relies on:
+one exception, the **reference convention** :meth:`Store.gc` relies on
+(:func:`recraft_build.cache.base.referenced_digests`):
 
     A record references a blob by holding its digest as a string value under a key
     named ``"sha256"``, at any depth (inside nested objects and lists). A list of
     strings under ``"sha256"`` references each of them.
+
+The store implements :class:`recraft_build.cache.base.CacheStore`; records are kept in
+the checksummed framing of :func:`recraft_build.cache.codec.encode_local_record`.
 
 Guarantees:
 
@@ -34,26 +38,28 @@ Guarantees:
 On-disk layout of ``directory``: ``store/`` is diskcache's (``cache.db`` plus value
 files, nothing else may be put there); ``locks/`` holds the empty lock files of
 :meth:`Store.key_lock`, which are never deleted (deleting a lock file another process
-is waiting on would break the exclusion).
+is waiting on would break the exclusion); ``roots/`` holds the gc roots
+(:mod:`recraft_build.cache.roots`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 import diskcache
 import filelock
 
+from recraft_build.cache.base import GcResult, StoreInfo, VerifyResult, referenced_digests
+from recraft_build.cache.codec import decode_local_record, encode_local_record
+from recraft_build.cache.roots import Root, RootRegistry
 from recraft_build.errors import StoreError
 
 __all__ = [
@@ -72,10 +78,6 @@ CACHE_ENV = "RECRAFT_BUILD_CACHE"
 # size limit and one LRU order cover both.
 _BLOB = "blob:"
 _RECORD = "record:"
-
-# A record is stored as MAGIC + sha256(payload) + "\n" + payload, so that damage to a
-# record is detected like damage to a blob (JSON that still parses is not proof).
-_RECORD_MAGIC = b"recraft-build-record-v1\n"
 
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 
@@ -114,72 +116,6 @@ def _expand_home(path: str, env: Mapping[str, str]) -> Path:
     return Path(path).expanduser()
 
 
-def referenced_digests(record: Any) -> set[str]:
-    """Every blob digest ``record`` references (see the module's reference convention)."""
-    found: set[str] = set()
-    stack = [record]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, Mapping):
-            for key, value in item.items():
-                if key == "sha256":
-                    if isinstance(value, str):
-                        found.add(value)
-                        continue
-                    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-                        found.update(value)
-                        continue
-                stack.append(value)
-        elif isinstance(item, (list, tuple)):
-            stack.extend(item)
-    return found
-
-
-@dataclass(frozen=True)
-class StoreInfo:
-    """What ``cache info`` shows.
-
-    ``bytes`` is the store's size on disk as diskcache counts it (database pages plus
-    value files): the figure ``size_limit`` is compared with.
-    """
-
-    directory: Path
-    blobs: int
-    records: int
-    bytes: int
-    size_limit: int | None
-
-
-@dataclass(frozen=True)
-class GcResult:
-    """What :meth:`Store.gc` removed (``blobs``, ``records``, ``bytes`` of blob and
-    record data) and what it kept. ``orphan_files`` counts value files left behind by
-    a process killed mid-write (their bytes are included in ``bytes``)."""
-
-    blobs: int
-    records: int
-    bytes: int
-    kept_blobs: int
-    kept_records: int
-    orphan_files: int = 0
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    """What :meth:`Store.verify` found: ``checked`` blobs re-hashed, ``corrupt`` the
-    digests of those that did not match or had lost their file (all dropped), sorted;
-    the same for records."""
-
-    checked: int
-    corrupt: list[str] = field(default_factory=list)
-    records_checked: int = 0
-    corrupt_records: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.corrupt and not self.corrupt_records
-
-
 class Store:
     """Blobs and action records in ``directory`` (see the module docstring).
 
@@ -202,6 +138,7 @@ class Store:
         self.size_limit = size_limit
         self._warn = warn or (lambda message: None)
         self._locks_dir = self.directory / "locks"
+        self._roots = RootRegistry(self.directory)
         # Per-key thread locks (with a use count, so the dict does not grow without
         # bound): a file lock excludes processes, this excludes threads of ours.
         self._thread_locks: dict[str, list[Any]] = {}
@@ -278,15 +215,7 @@ class Store:
         Replaces any record under the same key. Raises TypeError/ValueError for a
         record JSON cannot represent (a programming error, not a user's).
         """
-        payload = json.dumps(
-            record,
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=False,
-            allow_nan=False,
-            default=_json_default,
-        ).encode("utf-8")
-        value = _RECORD_MAGIC + hashlib.sha256(payload).hexdigest().encode("ascii") + b"\n" + payload
+        value = encode_local_record(record)
         with self._guard(f"store record {key[:24]} in"):
             with self._write_mutex:
                 self._cache.set(_RECORD + key, value)
@@ -303,7 +232,7 @@ class Store:
                 if (_RECORD + key) in self._cache:
                     self._drop(_RECORD + key, f"record {key} has lost its file")
                 return None
-            record = _decode_record(value)
+            record = decode_local_record(value)
             if record is None:
                 self._drop(_RECORD + key, f"record {key} is corrupt")
             return record
@@ -389,14 +318,16 @@ class Store:
             volume = self._cache.volume()
         return StoreInfo(self.directory, blobs, records, volume, self.size_limit)
 
-    def gc(self, keep_keys: set[str], keep_digests: set[str]) -> GcResult:
+    def gc(self, keep_keys: set[str], keep_digests: set[str], *, dry_run: bool = False) -> GcResult:
         """Remove every record whose key is not in ``keep_keys`` and every blob that is
         neither in ``keep_digests`` nor referenced by a kept record.
 
         Also removes value files left by a process killed mid-write (older than an
-        hour). Do not run gc while a build writes to the same cache: a blob stored
-        by that build but not yet referenced by a record would be removed (the build
-        would then pay for it again on its next run; it never gets a wrong picture).
+        hour). With ``dry_run`` nothing is removed (not even a damaged kept record):
+        the result counts what would go. Do not run gc while a build writes to the
+        same cache: a blob stored by that build but not yet referenced by a record
+        would be removed (the build would then pay for it again on its next run; it
+        never gets a wrong picture).
         """
         removed_blobs = removed_records = removed_bytes = 0
         kept_records = 0
@@ -414,16 +345,17 @@ class Store:
             for rkey in record_keys:
                 key = rkey[len(_RECORD):]
                 if key in keep_keys:
-                    record = self.get_record(key)
+                    if dry_run:
+                        record = decode_local_record(self._cache.get(rkey))
+                    else:
+                        record = self.get_record(key)
                     if record is None:
                         continue  # missing or damaged: dropped (and warned) already
                     kept_records += 1
                     keep.update(referenced_digests(record))
                     continue
-                size = self._entry_size(rkey)
-                with self._write_mutex:
-                    deleted = self._cache.delete(rkey)
-                if deleted:
+                size = self._remove(rkey, dry_run)
+                if size is not None:
                     removed_records += 1
                     removed_bytes += size
             kept_blobs = 0
@@ -431,13 +363,11 @@ class Store:
                 if bkey[len(_BLOB):] in keep:
                     kept_blobs += 1
                     continue
-                size = self._entry_size(bkey)
-                with self._write_mutex:
-                    deleted = self._cache.delete(bkey)
-                if deleted:
+                size = self._remove(bkey, dry_run)
+                if size is not None:
                     removed_blobs += 1
                     removed_bytes += size
-            orphans, orphan_bytes = self._remove_orphan_files()
+            orphans, orphan_bytes = self._remove_orphan_files(dry_run=dry_run)
         return GcResult(
             blobs=removed_blobs,
             records=removed_records,
@@ -445,6 +375,7 @@ class Store:
             kept_blobs=kept_blobs,
             kept_records=kept_records,
             orphan_files=orphans,
+            dry_run=dry_run,
         )
 
     def verify(self) -> VerifyResult:
@@ -470,6 +401,29 @@ class Store:
                     if self.get_record(rkey) is None:
                         corrupt_records.append(rkey)
         return VerifyResult(checked, sorted(corrupt), records_checked, sorted(corrupt_records))
+
+    # -- gc roots ------------------------------------------------------------------
+
+    def register_root(self, lock_path: str | os.PathLike[str]) -> None:
+        """Record ``lock_path`` as a gc root of this cache (see :mod:`recraft_build.cache.roots`).
+
+        Idempotent and cheap when already recorded (one small read). Never raises: a
+        cache folder that cannot take the root is a warning, because the build that
+        calls this has already succeeded; ``cache gc`` then simply does not know the
+        project unless its lock is named.
+        """
+        try:
+            self._roots.register(lock_path)
+        except StoreError as exc:
+            self._warn(f"{exc}; cache gc will not keep this project's pictures unless its lock is named")
+
+    def roots(self) -> list[Root]:
+        """The registered gc roots (StoreError when one cannot be read)."""
+        return self._roots.list()
+
+    def remove_root(self, root: Root) -> None:
+        """Forget a gc root (its lock file stays as it is)."""
+        self._roots.remove(root)
 
     def close(self) -> None:
         """Close the index. Safe to call twice.
@@ -499,6 +453,16 @@ class Store:
             f"cache {self.directory}: {what}; dropped it, it will be restored or made again"
         )
 
+    def _remove(self, key: str, dry_run: bool) -> int | None:
+        """Delete the entry (only count it with ``dry_run``); its size in bytes, or None
+        when it was not there (removed meanwhile by another process)."""
+        size = self._entry_size(key)
+        if dry_run:
+            return size if key in self._cache else None
+        with self._write_mutex:
+            deleted = self._cache.delete(key)
+        return size if deleted else None
+
     def _entry_size(self, key: str) -> int:
         """Bytes of the entry's value, without reading it (0 when it has gone)."""
         handle = self._cache.get(key, read=True)
@@ -511,7 +475,7 @@ class Store:
         finally:
             handle.close()
 
-    def _remove_orphan_files(self) -> tuple[int, int]:
+    def _remove_orphan_files(self, *, dry_run: bool = False) -> tuple[int, int]:
         root = Path(self._cache.directory)
         known: set[str] = set()
         for key in self._cache.iterkeys():
@@ -533,7 +497,8 @@ class Store:
                     st = os.stat(path)
                     if now - st.st_mtime < _ORPHAN_AGE_SECONDS:
                         continue
-                    os.remove(path)
+                    if not dry_run:
+                        os.remove(path)
                 except OSError:
                     continue  # gone meanwhile, or not ours to remove: leave it
                 count += 1
@@ -564,26 +529,3 @@ class Store:
             raise
         except (diskcache.Timeout, sqlite3.Error, OSError) as exc:
             raise self._error(action, exc) from exc
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return dict(obj)
-    raise TypeError(f"a cache record cannot hold a {type(obj).__name__}: {obj!r}")
-
-
-def _decode_record(value: Any) -> dict[str, Any] | None:
-    """The record in a stored value, or None when the value is damaged."""
-    if not isinstance(value, (bytes, bytearray, memoryview)):
-        return None
-    value = bytes(value)
-    if not value.startswith(_RECORD_MAGIC):
-        return None
-    head, sep, payload = value[len(_RECORD_MAGIC):].partition(b"\n")
-    if not sep or hashlib.sha256(payload).hexdigest().encode("ascii") != head:
-        return None
-    try:
-        record = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None

@@ -1,9 +1,10 @@
 """A bucket in S3-compatible storage as the shared remote cache (AWS S3, MinIO, R2...).
 
-The second remote-cache target beside :class:`~recraft_build.cache.remote.RemoteCache`, with
-the same interface and failure model, so :class:`~recraft_build.cache.remote.TieredStore`
-uses either without knowing which. Selected by a ``--remote-cache`` (or
-``RECRAFT_BUILD_REMOTE_CACHE``) of the form ``s3://BUCKET/PREFIX``.
+A remote-cache target beside :class:`~recraft_build.cache.http.RemoteCache`, with
+the same interface and failure model (:mod:`recraft_build.cache.remote_base`), so
+:class:`~recraft_build.cache.tiered.TieredStore` uses either without knowing which.
+Selected by a ``--remote-cache`` (or ``RECRAFT_BUILD_REMOTE_CACHE``) of the form
+``s3://BUCKET/PREFIX``.
 
 Layout
 ------
@@ -13,8 +14,8 @@ gateway, or filled by copying a mirror's files):
 
 * ``PREFIX/cas/<sha256>``: a blob's bytes, checked against the digest when read;
 * ``PREFIX/ac/<name>``: an action record in our JSON envelope, byte for byte what
-  :class:`~recraft_build.cache.remote.RemoteCache` writes (``name`` is
-  :func:`~recraft_build.cache.remote.remote_name` of the key).
+  :class:`~recraft_build.cache.http.RemoteCache` writes (``name`` is
+  :func:`~recraft_build.cache.remote_base.remote_name` of the key).
 
 Configuration
 -------------
@@ -31,13 +32,14 @@ Configuration
 
 Failure model
 -------------
-As :mod:`recraft_build.cache.remote`: nothing here fails a build, every problem is a warning
+As :mod:`recraft_build.cache.remote_base`: nothing here fails a build, every problem is a warning
 through ``warn`` and a miss (or a skipped upload).
 
 * Connection errors, timeouts, throttling (``SlowDown``, ``429``) and ``5xx`` are
-  retried with :class:`~recraft_build.cache.remote.RemotePolicy`'s backoff (boto3's own
-  retries are off so there is one policy and one ``sleep``); when retries run out the
-  cache turns **unavailable** with one warning for the whole build.
+  retried with :class:`~recraft_build.cache.policy.RemotePolicy`'s backoff (boto3's own
+  retries are off so there is one policy and one ``sleep``; a ``Retry-After`` header is
+  honoured as for HTTP); when retries run out the cache turns **unavailable** with one
+  warning for the whole build.
 * No credentials, credentials refused (``InvalidAccessKeyId``,
   ``SignatureDoesNotMatch``, an expired token...), or a bucket that does not exist:
   unavailable at once, with one warning saying what to do.
@@ -58,9 +60,10 @@ from urllib.parse import urlsplit
 from recraft_build.errors import UsageError
 
 # The transport-independent half (digest checks, the record envelope, read mode, one
-# warning then unavailable) is the HTTP client's own base class, so both targets store
+# warning then unavailable) is every remote's base class, so all targets store
 # byte-identical records, refuse the same malformed digests and fail the same way.
-from recraft_build.cache.remote import PutResult, RemotePolicy, _RemoteBase, _Reply, _Retry, redact_url
+from recraft_build.cache.policy import RemotePolicy
+from recraft_build.cache.remote_base import PutResult, RemoteBase, Reply, RetryLater, redact_url
 
 __all__ = [
     "S3Cache",
@@ -203,7 +206,7 @@ def s3_client(env: Mapping[str, str], *, policy: RemotePolicy | None = None) -> 
 # --------------------------------------------------------------------------- client
 
 
-class S3Cache(_RemoteBase):
+class S3Cache(RemoteBase):
     """The remote cache in a bucket: ``url`` is ``s3://BUCKET/PREFIX``.
 
     ``client`` is a boto3 S3 client owned by the caller (who closes it; see
@@ -212,8 +215,8 @@ class S3Cache(_RemoteBase):
     ``head_before_put``; ``sleep`` waits between retries; ``warn`` receives one-line
     warnings (see the module docstring).
 
-    The blob, record and state methods are :class:`~recraft_build.cache.remote._RemoteBase`'s
-    (the same as :class:`~recraft_build.cache.remote.RemoteCache`); this class is the S3
+    The blob, record and state methods are :class:`~recraft_build.cache.remote_base.RemoteBase`'s
+    (the same as :class:`~recraft_build.cache.http.RemoteCache`); this class is the S3
     transport under them.
 
     Thread-safe. No method raises for a remote problem; :class:`UsageError` only for a
@@ -232,8 +235,9 @@ class S3Cache(_RemoteBase):
         policy: RemotePolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         warn: Callable[[str], None] = lambda message: None,
+        clock: Callable[[], float] = time.time,
     ):
-        super().__init__(mode=mode, policy=policy, sleep=sleep, warn=warn)
+        super().__init__(mode=mode, policy=policy, sleep=sleep, warn=warn, clock=clock)
         self._bucket, self._prefix = parse_s3_url(url)
         _, _, self._errors = _import_boto3()
         self.url = f"s3://{self._bucket}/{self._prefix}".rstrip("/")
@@ -252,7 +256,7 @@ class S3Cache(_RemoteBase):
 
     def _send(
         self, method: str, path: str, *, what: str, body: bytes | None = None
-    ) -> _Reply | None:
+    ) -> Reply | None:
         """One S3 call with retries; None when the bucket is (or just became) unusable.
 
         ``method`` is ``GET``, ``HEAD`` or ``PUT``. A ``GET`` reads the whole body
@@ -266,7 +270,7 @@ class S3Cache(_RemoteBase):
                 "application/json" if path.startswith("ac/") else "application/octet-stream"
             )
 
-        def attempt() -> _Reply | _Retry | None:
+        def attempt() -> Reply | RetryLater | None:
             self._count_traffic(requests=1, sent=len(body or b""))
             try:
                 if method == "GET":
@@ -277,12 +281,12 @@ class S3Cache(_RemoteBase):
                     finally:
                         stream.close()
                     self._count_traffic(received=len(data))
-                    return _Reply(200, body=data)
+                    return Reply(200, body=data)
                 if method == "HEAD":
                     self._client.head_object(**params)
                 else:
                     self._client.put_object(**params)
-                return _Reply(200)
+                return Reply(200)
             except errors.ClientError as exc:
                 error = exc.response.get("Error", {}) or {}
                 code = str(error.get("Code", ""))
@@ -301,8 +305,11 @@ class S3Cache(_RemoteBase):
                     )
                     return None
                 if not (status == 429 or status >= 500 or code in _RETRY_CODES):
-                    return _Reply(status, code)
-                return _Retry(f"{code or 'error'} (HTTP {status}) on {what}")
+                    return Reply(status, code)
+                headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders") or {}
+                return RetryLater(
+                    f"{code or 'error'} (HTTP {status}) on {what}", self.retry_after(headers)
+                )
             except errors.NoCredentialsError:
                 self._go_unavailable(
                     "no AWS credentials found; set AWS_ACCESS_KEY_ID and "
@@ -314,18 +321,18 @@ class S3Cache(_RemoteBase):
                 errors.HTTPClientError,  # read timeout, connection closed mid-answer
                 errors.IncompleteReadError,
             ) as exc:
-                return _Retry(f"{type(exc).__name__} on {what}: {exc}")
+                return RetryLater(f"{type(exc).__name__} on {what}: {exc}")
             except errors.BotoCoreError as exc:
                 # Anything else boto3 refuses (partial credentials, a bad profile...)
                 # will refuse again: stop now rather than retry.
                 self._go_unavailable(f"{type(exc).__name__} on {what}: {exc}")
                 return None
             except OSError as exc:  # a socket error boto3 did not wrap (reading a body)
-                return _Retry(f"{type(exc).__name__} on {what}: {exc}")
+                return RetryLater(f"{type(exc).__name__} on {what}: {exc}")
 
         return self._retrying(attempt)
 
-    def _read_status(self, reply: _Reply, what: str) -> None:
+    def _read_status(self, reply: Reply, what: str) -> None:
         if reply.status == 404:
             return  # a plain miss (NoSuchKey; a HEAD has no code to tell more)
         if reply.code in _ACCESS_DENIED or reply.status == 403:
@@ -342,7 +349,7 @@ class S3Cache(_RemoteBase):
             f"{reply.status}) on {what}; treated as a miss",
         )
 
-    def _put_status(self, reply: _Reply, what: str, *, record: bool) -> PutResult:
+    def _put_status(self, reply: Reply, what: str, *, record: bool) -> PutResult:
         if reply.status == 200:
             return PutResult.UPLOADED
         if reply.code in _ACCESS_DENIED or reply.status == 403:

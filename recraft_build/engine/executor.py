@@ -37,6 +37,7 @@ from recraft_build.cache.records import (
     StepRecord,
     StyleRecord,
 )
+from recraft_build.cache.base import BuildStore
 from recraft_build.engine import keys
 from recraft_build.domain import Picture, media_type_for_format, sniff_media_type
 from recraft_build.errors import (
@@ -104,7 +105,7 @@ class Executor:
     def __init__(
         self,
         *,
-        store: Any,
+        store: BuildStore,
         provider: Provider,
         lock: Lock,
         output_dir: Path,

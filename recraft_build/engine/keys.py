@@ -1,7 +1,8 @@
 """The only place a cache key is computed.
 
 A key is the sha256 of the canonical JSON of a small versioned dict. Canonical means:
-sorted keys, no insignificant white space, UTF-8, no NaN, and ``None`` values dropped
+sorted keys, no insignificant white space, UTF-8, no NaN (the package's one codec,
+:mod:`recraft_build.cache.codec`), and ``None`` values dropped
 (so adding a new optional field to a request does not change the keys of requests that
 do not use it). Golden-digest tests pin every key kind: a change here is a reviewed
 decision, because it re-generates (re-pays for) every picture.
@@ -23,9 +24,9 @@ What goes in, and what never does:
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any, Mapping, Sequence
 
+from recraft_build.cache import codec
 from recraft_build.domain import GenerationRequest
 
 __all__ = [
@@ -56,14 +57,10 @@ def _drop_none(value: Any) -> Any:
     return value
 
 
-_ENCODER = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-)
-
-
 def canonical_json(value: Any) -> bytes:
-    """The canonical JSON bytes of ``value`` (see module docstring)."""
-    return _ENCODER.encode(_drop_none(value)).encode("utf-8")
+    """The canonical JSON bytes of ``value`` with ``None`` values dropped (see module
+    docstring; the encoding itself is :func:`recraft_build.cache.codec.canonical_json`)."""
+    return codec.canonical_json(_drop_none(value))
 
 
 def digest_bytes(data: bytes) -> str:
@@ -78,8 +75,7 @@ def key_of(kind: str, payload: Mapping[str, Any], *, clean: bool = False) -> str
     digest is the same either way).
     """
     body = {"v": KEY_VERSION, "kind": kind, **payload}
-    data = _ENCODER.encode(body) if clean else _ENCODER.encode(_drop_none(body))
-    return digest_bytes(data.encode("utf-8"))
+    return digest_bytes(codec.canonical_json(body if clean else _drop_none(body)))
 
 
 def request_fields(

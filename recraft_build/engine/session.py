@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+from recraft_build.cache.base import CacheStore
 from recraft_build.cache.records import RecordReader
 from recraft_build.domain import Picture, Spec, StyleSpec, sniff_media_type
 from recraft_build.engine import keys
@@ -119,7 +120,7 @@ class Session:
         settings: Settings,
         *,
         lock: Lock,
-        store: Any,
+        store: CacheStore,
         provider: ProviderInfo,
         output_dir: Path,
         reporter: Reporter | None = None,
@@ -145,7 +146,7 @@ class Session:
         spec_path: str | os.PathLike[str] | None,
         settings: Settings,
         *,
-        open_store: Callable[[Settings, Callable[[str], None]], Any],
+        open_store: Callable[[Settings, Callable[[str], None]], CacheStore],
         reporter: Reporter | None = None,
     ) -> "Session":
         """Load the spec and lock, resolve the provider and output folder, open the cache.
@@ -256,6 +257,8 @@ class Session:
             # Assets removed from the spec drop out of the lock; the manifest follows the lock.
             dropped = self.lock.retain([a.name for a in self.spec.assets], list(self.spec.styles))
             self.lock.save()
+            if self.lock.path.exists():
+                self.store.register_root(self.lock.path)  # cache gc keeps what this lock pins
             changed = result is None or dropped or any(a.status != "up-to-date" for a in result.assets)
             if changed or not (self.out / MANIFEST_NAME).exists():
                 self.write_manifest()

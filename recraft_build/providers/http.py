@@ -2,7 +2,9 @@
 
 The rule this module exists for: **a flaky network may cost time, never money twice.**
 
-What is retried (with exponential backoff and jitter, ``Retry-After`` honoured):
+What is retried (with exponential backoff and jitter, ``Retry-After`` honoured as
+seconds or an HTTP date; the timing is :mod:`recraft_build.retry`'s, shared with the
+remote caches):
 
 * any request, when the failure happened before the request reached the server:
   ``httpx.ConnectError``, ``ConnectTimeout``, ``PoolTimeout``, ``ProxyError``, and a
@@ -36,7 +38,6 @@ one), and never contains a token.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import random
 import threading
@@ -56,6 +57,7 @@ from recraft_build.errors import (
     TransientError,
 )
 from recraft_build.providers.redact import Secret, redact_text
+from recraft_build.retry import Backoff, Retrier, retry_after_of
 
 __all__ = [
     "AUTH_SCHEMES",
@@ -179,10 +181,18 @@ class HttpPolicy:
             pool=self.pool_timeout,
         )
 
+    def schedule(self) -> Backoff:
+        """This policy's retry schedule (the one rule in :mod:`recraft_build.retry`)."""
+        return Backoff(
+            base=self.backoff_base,
+            cap=self.backoff_cap,
+            jitter=self.jitter,
+            retry_after_cap=self.retry_after_cap,
+        )
+
     def backoff(self, retry: int, rand: Callable[[], float]) -> float:
         """Seconds to wait before retry number ``retry`` (0-based), with jitter."""
-        base = min(self.backoff_cap, self.backoff_base * (2**retry))
-        return max(0.0, base * (1 - self.jitter + 2 * self.jitter * rand()))
+        return self.schedule().backoff(retry, rand)
 
 
 class _Bucket:
@@ -396,30 +406,10 @@ def retry_after_seconds(response: httpx.Response, *, wall_clock: Callable[[], fl
     """Seconds the server asked us to wait (``Retry-After``, delta or HTTP date), or None.
 
     An HTTP date is measured against the response's own ``Date`` header when it has
-    one (so a skewed local clock does not matter), else against ``wall_clock``.
+    one (so a skewed local clock does not matter), else against ``wall_clock``
+    (:func:`recraft_build.retry.retry_after_of`).
     """
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    now: float = wall_clock()
-    date = response.headers.get("date")
-    if date:
-        try:
-            now = email.utils.parsedate_to_datetime(date).timestamp()
-        except (TypeError, ValueError, IndexError):
-            pass
-    return max(0.0, when.timestamp() - now)
+    return retry_after_of(response.headers, clock=wall_clock)
 
 
 def _auth_message(ctx: CallContext, status: int, text: str, what: str) -> str:
@@ -495,6 +485,7 @@ def send(
     """
     all_headers = {**(dict(headers) if headers else {}), **ctx.auth_headers()}
     timeout = timeout or policy.timeout()
+    retrier = Retrier(policy.schedule(), sleep=sleep, clock=wall_clock, rand=rand)
     attempts = policy.max_retries + 1
     last_problem = ""
     last_status: int | None = None
@@ -584,7 +575,7 @@ def send(
             last_problem = f"HTTP {status} ({text})"
             last_status, last_request_id = status, request_id
             cause = httpx.HTTPStatusError(last_problem, request=response.request, response=response)
-            asked = retry_after_seconds(response, wall_clock=wall_clock)
+            asked = retrier.retry_after(response.headers)
             if asked is not None:
                 if asked > policy.retry_after_cap:
                     raise ctx.error(
@@ -596,13 +587,13 @@ def send(
                         request_id=request_id,
                         asset=asset,
                     ) from cause
-                delay = asked + policy.backoff_base * policy.jitter * rand()
+                delay = retrier.delay(attempt, retry_after=asked)
         if attempt + 1 >= attempts:
             break
         if delay is None:
-            delay = policy.backoff(attempt, rand)
+            delay = retrier.delay(attempt)
         ctx.retried(f"{what}: {last_problem}; retrying in {delay:.1f} s ({attempt + 1}/{policy.max_retries})")
-        sleep(delay)
+        retrier.sleep(delay)
     advice = (
         "lower -j or the provider's rate limits, and run the build again"
         if last_status == 429
