@@ -33,7 +33,7 @@ from recraft_build.engine.lock import Lock
 from recraft_build.engine.options import BuildOptions
 from recraft_build.engine.plan import Plan
 from recraft_build.engine.session import DEFAULT_SPEC, Session, load_spec_file, select_targets
-from recraft_build.errors import LockError, UsageError
+from recraft_build.errors import LockError, SpecError, UsageError
 from recraft_build.providers.capabilities import ProviderInfo
 from recraft_build.settings import Settings
 
@@ -77,9 +77,25 @@ def load(spec_path: str | os.PathLike[str] | None = None) -> Spec:
     return load_spec_file(spec_path)
 
 
-def validate(spec_path: str | os.PathLike[str] | None = None) -> Spec:
-    """``recraft-build validate``: the loaded spec, or SpecError."""
-    return load(spec_path)
+def validate(
+    spec_path: str | os.PathLike[str] | None = None,
+    *,
+    provider: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Spec:
+    """``recraft-build validate``: the loaded spec, or SpecError.
+
+    With ``provider``, also what that provider cannot take (every asset, placed).
+    """
+    from recraft_build.providers.capabilities import refusals
+
+    spec = load(spec_path)
+    if provider:
+        info = provider_info(provider, spec, Settings(env=env).environ)
+        problems = refusals(list(spec.assets), info, str(spec.path))
+        if problems:
+            raise SpecError(problems)
+    return spec
 
 
 def resolve_output_dir(spec: Spec, output_dir: str | os.PathLike[str] | None) -> Path:

@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check the spec; report every problem")
     _common(p)
+    p.add_argument(
+        "--provider", default=None, metavar="NAME",
+        help="also check what this provider cannot take (e.g. replicate: no negative_prompt)",
+    )
 
     p = sub.add_parser("plan", help="what a build would do, and what it would cost")
     _common(p)
@@ -159,7 +163,7 @@ def _dispatch(args: argparse.Namespace, out: Renderer) -> int:
     as_json = getattr(args, "json", False)
     live = stderr.isatty() and not as_json and os.environ.get("TERM") != "dumb"
     if cmd == "validate":
-        out.validated(api.validate(args.spec))
+        out.validated(api.validate(args.spec, provider=args.provider))
         return 0
     from recraft_build.reporter import PlainReporter, make_reporter
 

@@ -93,7 +93,7 @@ def test_deleted_output_restored_without_provider(tmp_path):
 
 
 def test_provider_step_is_paid_once_and_cached(tmp_path):
-    spec = make_spec(tmp_path, [asset("a", steps=["remove_background"])])
+    spec = make_spec(tmp_path, [asset("a", steps=[("remove_background", {"engine": "provider"})])])
     prov = CountingProvider()
     plan, res = run(tmp_path, spec, prov, ByteSteps())
     assert plan.assets[0].credits == 50  # 40 generation + 10 background removal
@@ -153,7 +153,7 @@ def test_force_pays_for_new_pictures_and_keeps_the_old(tmp_path):
 def test_provider_step_on_an_output_is_counted_in_the_asset_cost(tmp_path):
     from recraft_build.domain import StepSpec
 
-    outs = (OutputSpec(path="a.png", format="png", steps=(StepSpec("remove_background"),)),)
+    outs = (OutputSpec(path="a.png", format="png", steps=(StepSpec("remove_background", {"engine": "provider"}),)),)
     spec = make_spec(tmp_path, [asset("a", outputs=outs)])
     prov = CountingProvider()
     _, res = run(tmp_path, spec, prov, ByteSteps())

@@ -175,7 +175,7 @@ assets:
   - name: badge
     prompt: "a round badge"
     n: 3
-    steps: [remove_background]
+    steps: [{remove_background: {engine: provider}}]
     output: badge.png
 """
 

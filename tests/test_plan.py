@@ -112,12 +112,27 @@ def test_force_and_targets(tmp_path):
 
 
 def test_provider_step_priced_and_engine_resolved(tmp_path):
-    a = asset("a", steps=["remove_background"])
+    a = asset("a", steps=[("remove_background", {"engine": "provider"})])
     p = plan(make_spec(tmp_path, [a]))
     assert p.assets[0].steps[0].params["engine"] == "provider"
     assert p.credits == 50
-    p2 = plan(make_spec(tmp_path, [a]), provider=OFFLINE)
-    assert p2.assets[0].steps[0].params["engine"] == "local" and p2.credits == 0
+
+
+def test_the_default_engine_does_not_depend_on_the_provider(tmp_path):
+    # The offline preview runs what the real build runs: auto is the local engine.
+    a = asset("a", steps=["remove_background", "vectorize"])
+    real = plan(make_spec(tmp_path, [a]))
+    offline = plan(make_spec(tmp_path, [a]), provider=OFFLINE)
+    for p in (real, offline):
+        assert [s.params["engine"] for s in p.assets[0].steps] == ["local", "local"]
+    assert real.credits == 40 and offline.credits == 0
+    assert [s.key for s in real.assets[0].steps] == [s.key for s in offline.assets[0].steps] == [None, None]
+
+
+def test_local_only_parameters_with_the_provider_engine_are_refused(tmp_path):
+    a = asset("a", steps=[("vectorize", {"engine": "provider", "filter_speckle": 4})])
+    with pytest.raises(PlanError, match="filter_speckle.*local vectorize engine"):
+        plan(make_spec(tmp_path, [a]))
 
 
 def test_upscale_needs_a_capable_provider(tmp_path):

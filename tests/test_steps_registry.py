@@ -71,7 +71,9 @@ def test_step_versions_cover_every_catalogued_step():
 @pytest.mark.parametrize(
     ("name", "params", "provider", "engine"),
     [("remove_background", {}, None, "local"),
-     ("remove_background", {}, FakeProvider(), "provider"),
+     # auto is local wherever a local engine exists, whoever the provider is (issue 11)
+     ("remove_background", {}, FakeProvider(), "local"),
+     ("remove_background", {"engine": "provider"}, FakeProvider(), "provider"),
      ("remove_background", {"engine": "auto"}, FakeProvider(operations=()), "local"),
      ("remove_background", {"engine": "local"}, FakeProvider(), "local"),
      ("vectorize", {"engine": "provider"}, None, "provider"),

@@ -34,7 +34,7 @@ from recraft_build.engine.outputs import MANIFEST_NAME, OutputState, sweep_temp_
 from recraft_build.engine.plan import Plan, PlanInputs, make_plan
 from recraft_build.engine.pricing import Pricing
 from recraft_build.errors import BudgetError, FrozenError, LockMismatch, PinnedPictureMissing, Problem, SpecError, UsageError
-from recraft_build.providers.capabilities import ProviderInfo
+from recraft_build.providers.capabilities import ProviderInfo, refusals
 from recraft_build.settings import Settings
 
 __all__ = ["DEFAULT_SPEC", "Session", "StyleRef", "load_spec_file", "select_targets"]
@@ -209,9 +209,15 @@ class Session:
                 step_versions=step_versions(),
                 style_keys={name: ref.key for name, ref in self.styles().items()},
             )
-            return make_plan(
+            plan = make_plan(
                 self.spec, self.lock.entries(), inputs, targets=select_targets(self.spec, targets), force=force
             )
+        # What the provider cannot take is refused now, with the line, not after paying
+        # for half the build (only assets that would call it: approved ones stay usable).
+        problems = refusals([a.asset for a in plan.assets if a.status == "generate"], self.provider, str(self.spec.path))
+        if problems:
+            raise SpecError(problems)
+        return plan
 
     # -- building ------------------------------------------------------------------
     def build(self, plan: Plan, options: BuildOptions, *, client: Any = None) -> BuildResult:

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-from recraft_build.domain import GenerationRequest
+from recraft_build.domain import Asset, GenerationRequest
+from recraft_build.errors import Problem
 
-__all__ = ["CAPABILITIES", "Capabilities", "ProviderInfo", "capabilities_of"]
+__all__ = ["CAPABILITIES", "Capabilities", "ProviderInfo", "capabilities_of", "refusals"]
 
 
 @dataclass(frozen=True)
@@ -110,3 +111,29 @@ class ProviderInfo:
     def refusal_text(self, fields: list[str]) -> str:
         caps = CAPABILITIES.get(self.protocol)
         return ", ".join(caps.refuses.get(f, f) for f in fields) if caps is not None else ", ".join(fields)
+
+
+def refusals(assets: "list[Asset] | tuple[Asset, ...]", info: ProviderInfo, spec_file: str) -> list[Problem]:
+    """A placed problem for each field of each asset that ``info``'s protocol cannot
+    carry (Replicate: negative_prompt, controls, seed, text_layout, custom styles), so
+    ``validate`` and ``plan`` refuse them before any call, with the line."""
+    problems = []
+    for a in assets:
+        refused = info.refused_fields(a.request)
+        if not refused:
+            continue
+        w = a.where
+        for f in refused:
+            problems.append(
+                Problem(
+                    w.file if w else spec_file,
+                    w.line if w else 0,
+                    w.col if w else 0,
+                    f"{w.path}.{f}" if (w and w.path) else f,
+                    f"asset {a.name!r}: provider {info.name} ({info.protocol}) cannot take "
+                    f"{CAPABILITIES[info.protocol].refuses.get(f, f)}",
+                    "remove it from the asset, or build with --provider recraft; see docs/spec.md, "
+                    "'What each provider can do'",
+                )
+            )
+    return problems

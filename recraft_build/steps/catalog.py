@@ -57,6 +57,9 @@ class StepInfo:
     produces: str
     needs_raster: bool = False
     provider_only: bool = False
+    # Parameters the provider's version of the step takes; any other parameter is for
+    # the local engine only, and an error with ``engine: provider``.
+    provider_params: frozenset[str] = frozenset()
 
 
 def _info(**kw: Any) -> StepInfo:
@@ -115,6 +118,7 @@ STEPS: Mapping[str, StepInfo] = MappingProxyType(
             needs_params=False,
             produces="raster",
             provider_only=True,
+            provider_params=frozenset({"mode"}),
         ),
     }
 )
@@ -184,12 +188,15 @@ def choose_engine(
 ) -> tuple[str, str | None]:
     """Where step ``name`` runs: ``("local", None)`` or ``("provider", operation)``.
 
-    The one engine decision; the planner and the step runner both call it. ``auto``
-    (or no ``engine``) means the provider's tool when a paid provider is active and
-    offers it, else the local implementation; ``upscale`` runs on a provider that
-    offers it and has no local engine. With ``check`` (the planner), raises
-    :class:`EngineChoiceError` for an unknown engine, ``engine: provider`` on a
-    local-only step, or a provider step the provider cannot run; without it (the step
+    The one engine decision; the planner and the step runner both call it. The choice
+    never depends on which provider is active or whether a token is set, so an offline
+    preview runs the same steps as the real build: ``auto`` (or no ``engine``) is the
+    local engine wherever the step has one (free), and the provider for ``upscale``,
+    which has none. ``engine: provider`` asks for the provider's (paid) version.
+
+    With ``check`` (the planner), raises :class:`EngineChoiceError` for an unknown
+    engine, ``engine: provider`` on a local-only step or with parameters only the local
+    engine reads, or a provider step the provider cannot run; without it (the step
     runner, whose own errors say more) only the first two raise.
     """
     info = STEPS.get(name)
@@ -201,21 +208,28 @@ def choose_engine(
         if engine == "provider":
             raise EngineChoiceError(f"{name} has no provider engine; remove engine: provider")
         return "local", None
+    assert info is not None
     can = provider is not None and provider.supports(op)
-    if info is not None and info.provider_only:
-        if check or (engine == "auto" and can):
-            engine = "provider"
-        elif engine == "auto":
-            engine = "local"  # the runner says there is no local engine, and why
+    if info.provider_only:
+        if check or engine == "auto":
+            engine = "provider" if (check or can) else "local"  # the runner says why it cannot
     elif engine == "auto":
-        engine = "provider" if (can and provider is not None and provider.paid) else "local"
-    if check and engine == "provider" and not can:
-        who = f"provider {provider.name}" if provider is not None else "no active provider"
-        hint = "use engine: local, or " if not (info is not None and info.provider_only) else ""
-        raise EngineChoiceError(
-            f"step {name} needs provider operation {op}, which {who} cannot do "
-            f"({hint}--provider recraft/replicate)"
-        )
+        engine = "local"
+    if check and engine == "provider":
+        local_only = sorted(k for k in params if k != "engine" and k not in info.provider_params)
+        if local_only:
+            raise EngineChoiceError(
+                f"{', '.join(local_only)} {'is a parameter' if len(local_only) == 1 else 'are parameters'} "
+                f"of the local {name} engine, which engine: provider would ignore (remove "
+                f"{'it' if len(local_only) == 1 else 'them'}, or use engine: local)"
+            )
+        if not can:
+            who = f"provider {provider.name}" if provider is not None else "no active provider"
+            hint = "use engine: local, or " if not info.provider_only else ""
+            raise EngineChoiceError(
+                f"step {name} needs provider operation {op}, which {who} cannot do "
+                f"({hint}--provider recraft/replicate)"
+            )
     return engine, (op if engine == "provider" else None)
 
 

@@ -1,0 +1,156 @@
+"""The lock is the authority: an approved picture is never repainted or swapped behind
+the user's back, whatever a cache or a remote says (issue 11)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+
+import pytest
+
+from fakeserver import FakeServer
+from recraft_build.cli import main
+
+TOKEN = "sk-authority-test-token"
+
+SPEC = """\
+version: 1
+output_dir: out
+defaults: {model: recraftv3, style: digital_illustration, size: 1024x1024}
+assets:
+  - name: ui-heart
+    prompt: "a red heart icon"
+    steps: [{resize: {width: 64}}]
+    output: heart.png
+  - name: ui-star
+    prompt: "a gold star icon"
+    output: star.png
+"""
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def server():
+    with FakeServer(token=TOKEN) as s:
+        yield s
+
+
+@pytest.fixture
+def env(monkeypatch, server):
+    monkeypatch.setenv("RECRAFT_API_TOKEN", TOKEN)
+    monkeypatch.setenv("RECRAFT_API_BASE", server.recraft_base)
+    monkeypatch.delenv("REPLICATE_API_TOKEN", raising=False)
+    monkeypatch.delenv("RECRAFT_BUILD_REMOTE_CACHE", raising=False)
+
+
+def _teammate(tmp_path, src):
+    mate = tmp_path / "mate"
+    mate.mkdir()
+    shutil.copy(src / "assets.yaml", mate / "assets.yaml")
+    shutil.copy(src / "assets.lock", mate / "assets.lock")
+    return mate
+
+
+def test_a_pinned_picture_no_cache_holds_is_refused_not_repainted(tmp_path, env, server):
+    me = tmp_path / "me"
+    me.mkdir()
+    (me / "assets.yaml").write_text(SPEC)
+    assert run("build", "-f", str(me / "assets.yaml"), "--cache-dir", str(tmp_path / "c1"))[0] == 0
+    paid = server.paid_calls
+    mate = _teammate(tmp_path, me)
+    lock_before = (mate / "assets.lock").read_text()
+    for targets in ([], ["ui-heart"]):
+        code, _, err = run("build", "-f", str(mate / "assets.yaml"), "--cache-dir", str(tmp_path / "c2"), *targets)
+        assert code == 3, err
+        assert "ui-heart" in err and "in no cache" in err and "reroll ui-heart" in err and "--remote-cache" in err
+        assert (mate / "assets.lock").read_text() == lock_before
+        assert not (mate / "out").exists()
+    assert server.paid_calls == paid
+    # plan says so before anyone builds
+    code, out, _ = run("plan", "-f", str(mate / "assets.yaml"), "--cache-dir", str(tmp_path / "c2"), "--json")
+    assert code == 0
+    assert {a["name"]: a["pinned_missing"] for a in json.loads(out)["assets"]} == {"ui-heart": True, "ui-star": True}
+    # reroll is the explicit way to pay for a new picture
+    code, _, err = run("reroll", "-f", str(mate / "assets.yaml"), "--cache-dir", str(tmp_path / "c2"), "ui-heart")
+    assert code == 0, err
+    assert server.paid_calls == paid + 1
+
+
+def test_a_folder_remote_filled_elsewhere_restores_byte_identical_for_free(tmp_path, env, server):
+    me = tmp_path / "me"
+    me.mkdir()
+    (me / "assets.yaml").write_text(SPEC)
+    team = tmp_path / "team-cache"
+    team.mkdir()
+    assert run("build", "-f", str(me / "assets.yaml"), "--cache-dir", str(tmp_path / "c1"),
+               "--remote-cache", str(team))[0] == 0
+    paid = server.paid_calls
+    mate = _teammate(tmp_path, me)
+    code, _, err = run("build", "-f", str(mate / "assets.yaml"), "--cache-dir", str(tmp_path / "c2"),
+                       "--remote-cache", f"file://{team}", "--frozen")
+    assert code == 0, err
+    assert server.paid_calls == paid
+    for name in ("heart.png", "star.png"):
+        assert (mate / "out" / name).read_bytes() == (me / "out" / name).read_bytes()
+
+
+def test_poisoned_records_never_change_an_output(tmp_path, env, server):
+    """Swap the step and export records of one asset for another's (as a hostile shared
+    cache could): the lock's digests win, with --frozen and without."""
+    from recraft_build.cache.local import Store
+
+    me = tmp_path / "me"
+    me.mkdir()
+    (me / "assets.yaml").write_text(SPEC)
+    cache = tmp_path / "c1"
+    assert run("build", "-f", str(me / "assets.yaml"), "--cache-dir", str(cache))[0] == 0
+    lock = json.loads((me / "assets.lock").read_text())["assets"]
+    heart, star = lock["ui-heart"], lock["ui-star"]
+    good = (me / "out" / "heart.png").read_bytes()
+    store = Store(cache)
+    try:
+        star_export = store.get_record(star["outputs"][0]["key"])
+        # heart's export now claims to be star's picture; its resize step points at star's candidate
+        store.put_record(heart["outputs"][0]["key"], star_export)
+        store.put_record(heart["steps"][0]["key"] if heart["steps"] else heart["outputs"][0]["steps"][0]["key"], {
+            "kind": "step", "step": "resize",
+            "output": {"sha256": star["generation"]["candidates"][0]["sha256"], "media_type": "image/png"},
+        })
+        # and a favicon-style extra file smuggled into the export record
+        bad = dict(star_export)
+        bad["files"] = list(bad["files"]) + [{"name": "index.html", "sha256": star_export["files"][0]["sha256"]}]
+        store.put_record(star["outputs"][0]["key"], bad)
+    finally:
+        store.close()
+    (me / "out" / "heart.png").unlink()
+    (me / "out" / "star.png").unlink()
+    for extra in (["--frozen"], []):
+        code, _, err = run("build", "-f", str(me / "assets.yaml"), "--cache-dir", str(cache), *extra)
+        assert code == 0, err
+        assert (me / "out" / "heart.png").read_bytes() == good
+        assert not list((me / "out").rglob("index.html"))
+        assert json.loads((me / "assets.lock").read_text())["assets"] == lock
+        code, out, _ = run("status", "-f", str(me / "assets.yaml"), "--cache-dir", str(cache))
+        assert code == 0 and "stale" not in out
+
+
+def test_replicate_limits_are_refused_up_front_with_the_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_test")
+    monkeypatch.delenv("RECRAFT_API_TOKEN", raising=False)
+    spec = tmp_path / "assets.yaml"
+    spec.write_text(
+        "version: 1\nassets:\n  - name: hero\n    prompt: a hero\n    output: hero.png\n"
+        "  - name: logo\n    prompt: a logo\n    negative_prompt: text\n    output: logo.png\n"
+    )
+    code, _, err = run("plan", "-f", str(spec), "--provider", "replicate", "--cache-dir", str(tmp_path / "c"))
+    assert code == 3
+    assert f"{spec}:6:" in err and "negative_prompt" in err and "'logo'" in err and "hero" not in err.split("problem")[0].replace("'logo'", "")
+    code, _, err = run("validate", "-f", str(spec), "--provider", "replicate")
+    assert code == 3 and "negative_prompt" in err
+    assert run("validate", "-f", str(spec))[0] == 0
