@@ -31,6 +31,8 @@ from recraft_build.engine.lock import Lock
 from recraft_build.engine.outputs import (
     MANIFEST_NAME,
     OutputState,
+    check_output_root,
+    manifest_entry,
     sweep_temp_files,
     write_manifest,
 )
@@ -87,10 +89,16 @@ def validate(spec_path: str | os.PathLike[str] | None = None) -> Spec:
 
 
 def resolve_output_dir(spec: Spec, output_dir: str | os.PathLike[str] | None) -> Path:
-    """``-o``, else the spec's ``output_dir`` (relative to the spec), else ``build/`` beside it."""
+    """``-o``, else the spec's ``output_dir`` (relative to the spec), else ``build/`` beside it.
+
+    The folder from the spec must resolve inside the spec's folder, through symlinks
+    (SpecError, exit 3, otherwise); ``-o`` is the user's choice and may go anywhere.
+    """
     if output_dir:
         return Path(output_dir)
-    return spec.default_output_dir()
+    out = spec.default_output_dir()
+    check_output_root(spec.path.parent, out, spec_file=str(spec.path))
+    return out
 
 
 def select_targets(spec: Spec, targets: Sequence[str] | None) -> list[str] | None:
@@ -538,16 +546,7 @@ def _write_manifest(ctx: _Context) -> None:
         files = []
         for o in entry.get("outputs") or []:
             for f in o.get("files") or []:
-                files.append(
-                    {
-                        "path": f["path"],
-                        "format": f.get("format"),
-                        "width": f.get("width"),
-                        "height": f.get("height"),
-                        "sha256": f["sha256"],
-                        "bytes": f.get("bytes"),
-                    }
-                )
+                files.append(manifest_entry(f))
         assets[a.name] = files
     if assets or (ctx.out / MANIFEST_NAME).exists():
         write_manifest(ctx.out, assets)

@@ -270,7 +270,10 @@ def _dispatch(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int
             verb = "would remove" if res.dry_run else "removed"
             for rel in res.removed:
                 stdout.write(f"{verb} {rel}\n")
-            stdout.write(f"{verb} {len(res.removed)} file(s) from {res.output_dir}\n")
+            for k in res.kept:
+                stdout.write(f"kept {k.path}: {k.reason}\n")
+            kept = f"; kept {len(res.kept)} (reasons above)" if res.kept else ""
+            stdout.write(f"{verb} {len(res.removed)} file(s) from {res.output_dir}{kept}\n")
         return 0
     if cmd == "cache":
         return _cache_command(args, stdout, stderr, as_json)
