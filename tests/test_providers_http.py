@@ -275,6 +275,32 @@ def test_token_echoed_by_the_server_never_reaches_a_message() -> None:
             assert TOKEN not in text
 
 
+
+@pytest.mark.parametrize("offset", [-12, -6, -3, -1, 0])
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_token_echoed_near_the_length_limit_is_masked_before_the_cut(offset: int, as_json: bool) -> None:
+    """The server text is cut to 300 characters; a token straddling the cut must not
+    leave its first characters behind (mask first, then cut)."""
+    # The token starts at character 291 + offset: the cut at 297 falls inside it.
+    lead = "x" * (290 + offset) + " "
+    message = f"{lead}{TOKEN} was refused and the rest of a long explanation follows " + "y" * 200
+    body = answer(422, {"detail": message}) if as_json else answer(422, text=message)
+    with pytest.raises(ProviderError) as info:
+        call(Script(body))
+    text = str(info.value)
+    for i in range(len(TOKEN) - 5):
+        assert TOKEN[i : i + 6] not in text, TOKEN[i : i + 6]
+
+
+def test_a_long_request_id_is_masked_before_the_cut() -> None:
+    rid = "r" * 190 + TOKEN
+    with pytest.raises(ProviderError) as info:
+        call(Script(answer(422, text="no", headers={"X-Request-Id": rid})))
+    assert info.value.request_id is not None and len(info.value.request_id) <= 200
+    for i in range(len(TOKEN) - 5):
+        assert TOKEN[i : i + 6] not in str(info.value)
+
+
 # -- error bodies -------------------------------------------------------------------
 
 

@@ -104,6 +104,8 @@ _ANSWER_LOST = (
 
 # Longest server text kept in a message; error pages can be huge.
 _MAX_TEXT = 300
+# Longest request id kept in a message.
+_MAX_REQUEST_ID = 200
 
 
 @dataclass(frozen=True)
@@ -321,7 +323,8 @@ class CallContext:
             self.clean(message),
             provider=self.provider,
             status=status,
-            request_id=self.clean(request_id) if request_id else None,
+            # Masked, then cut: cutting first could leave part of an echoed token.
+            request_id=self.clean(request_id)[:_MAX_REQUEST_ID] if request_id else None,
             asset=asset,
         )
 
@@ -335,7 +338,7 @@ def request_id_of(response: httpx.Response) -> str | None:
     for name in REQUEST_ID_HEADERS:
         value = response.headers.get(name)
         if value:
-            return value.strip()[:200]
+            return value.strip()
     return None
 
 
@@ -344,14 +347,21 @@ def _shorten(text: str) -> str:
     return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."
 
 
-def error_text(response: httpx.Response) -> str:
+def error_text(response: httpx.Response, *, redact: Callable[[str], str] | None = None) -> str:
     """What the server said about a failure, in one short line.
 
     Handles Recraft's plain-text bodies (``request unauthorized``), JSON bodies
     (``{"error": ...}``, ``{"message": ...}``, ``{"code":..., "message":...}``) and
     Replicate's problem+json (``detail``, ``title``). An HTML error page becomes a
     note that it was HTML. Never raises.
+
+    ``redact`` (e.g. :meth:`CallContext.clean`) masks secrets **before** the text is
+    cut to its length limit: cutting first could split a token the server echoed, and
+    the part before the cut would no longer match the token and would survive.
     """
+    def shorten(text: str) -> str:
+        return _shorten(redact(text) if redact is not None else text)
+
     try:
         raw = response.read()
     except httpx.HTTPError:
@@ -366,11 +376,11 @@ def error_text(response: httpx.Response) -> str:
         try:
             data = json.loads(text)
         except ValueError:
-            return _shorten(text)
+            return shorten(text)
         found = _message_from_json(data)
         if found:
-            return _shorten(found)
-    return _shorten(text)
+            return shorten(found)
+    return shorten(text)
 
 
 def _message_from_json(data: Any) -> str | None:
@@ -543,7 +553,7 @@ def send(
             if 200 <= status < 300:
                 response.read()
                 return response
-            text = ctx.clean(error_text(response))
+            text = error_text(response, redact=ctx.clean)
             request_id = request_id_of(response)
             response.close()
             if status in (401, 403):
