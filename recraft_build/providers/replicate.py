@@ -56,7 +56,7 @@ from recraft_build.errors import (
     TransientError,
 )
 from recraft_build.providers.base import GenerationResult, TransformResult
-from recraft_build.providers.http import HttpPolicy
+from recraft_build.providers.http import OFFICIAL_BASES, HttpPolicy
 from recraft_build.providers.httpbase import HttpProvider
 from recraft_build.providers.redact import Secret
 
@@ -70,7 +70,7 @@ __all__ = [
     "replicate_model",
 ]
 
-DEFAULT_BASE_URL = "https://api.replicate.com/v1"
+DEFAULT_BASE_URL = OFFICIAL_BASES["replicate"]
 TOKEN_ENV = "REPLICATE_API_TOKEN"
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled", "aborted"})
 
@@ -166,6 +166,8 @@ class ReplicateProvider(HttpProvider):
     ``poll_timeout`` (seconds after which a running prediction is cancelled;
     Replicate itself stops predictions after 30 minutes).
     """
+
+    protocol = "replicate"
 
     def __init__(
         self,
