@@ -200,3 +200,11 @@ def test_clean_outputs_without_an_output_folder_does_nothing(tmp_path):
     result = clean_outputs(spec, tmp_path / "missing", Lock(tmp_path / "assets.lock"))
     assert result.removed == [] and result.kept == []
     assert not (tmp_path / "missing").exists()
+
+
+def test_clean_creates_nothing(project, tmp_path):
+    """clean of a folder that was never built (lock entries exist) makes no folder or manifest."""
+    elsewhere = tmp_path / "never-built"
+    code, _, err = cli("clean", "-o", str(elsewhere))
+    assert code == 0, err
+    assert not elsewhere.exists()

@@ -11,7 +11,8 @@ when all of these hold, and is otherwise kept and reported with the reason:
 * its content still has the sha256 this tool wrote there (a file the user changed
   is theirs now).
 
-``manifest.json`` is rewritten afterwards, listing the files the spec names.
+``manifest.json`` (if there is one) is rewritten afterwards, listing the files the spec
+names that the lock records.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def clean_outputs(spec: Spec, out: Path, lock: Lock, *, dry_run: bool = False) -
             state.forget(rel)
     if not dry_run:
         state.save()
-        if manifest or (out / MANIFEST_NAME).exists():
+        if (out / MANIFEST_NAME).exists():  # rewritten, never created: clean makes no new files
             try:
                 write_manifest(out, manifest)
             except OSError as exc:

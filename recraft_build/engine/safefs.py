@@ -146,20 +146,30 @@ class Folder:
         ``FileNotFoundError`` when it is missing and ``create`` is false.
         """
         rel = f"{self.rel}/{name}" if self.rel else name
-        if create:
-            try:
-                os.mkdir(self._name(name), 0o777, dir_fd=self.fd)
-            except FileExistsError:
-                pass
         if self.fd is None:
+            if create:
+                try:
+                    os.mkdir(self._name(name), 0o777)
+                except FileExistsError:
+                    pass
             st = os.lstat(self._name(name))
             if stat.S_ISLNK(st.st_mode):
                 raise NotFollowed(rel, "a symlink")
             if not stat.S_ISDIR(st.st_mode):
                 raise NotFollowed(rel, "not a folder")
             return Folder(self.path / name, None, rel)
+        flags = os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC
         try:
-            fd = os.open(name, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=self.fd)
+            try:
+                fd = os.open(name, flags, dir_fd=self.fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                try:
+                    os.mkdir(name, 0o777, dir_fd=self.fd)
+                except FileExistsError:
+                    pass  # made meanwhile by another writer: open what is there
+                fd = os.open(name, flags, dir_fd=self.fd)
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.EMLINK, errno.ENOTDIR):
                 kind = "a symlink" if self._is_link(name) else "not a folder"
