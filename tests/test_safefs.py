@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 from recraft_build.engine.lock import atomic_write_bytes
-from recraft_build.engine.safefs import TEMP_PREFIX, Folder, NotFollowed, inside, write_atomic
+from recraft_build.engine.safefs import TEMP_PREFIX, USE_DIR_FD, Folder, NotFollowed, inside, write_atomic
 
 
 @pytest.fixture
@@ -38,6 +39,11 @@ def test_a_long_name_still_gets_a_temp_file(tmp_path):
     assert (tmp_path / name).read_bytes() == b"x"
 
 
+def test_posix_walks_folders_by_descriptor():
+    if sys.platform.startswith(("linux", "darwin", "freebsd")):
+        assert USE_DIR_FD
+
+
 @pytest.mark.parametrize("by_fd", [True, False], ids=["dir-fd", "checked-paths"])
 def test_walk_refuses_symlinks_and_files_on_the_way(tmp_path, by_fd):
     root = tmp_path / "root"
@@ -47,7 +53,9 @@ def test_walk_refuses_symlinks_and_files_on_the_way(tmp_path, by_fd):
 
     def top() -> Folder:
         folder = Folder.open_root(root)
-        if not by_fd:  # the path-checking variant used where dir_fd is missing (Windows)
+        if by_fd:
+            assert folder.fd is not None, "this platform should walk folders by descriptor"
+        else:  # the path-checking variant used where dir_fd is missing (Windows)
             folder.close()
             folder = Folder(root, None)
         return folder

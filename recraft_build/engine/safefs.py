@@ -45,10 +45,11 @@ _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _BINARY = getattr(os, "O_BINARY", 0)
 #: Whether folders can be walked by file descriptor (POSIX); else by checked paths.
+#: (``os.replace`` is not listed in ``supports_dir_fd``; it is ``renameat`` like ``os.rename``.)
 USE_DIR_FD = bool(
     _NOFOLLOW
     and _DIRECTORY
-    and {os.open, os.mkdir, os.stat, os.unlink, os.rmdir, os.replace} <= os.supports_dir_fd
+    and {os.open, os.mkdir, os.stat, os.unlink, os.rmdir, os.rename} <= os.supports_dir_fd
 )
 # Longest part of the target's name kept in a temp file's name: the temp name must
 # stay under the file system's 255-byte limit even for a long target name.
