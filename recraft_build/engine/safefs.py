@@ -132,13 +132,20 @@ class Folder:
         ``FileNotFoundError`` when it is missing and ``create`` is false.
         """
         root = Path(root)
-        if create:
-            root.mkdir(parents=True, exist_ok=True)
         if not USE_DIR_FD:
+            if create:
+                root.mkdir(parents=True, exist_ok=True)
             if not root.is_dir():
                 raise FileNotFoundError(errno.ENOENT, "no such folder", str(root))
             return cls(root, None)
-        return cls(root, os.open(root, os.O_RDONLY | _DIRECTORY | _CLOEXEC))
+        flags = os.O_RDONLY | _DIRECTORY | _CLOEXEC
+        try:
+            return cls(root, os.open(root, flags))
+        except FileNotFoundError:
+            if not create:
+                raise
+        root.mkdir(parents=True, exist_ok=True)
+        return cls(root, os.open(root, flags))
 
     def child(self, name: str, *, create: bool = False) -> "Folder":
         """The sub-folder ``name``, made first if missing and ``create`` is set.
