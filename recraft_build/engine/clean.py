@@ -47,6 +47,9 @@ class Kept:
 
 @dataclass
 class CleanResult:
+    """What ``clean`` did: ``removed`` paths (or would remove, with ``dry_run``) and the
+    ``kept`` files it found recorded as written but did not touch, each with its reason."""
+
     removed: list[str]
     output_dir: Path
     dry_run: bool = False
@@ -61,7 +64,7 @@ class CleanResult:
         }
 
 
-def spec_files(spec: Spec, lock: Lock) -> tuple[set[str], dict[str, list[dict[str, Any]]]]:
+def _spec_files(spec: Spec, lock: Lock) -> tuple[set[str], dict[str, list[dict[str, Any]]]]:
     """(every output path the spec names, with the files the lock records for them;
     the manifest's assets: asset -> those files).
 
@@ -97,7 +100,7 @@ def clean_outputs(spec: Spec, out: Path, lock: Lock, *, dry_run: bool = False) -
     Unless ``dry_run``, the state and ``manifest.json`` are rewritten.
     """
     out = Path(out)
-    named, manifest = spec_files(spec, lock)
+    named, manifest = _spec_files(spec, lock)
     state = OutputState(out)
     removed: list[str] = []
     kept: list[Kept] = []
