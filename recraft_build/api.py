@@ -32,7 +32,7 @@ from recraft_build.engine.executor import BuildResult, NullReporter, Reporter
 from recraft_build.engine.lock import Lock
 from recraft_build.engine.options import BuildOptions
 from recraft_build.engine.plan import Plan
-from recraft_build.engine.session import DEFAULT_SPEC, Session, load_spec_file, select_targets
+from recraft_build.engine.session import DEFAULT_SPEC, Session, load_spec_file, output_root, select_targets
 from recraft_build.errors import LockError, SpecError, UsageError
 from recraft_build.providers.capabilities import ProviderInfo
 from recraft_build.settings import Settings
@@ -99,10 +99,9 @@ def validate(
 
 
 def resolve_output_dir(spec: Spec, output_dir: str | os.PathLike[str] | None) -> Path:
-    """``-o``, else the spec's ``output_dir`` (relative to the spec), else ``build/`` beside it."""
-    if output_dir:
-        return Path(output_dir)
-    return spec.default_output_dir()
+    """``-o``, else the spec's ``output_dir`` (relative to the spec), else ``build/`` beside
+    it; see :func:`recraft_build.engine.session.output_root` (the one rule)."""
+    return output_root(spec, output_dir)
 
 
 def provider_info(name: str, spec: Spec, env: Mapping[str, str]) -> ProviderInfo:

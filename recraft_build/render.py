@@ -94,9 +94,10 @@ class Renderer:
         verb = "would remove" if res.dry_run else "removed"
         for rel in res.removed:
             self.stdout.write(f"{verb} {rel}\n")
-        for rel, why in getattr(res, "kept", ()) or ():
-            self.stdout.write(f"kept {rel}: {why}\n")
-        self.stdout.write(f"{verb} {len(res.removed)} file(s) from {res.output_dir}\n")
+        for k in res.kept:
+            self.stdout.write(f"kept {k.path}: {k.reason}\n")
+        kept = f"; kept {len(res.kept)} (reasons above)" if res.kept else ""
+        self.stdout.write(f"{verb} {len(res.removed)} file(s) from {res.output_dir}{kept}\n")
 
     def record(self, obj: Any) -> None:
         """A dataclass or mapping of figures (``cache info``, ``cache gc``...)."""

@@ -253,3 +253,53 @@ def test_html_labelled_as_png_from_the_server(server: FakeServer) -> None:
     server.add_fault("download", "html_as_image")
     with pytest.raises(BadResultError, match="HTML page"):
         real_downloader().fetch(stored_url(server), asset="a")
+
+
+# -- one pixel limit, one SVG rule ------------------------------------------------------
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height but which holds almost no data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("size", [(8900, 8900), (8193, 8192), (100_000, 700)])
+def test_a_picture_the_steps_could_not_decode_is_refused_at_download(size: tuple[int, int]) -> None:
+    """Download and steps share one pixel limit (and one function checks it): an
+    8900x8900 picture used to pass the download's 80 MP and then fail resize at 67 MP."""
+    from recraft_build.steps.images import MAX_PIXELS
+
+    assert size[0] * size[1] > MAX_PIXELS
+    with pytest.raises(PictureCheckError, match="pixel limit"):
+        check_picture(_png_claiming(*size))
+    d = downloader(lambda r: httpx.Response(200, content=_png_claiming(*size), headers={"content-type": "image/png"}))
+    with pytest.raises(BadResultError, match="pixel limit"):
+        d.fetch("https://cdn.test/big.png", asset="a")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '<rect onload="alert(1)"/>',
+        '<a xlink:href="javascript:alert(1)"><rect/></a>',
+        '<foreignObject><div xmlns="http://www.w3.org/1999/xhtml">x</div></foreignObject>',
+        '<animate attributeName="x" dur="1s" onbegin="alert(1)"/>',
+        '<image href="https://evil.example/x.png"/>',
+    ],
+)
+def test_downloaded_svg_with_active_content_is_a_bad_result(body: str) -> None:
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+        f'viewBox="0 0 4 4">{body}</svg>'
+    ).encode()
+    d = downloader(lambda r: httpx.Response(200, content=svg, headers={"content-type": "image/svg+xml"}))
+    with pytest.raises(BadResultError, match="refused") as info:
+        d.fetch("https://cdn.test/v.svg", asset="logo", expect="svg")
+    assert "nothing was cached" in str(info.value)

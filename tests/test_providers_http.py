@@ -275,6 +275,32 @@ def test_token_echoed_by_the_server_never_reaches_a_message() -> None:
             assert TOKEN not in text
 
 
+
+@pytest.mark.parametrize("offset", [-12, -6, -3, -1, 0])
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_token_echoed_near_the_length_limit_is_masked_before_the_cut(offset: int, as_json: bool) -> None:
+    """The server text is cut to 300 characters; a token straddling the cut must not
+    leave its first characters behind (mask first, then cut)."""
+    # The token starts at character 291 + offset: the cut at 297 falls inside it.
+    lead = "x" * (290 + offset) + " "
+    message = f"{lead}{TOKEN} was refused and the rest of a long explanation follows " + "y" * 200
+    body = answer(422, {"detail": message}) if as_json else answer(422, text=message)
+    with pytest.raises(ProviderError) as info:
+        call(Script(body))
+    text = str(info.value)
+    for i in range(len(TOKEN) - 5):
+        assert TOKEN[i : i + 6] not in text, TOKEN[i : i + 6]
+
+
+def test_a_long_request_id_is_masked_before_the_cut() -> None:
+    rid = "r" * 190 + TOKEN
+    with pytest.raises(ProviderError) as info:
+        call(Script(answer(422, text="no", headers={"X-Request-Id": rid})))
+    assert info.value.request_id is not None and len(info.value.request_id) <= 200
+    for i in range(len(TOKEN) - 5):
+        assert TOKEN[i : i + 6] not in str(info.value)
+
+
 # -- error bodies -------------------------------------------------------------------
 
 
@@ -371,3 +397,56 @@ def test_rate_limiter_is_thread_safe() -> None:
 def test_rate_limiter_refuses_negative_limits() -> None:
     with pytest.raises(PlanError):
         RateLimiter(requests_per_second=-1)
+
+
+def test_rate_limiter_says_why_it_waits_once_in_a_while() -> None:
+    now = [0.0]
+    notes: list[str] = []
+    limiter = RateLimiter(
+        requests_per_second=5, images_per_minute=100, clock=lambda: now[0], sleep=lambda s: None,
+        on_wait=notes.append, advice={"images": "set IMAGES_VAR to raise it"},
+    )
+    waits = []
+    for _ in range(20):  # 20 rounds of 8 workers asking for a picture at the same moment
+        waits += [limiter.acquire(images=1) for _ in range(8)]
+        now[0] += 5.0
+    assert max(waits) > 1
+    assert notes, "a build slowed by the limit must say so"
+    assert "waiting" in notes[0] and "rate limit (100 images/min)" in notes[0] and "IMAGES_VAR" in notes[0]
+    # Most calls wait; the line is not repeated for each of them.
+    assert len(notes) <= now[0] / RateLimiter.NOTICE_EVERY + 1
+
+
+def test_rate_limiter_is_silent_for_short_waits() -> None:
+    clock = FakeClock(start=0.0)
+    notes: list[str] = []
+    limiter = RateLimiter(requests_per_second=5, clock=clock.now, sleep=clock.sleep, on_wait=notes.append)
+    for _ in range(20):
+        limiter.acquire()  # waits of 0.2 s each: not worth a line
+    assert notes == []
+
+
+# -- 404 advice fits the base URL given --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "protocol,base,expected",
+    [
+        ("recraft", "https://api.elkapi.com", "https://api.elkapi.com/recraft/v1"),
+        ("recraft", "https://api.elkapi.com/v1", "https://api.elkapi.com/recraft/v1"),
+        ("recraft", "https://api.elkapi.com/recraft", "https://api.elkapi.com/recraft/v1"),
+        ("replicate", "https://www.kkiai.com/v1", "https://www.kkiai.com/replicate/v1"),
+        ("replicate", "https://www.kkiai.com/recraft/v1", "https://www.kkiai.com/replicate/v1"),
+        ("recraft", "https://external.api.recraft.ai", "https://external.api.recraft.ai/v1"),
+        ("replicate", "https://api.replicate.com/", "https://api.replicate.com/v1"),
+    ],
+)
+def test_404_suggests_the_base_url_that_fits(protocol: str, base: str, expected: str) -> None:
+    ctx = CallContext("p", secret=Secret(TOKEN), protocol=protocol, base_url=base)
+    with pytest.raises(RequestRejected) as info:
+        call(Script(answer(404, text="404 page not found")), ctx=ctx)
+    message = str(info.value)
+    assert expected in message and base in message
+    other = "/replicate/v1" if protocol == "recraft" else "/recraft/v1"
+    origin = str(httpx.URL(base).copy_with(path="/")).rstrip("/")
+    assert origin + other not in message.replace(base, "")  # never the other protocol's prefix

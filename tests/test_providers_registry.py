@@ -165,3 +165,36 @@ def test_spec_profile_options_are_understood():
         assert provider.name == "proxy"
     finally:
         provider.close()
+
+
+def test_rate_limits_of_the_built_ins_can_be_raised_from_the_environment() -> None:
+    env = {
+        "RECRAFT_API_TOKEN": TOKEN,
+        "REPLICATE_API_TOKEN": TOKEN,
+        "RECRAFT_BUILD_REQUESTS_PER_SECOND": "20",
+        "RECRAFT_BUILD_IMAGES_PER_MINUTE": "600",
+        "RECRAFT_BUILD_CREATES_PER_MINUTE": "0",
+    }
+    assert make("recraft", env)._limiter.limits == {"requests": 20.0, "images": pytest.approx(10.0)}
+    assert make("auto", env)._limiter.limits == {"requests": 20.0, "images": pytest.approx(10.0)}
+    replicate = make("replicate", env)._limiter.limits
+    assert replicate == {"requests": 20.0, "images": pytest.approx(10.0)}  # creates: 0 turns it off
+    # A profile from the spec keeps its own settings (its rate_limit, else the protocol's).
+    profiles = {"elk": ProviderProfile("elk", "recraft", token_env="ELK_KEY", options={"rate_limit": {"images_per_minute": 60}})}
+    elk = make("elk", {**env, "ELK_KEY": TOKEN}, profiles)._limiter.limits
+    assert elk == {"requests": 5.0, "images": pytest.approx(1.0)}
+
+
+@pytest.mark.parametrize("value", ["fast", "-5", "inf", "nan"])
+def test_a_rate_limit_variable_that_is_not_a_number_is_a_usage_error(value: str) -> None:
+    env = {"RECRAFT_API_TOKEN": TOKEN, "RECRAFT_BUILD_IMAGES_PER_MINUTE": value}
+    with pytest.raises(UsageError, match="RECRAFT_BUILD_IMAGES_PER_MINUTE"):
+        make("recraft", env)
+
+
+def test_waiting_for_the_rate_limit_is_reported_through_notice() -> None:
+    notices: list[str] = []
+    provider = make("recraft", {"RECRAFT_API_TOKEN": TOKEN}, notice=notices.append, clock=lambda: 0.0, sleep=lambda s: None)
+    for _ in range(8):  # eight workers at once: the last ones wait for the 100/min limit
+        provider._limiter.acquire(images=1)
+    assert any("rate limit (100 images/min)" in n and "RECRAFT_BUILD_IMAGES_PER_MINUTE" in n for n in notices)

@@ -1,67 +1,182 @@
-"""``clean``: remove output files this tool wrote that the spec no longer names."""
+"""``clean``: remove output files this tool wrote that the spec no longer names.
+
+The list of candidates comes from the output folder's state file, which anyone can
+edit (or commit in a pull request), so it is never trusted. A file is removed only
+when all of these hold, and is otherwise kept and reported with the reason:
+
+* its path is relative, without ``..``, and not one of recraft-build's own files;
+* it is reached from the output folder without following a symlink (each folder is
+  opened with ``O_NOFOLLOW``, see :mod:`recraft_build.engine.safefs`);
+* it is a regular file;
+* its content still has the sha256 this tool wrote there (a file the user changed
+  is theirs now).
+
+``manifest.json`` (if there is one) is rewritten afterwards, listing the files the spec
+names that the lock records.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import stat
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from recraft_build.domain import Spec
 from recraft_build.engine.lock import Lock
-from recraft_build.engine.outputs import OutputState
+from recraft_build.engine.outputs import (
+    MANIFEST_NAME,
+    OutputState,
+    manifest_entry,
+    output_parts,
+    write_manifest,
+)
+from recraft_build.engine.safefs import Folder, NotFollowed
+from recraft_build.errors import OutputError
 
-__all__ = ["CleanResult", "clean_outputs"]
+__all__ = ["CleanResult", "Kept", "clean_outputs"]
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A file recorded as written by this tool that ``clean`` did not remove, and why."""
+
+    path: str
+    reason: str
 
 
 @dataclass
 class CleanResult:
+    """What ``clean`` did: ``removed`` paths (or would remove, with ``dry_run``) and the
+    ``kept`` files it found recorded as written but did not touch, each with its reason."""
+
     removed: list[str]
     output_dir: Path
     dry_run: bool = False
+    kept: list[Kept] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"output_dir": str(self.output_dir), "removed": self.removed, "dry_run": self.dry_run}
+        return {
+            "output_dir": str(self.output_dir),
+            "removed": self.removed,
+            "kept": [{"path": k.path, "reason": k.reason} for k in self.kept],
+            "dry_run": self.dry_run,
+        }
+
+
+def _spec_files(spec: Spec, lock: Lock) -> tuple[set[str], dict[str, list[dict[str, Any]]]]:
+    """(every output path the spec names, with the files the lock records for them;
+    the manifest's assets: asset -> those files).
+
+    An output with several files (a favicon set) names each of them. Lock entries were
+    shape-checked when the lock was read (``engine.lockdata``).
+    """
+    named: set[str] = set()
+    manifest: dict[str, list[dict[str, Any]]] = {}
+    for a in spec.assets:
+        wanted = {o.path for o in a.outputs}
+        named |= wanted
+        entry = lock.asset(a.name)
+        if entry is None:
+            continue
+        files: list[dict[str, Any]] = []
+        for o in entry.outputs:
+            if o.path in wanted:
+                for f in o.files:
+                    named.add(f.path)
+                    files.append(manifest_entry(f.to_json()))
+        manifest[a.name] = files
+    return named, manifest
 
 
 def clean_outputs(spec: Spec, out: Path, lock: Lock, *, dry_run: bool = False) -> CleanResult:
     """``recraft-build clean``: remove files this tool wrote that the spec no longer names.
 
-    Only files recorded in the output folder's state (written by recraft-build) are
-    candidates; files anyone else put there are never touched.
+    Only files recorded in the output folder's state as written by recraft-build are
+    candidates, and each is checked as the module docstring says; files anyone else
+    put there are never touched. ``dry_run`` reports without changing anything.
+    Unless ``dry_run``, the state and ``manifest.json`` are rewritten.
     """
-    named: set[str] = set()
-    for a in spec.assets:
-        for o in a.outputs:
-            named.add(o.path)
-        entry = lock.asset(a.name)
-        wanted_paths = {o.path for o in a.outputs}
-        for lo in entry.outputs if entry is not None else ():
-            if lo.path in wanted_paths:
-                named.update(f.path for f in lo.files)
+    out = Path(out)
+    named, manifest = _spec_files(spec, lock)
     state = OutputState(out)
-    removed = []
-    for rel in sorted(state.known_paths()):
+    removed: list[str] = []
+    kept: list[Kept] = []
+    for rel, digest in sorted(state.written().items()):
         if rel in named:
             continue
-        removed.append(rel)
+        try:
+            parts = output_parts(out, rel)
+        except OutputError:
+            # Never a path this tool writes: the state file was edited. Drop the entry.
+            kept.append(Kept(rel, "not a path inside the output folder; left alone"))
+            if not dry_run:
+                state.forget(rel)
+            continue
+        outcome, reason = _remove(out, parts, digest, dry_run=dry_run)
+        if outcome == "kept":
+            # Stays in the state: a later clean looks again (e.g. once a symlink is gone).
+            kept.append(Kept(rel, reason))
+            continue
+        if outcome == "removed":
+            removed.append(rel)
         if not dry_run:
-            try:
-                (out / rel).unlink()
-            except FileNotFoundError:
-                pass
             state.forget(rel)
-            _prune_empty_dirs(out, (out / rel).parent)
     if not dry_run:
         state.save()
-    return CleanResult(removed, out, dry_run)
+        if (out / MANIFEST_NAME).exists():  # rewritten, never created: clean makes no new files
+            try:
+                write_manifest(out, manifest)
+            except OSError as exc:
+                raise OutputError(f"cannot rewrite {out / MANIFEST_NAME}: {exc.strerror or exc}") from exc
+    return CleanResult(removed, out, dry_run, kept)
 
 
-def _prune_empty_dirs(root: Path, folder: Path) -> None:
-    root = root.resolve()
-    folder = folder.resolve()
-    while folder != root and root in folder.parents:
+def _remove(root: Path, parts: tuple[str, ...], digest: str, *, dry_run: bool) -> tuple[str, str]:
+    """Remove ``root/parts`` if it is safe to (see the module docstring).
+
+    Returns ``("removed", "")`` (or removable, with ``dry_run``), ``("gone", "")``
+    when the file no longer exists, or ``("kept", reason)``.
+    """
+    name = parts[-1]
+    try:
+        with Folder.open_root(root) as top, top.walk(parts[:-1]) as folder:
+            try:
+                before = folder.lstat(name)
+            except FileNotFoundError:
+                return "gone", ""
+            if stat.S_ISLNK(before.st_mode):
+                return "kept", "it is a symlink now, not the file recraft-build wrote; left alone"
+            if not stat.S_ISREG(before.st_mode):
+                return "kept", "it is not a regular file now; left alone"
+            now, st = folder.sha256(name)
+            if now != digest:
+                return "kept", "it changed since recraft-build wrote it; left alone (delete it yourself if unwanted)"
+            if dry_run:
+                return "removed", ""
+            # The file must still be the one just hashed, not one swapped in meanwhile.
+            after = folder.lstat(name)
+            if (after.st_ino, after.st_size, after.st_mtime_ns) != (st.st_ino, st.st_size, st.st_mtime_ns):
+                return "kept", "it changed while clean was checking it; left alone"
+            folder.unlink(name)
+        _prune_empty_dirs(root, parts[:-1])
+        return "removed", ""
+    except NotFollowed as exc:
+        if exc.what == "not a folder":
+            return "gone", ""  # a folder on its path is a file now: the file cannot be there
+        return "kept", f"{exc.rel!r} on its path is {exc.what}; clean does not follow it, left alone"
+    except FileNotFoundError:
+        return "gone", ""
+    except OSError as exc:
+        return "kept", f"cannot be removed: {exc.strerror or exc}"
+
+
+def _prune_empty_dirs(root: Path, folders: tuple[str, ...]) -> None:
+    """Remove the folders ``folders`` (innermost first) while they are empty; never ``root``."""
+    for depth in range(len(folders), 0, -1):
         try:
-            folder.rmdir()
+            with Folder.open_root(root) as top, top.walk(folders[: depth - 1]) as parent:
+                parent.rmdir(folders[depth - 1])
         except OSError:
-            return
-        folder = folder.parent
+            return  # not empty (or not ours to remove): stop climbing
+

@@ -37,13 +37,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from filelock import FileLock, Timeout
 
 from recraft_build.engine.lockdata import LockedAsset, LockedStyle
 from recraft_build.errors import LockError
@@ -60,22 +58,14 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None
     ``durable`` also fsyncs the data before the rename (for the lock). Outputs skip it:
     they can always be re-made from the cache, and a file damaged by a power cut has a
     size or mtime the stat cache does not know, so the next build re-hashes and rewrites it.
+    The file gets mode 0666 minus the umask (0644 under umask 022), like any other
+    tool's files; the temp file is never opened through a symlink.
     """
+    from recraft_build.engine.safefs import write_atomic
+
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".rbtmp-{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomic(path.parent, path.name, data, durable=durable)
 
 
 class Lock:
@@ -229,22 +219,15 @@ class Lock:
     def _file_lock(self) -> Iterator[None]:
         """Exclusive across processes while the lock file is read, merged and written.
 
-        The lock's own lock lives in the temp folder (named by the lock's absolute path),
-        so nothing extra appears beside the spec, and it is never deleted while another
-        process may be waiting on it.
+        Taken on the folder that holds the lock file (see
+        :func:`recraft_build.engine.folderlock.folder_lock`): nothing extra appears
+        beside the spec, the atomic rename never replaces it, and there is no
+        predictable path in a shared temp folder where a planted symlink could break it.
         """
-        import hashlib
+        from recraft_build.engine.folderlock import folder_lock
 
-        ident = hashlib.sha256(str(self.path.resolve()).encode()).hexdigest()[:24]
-        flock = FileLock(os.path.join(tempfile.gettempdir(), f"recraft-build-{ident}.flock"))
-        try:
-            with flock.acquire(timeout=60):
-                yield
-        except Timeout as exc:
-            raise LockError(
-                f"{self.path}: another recraft-build has held the lock file for 60 s; "
-                "wait for it to finish"
-            ) from exc
+        with folder_lock(self.path, timeout=60.0):
+            yield
 
     def save(self) -> bool:
         """Write the lock atomically if it changed; True if written.

@@ -1,13 +1,18 @@
 """The output tree: safe paths, atomic writes, the stat cache and the manifest.
 
-* Every path is relative to the output folder and checked to stay inside it, also
-  through symlinks (a symlinked folder pointing outside is refused).
+* Every path is relative to the output folder and checked to stay inside it. No
+  symlink below the output folder is followed: an output whose folder in the tree is
+  a symlink (wherever it points) is refused, and folders are walked one component at
+  a time without following links (:mod:`recraft_build.engine.safefs`), so a link
+  swapped in during the build cannot redirect a write either. The output folder
+  itself may be a symlink: where it may be is decided by :func:`check_output_root`.
 * Files are written atomically: a temp file ``.rbtmp-*`` in the same folder, then
-  rename. A build killed mid-write leaves such a temp file at worst;
-  :func:`sweep_temp_files` removes them at the next build.
+  rename, with mode 0666 minus the umask. A build killed mid-write leaves such a temp
+  file at worst; :func:`sweep_temp_files` removes them at the next build.
 * :class:`OutputState` remembers ``(size, mtime_ns, sha256)`` of each file written, in
   ``.recraft-build-state.json`` in the output folder, so a no-op build stats files
-  instead of re-reading them (re-hashing only when size or mtime changed).
+  instead of re-reading them (re-hashing only when size or mtime changed), and the
+  sha256 this tool wrote, so ``clean`` removes only files still holding it.
 * ``manifest.json`` maps each asset to its files (path, format, width, height,
   sha256, bytes), sorted, for game engines and bundlers.
 """
@@ -21,14 +26,18 @@ import stat
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping
 
-from recraft_build.errors import OutputError
+from recraft_build.errors import OutputError, Problem, SpecError
 from recraft_build.engine.lock import atomic_write_bytes
+from recraft_build.engine.safefs import TEMP_PREFIX, Folder, NotFollowed, inside
 
 __all__ = [
     "MANIFEST_NAME",
     "STATE_NAME",
     "OutputState",
+    "check_output_root",
     "file_sha256",
+    "manifest_entry",
+    "output_parts",
     "reserved_names",
     "safe_output_path",
     "sweep_temp_files",
@@ -38,7 +47,6 @@ __all__ = [
 
 MANIFEST_NAME = "manifest.json"
 STATE_NAME = ".recraft-build-state.json"
-TEMP_PREFIX = ".rbtmp-"
 
 
 def reserved_names() -> frozenset[str]:
@@ -46,42 +54,99 @@ def reserved_names() -> frozenset[str]:
     return frozenset({MANIFEST_NAME, STATE_NAME})
 
 
-def safe_output_path(root: Path, rel: str) -> Path:
-    """``root / rel`` after checking it cannot leave ``root``.
+def output_parts(root: Path, rel: str) -> tuple[str, ...]:
+    """The components of the output path ``rel``, after checking its form.
 
-    Refuses absolute paths, ``..`` segments, and any existing component (folder or the
-    file itself) that is a symlink resolving outside the (resolved) root.
-    Raises OutputError naming the path.
+    Refuses (OutputError naming the path) absolute paths, ``..`` segments, empty
+    paths, backslashes and recraft-build's own files. Nothing is read from disk.
     """
     p = PurePosixPath(rel)
-    if p.is_absolute() or ".." in p.parts or not p.parts or "\\" in rel:
+    if p.is_absolute() or ".." in p.parts or not p.parts or "\\" in rel or "\0" in rel:
         raise OutputError(f"output path {rel!r} must be relative and stay inside {root}")
     if rel in reserved_names():
         raise OutputError(f"output path {rel!r} is reserved for recraft-build's own file")
-    root_real = Path(os.path.realpath(root))
-    target = Path(root, *p.parts)
-    real = Path(os.path.realpath(target))
-    if real != root_real and root_real not in real.parents:
-        raise OutputError(
-            f"output path {rel!r} resolves to {real}, outside the output folder {root_real} "
-            "(a symlink in the output folder points elsewhere; remove it)"
-        )
-    if target.is_symlink():
-        raise OutputError(f"output path {rel!r} is a symlink; recraft-build will not write through it")
+    return tuple(p.parts)
+
+
+def _not_followed(root: Path, rel: str, exc: NotFollowed) -> OutputError:
+    return OutputError(
+        f"output path {rel!r} goes through {exc.rel!r}, which is {exc.what}; recraft-build does not "
+        f"follow symlinks inside the output folder {root} (one could lead outside the output "
+        "folder): replace it with a real folder"
+    )
+
+
+def safe_output_path(root: Path, rel: str) -> Path:
+    """``root / rel`` after checking it cannot leave ``root``.
+
+    Refuses what :func:`output_parts` refuses, and any existing component below
+    ``root`` (a folder or the file itself) that is a symlink, wherever it points.
+    Raises OutputError naming the path.
+    """
+    parts = output_parts(root, rel)
+    target = Path(root, *parts)
+    current = Path(root)
+    for i, part in enumerate(parts):
+        current = current / part
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            break
+        except OSError as exc:
+            raise OutputError(f"cannot check output path {rel!r} in {root}: {exc.strerror or exc}") from exc
+        if stat.S_ISLNK(st.st_mode):
+            if i == len(parts) - 1:
+                raise OutputError(f"output path {rel!r} is a symlink; recraft-build will not write through it")
+            raise _not_followed(root, rel, NotFollowed("/".join(parts[: i + 1]), "a symlink"))
     return target
 
 
 def write_output(root: Path, rel: str, data: bytes) -> Path:
-    """Write ``data`` to ``root/rel`` atomically after the safety check; return the path."""
-    target = safe_output_path(root, rel)
+    """Write ``data`` to ``root/rel`` atomically, never through a symlink; return the path.
+
+    Missing folders are made; a folder in the tree that is a symlink (or not a
+    folder), or a target that is a symlink, is an OutputError naming the path.
+    """
+    parts = output_parts(root, rel)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Re-check after creating folders: a race must not let a symlink slip in.
-        safe_output_path(root, rel)
-        atomic_write_bytes(target, data, durable=False)
+        with Folder.open_root(root, create=True) as top, top.walk(parts[:-1], create=True) as folder:
+            try:
+                if stat.S_ISLNK(folder.lstat(parts[-1]).st_mode):
+                    raise OutputError(f"output path {rel!r} is a symlink; recraft-build will not write through it")
+            except FileNotFoundError:
+                pass
+            folder.write_atomic(parts[-1], data, durable=False)
+    except NotFollowed as exc:
+        raise _not_followed(root, rel, exc) from exc
     except OSError as exc:
         raise OutputError(f"cannot write output {rel!r} in {root}: {exc.strerror or exc}") from exc
-    return target
+    return Path(root, *parts)
+
+
+def check_output_root(base: Path, out: Path, *, spec_file: str) -> None:
+    """Refuse an output folder from the spec that resolves outside the spec's folder.
+
+    ``base`` is the spec's folder, ``out`` the output folder the spec asks for (its
+    ``output_dir``, or the default ``build/``). Symlinks are resolved: a ``build``
+    that is a symlink to another folder (git carries symlinks in pull requests) is
+    refused with a :class:`SpecError` (exit 3) naming both paths. ``-o`` on the
+    command line is the user's own choice and is not checked here.
+    """
+    if inside(base, out):
+        return
+    raise SpecError(
+        [
+            Problem(
+                spec_file,
+                0,
+                0,
+                "output_dir",
+                f"the output folder {out} resolves to {os.path.realpath(out)}, outside the spec's "
+                f"folder {os.path.realpath(base)} (a symlink on the way points elsewhere)",
+                "replace the symlink with a real folder, or choose the folder on the command line with -o OUT",
+            )
+        ]
+    )
 
 
 def sweep_temp_files(root: Path) -> int:
@@ -114,6 +179,12 @@ class OutputState:
     ``observe(rel)`` answers "what sha256 does this file have now?" cheaply: a stat,
     and a re-hash only when size or mtime differ from what was recorded. None means the
     file is missing (or is not a regular file).
+
+    Each entry is ``[size, mtime_ns, sha256 now, sha256 written]``: the last is what
+    :meth:`record` wrote (None for a file only observed), so :meth:`written` tells a
+    file this tool wrote from one a user put or changed there. An entry of an older
+    state file, ``[size, mtime_ns, sha256]``, counts as written. The file is read as
+    untrusted input: malformed entries are dropped.
     """
 
     def __init__(self, root: Path):
@@ -125,7 +196,7 @@ class OutputState:
         try:
             data = json.loads(self._path.read_text(encoding="utf-8"))
             if isinstance(data, dict) and isinstance(data.get("files"), dict):
-                self._files = data["files"]
+                self._files = {k: v for k, v in data["files"].items() if _valid_entry(k, v)}
         except (OSError, ValueError):
             self._files = {}  # a lost stat cache only costs re-hashing
 
@@ -142,19 +213,29 @@ class OutputState:
         if known and known[0] == st.st_size and known[1] == st.st_mtime_ns:
             return str(known[2])
         digest = file_sha256(Path(path))
-        self._files[rel] = [st.st_size, st.st_mtime_ns, digest]
+        written = (known[3] if len(known) > 3 else known[2]) if known else None
+        self._files[rel] = [st.st_size, st.st_mtime_ns, digest, written]
         self._dirty = True
         return digest
 
     def record(self, rel: str, digest: str) -> None:
         """Remember the file just written at ``rel`` with ``digest``."""
-        st = (self.root / rel).stat()
-        self._files[rel] = [st.st_size, st.st_mtime_ns, digest]
+        st = os.lstat(self.root / rel)
+        self._files[rel] = [st.st_size, st.st_mtime_ns, digest, digest]
         self._dirty = True
 
     def known_paths(self) -> list[str]:
-        """Every file this tool recorded writing in the folder."""
+        """Every file recorded in the folder (written or only observed)."""
         return sorted(self._files)
+
+    def written(self) -> dict[str, str]:
+        """Path -> sha256 this tool wrote there, for every file it recorded writing."""
+        out = {}
+        for rel, entry in self._files.items():
+            digest = entry[3] if len(entry) > 3 else entry[2]
+            if digest:
+                out[rel] = str(digest)
+        return out
 
     def forget(self, rel: str) -> None:
         if self._files.pop(rel, None) is not None:
@@ -169,6 +250,31 @@ class OutputState:
         except OSError:
             return  # the stat cache is an optimisation; losing it costs a re-hash
         self._dirty = False
+
+
+def _valid_entry(rel: Any, entry: Any) -> bool:
+    """Whether a state entry has the shape this module writes (see :class:`OutputState`)."""
+    if not isinstance(rel, str) or not isinstance(entry, list) or len(entry) not in (3, 4):
+        return False
+    size, mtime, digest = entry[0], entry[1], entry[2]
+    written = entry[3] if len(entry) > 3 else digest
+    return (
+        all(isinstance(v, int) and not isinstance(v, bool) for v in (size, mtime))
+        and isinstance(digest, str)
+        and (written is None or isinstance(written, str))
+    )
+
+
+def manifest_entry(file: Mapping[str, Any]) -> dict[str, Any]:
+    """One file of ``manifest.json`` from one file of a lock entry's output."""
+    return {
+        "path": file["path"],
+        "format": file.get("format"),
+        "width": file.get("width"),
+        "height": file.get("height"),
+        "sha256": file["sha256"],
+        "bytes": file.get("bytes"),
+    }
 
 
 def write_manifest(root: Path, assets: Mapping[str, Iterable[Mapping[str, Any]]]) -> bool:

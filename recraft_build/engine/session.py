@@ -30,14 +30,21 @@ from recraft_build.engine import keys
 from recraft_build.engine.executor import BuildResult, Executor, NullReporter, Reporter
 from recraft_build.engine.lock import Lock
 from recraft_build.engine.options import BuildOptions
-from recraft_build.engine.outputs import MANIFEST_NAME, OutputState, sweep_temp_files, write_manifest
+from recraft_build.engine.outputs import (
+    MANIFEST_NAME,
+    OutputState,
+    check_output_root,
+    manifest_entry,
+    sweep_temp_files,
+    write_manifest,
+)
 from recraft_build.engine.plan import Plan, PlanInputs, make_plan
 from recraft_build.engine.pricing import Pricing
 from recraft_build.errors import BudgetError, FrozenError, LockMismatch, PinnedPictureMissing, Problem, SpecError, UsageError
 from recraft_build.providers.capabilities import ProviderInfo, refusals
 from recraft_build.settings import Settings
 
-__all__ = ["DEFAULT_SPEC", "Session", "StyleRef", "load_spec_file", "select_targets"]
+__all__ = ["DEFAULT_SPEC", "Session", "StyleRef", "load_spec_file", "output_root", "select_targets"]
 
 DEFAULT_SPEC = "assets.yaml"
 
@@ -80,6 +87,18 @@ def select_targets(spec: Spec, targets: Sequence[str] | None) -> list[str] | Non
                 seen.add(n)
                 chosen.append(n)
     return chosen
+
+
+def output_root(spec: Spec, explicit: str | os.PathLike[str] | None) -> Path:
+    """Where outputs go: ``-o`` (the user's choice, anywhere), else the spec's
+    ``output_dir`` (relative to the spec), else ``build/`` beside it. The folder from the
+    spec must resolve inside the spec's folder, symlinks included (SpecError, exit 3):
+    a pull request cannot point the build at another folder."""
+    if explicit:
+        return Path(explicit)
+    out = spec.default_output_dir()
+    check_output_root(spec.path.parent, out, spec_file=str(spec.path))
+    return out
 
 
 @dataclass(frozen=True)
@@ -161,7 +180,7 @@ class Session:
         with _bulk_load():
             spec = load_spec_file(spec_path)
             info = provider_info(settings.provider, profiles=spec.providers, env=settings.environ)
-            out = settings.explicit_output_dir() or spec.default_output_dir()
+            out = output_root(spec, settings.output_dir)
             lock = Lock.load(spec.lock_path)
         store = open_store(settings, reporter.warning)
         return cls(spec, settings, lock=lock, store=store, provider=info, output_dir=out, reporter=reporter,
@@ -309,11 +328,7 @@ class Session:
             entry = self.lock.asset(a.name)
             if entry is None:
                 continue
-            assets[a.name] = [
-                {"path": f.path, "format": f.format, "width": f.width, "height": f.height,
-                 "sha256": f.sha256, "bytes": f.bytes}
-                for f in entry.files()
-            ]
+            assets[a.name] = [manifest_entry(f.to_json()) for f in entry.files()]
         if assets or (self.out / MANIFEST_NAME).exists():
             write_manifest(self.out, assets)
 

@@ -12,9 +12,14 @@ goes through the same checks before it is returned:
   server's ``Content-Type`` disagrees with the bytes, the bytes win (CDNs label
   files loosely) and the picture gets the media type of what it really is;
 * raster: decoded fully with Pillow (``verify`` then ``load``), so a truncated or
-  corrupt file is caught; at most ``max_pixels`` pixels;
+  corrupt file is caught; at most ``max_pixels`` pixels, by default the one limit
+  every step decodes and renders within (:data:`recraft_build.steps.images.MAX_PIXELS`,
+  checked by the same function), so a picture accepted here never fails a later step
+  for its size;
 * SVG: UTF-8 XML with no DOCTYPE or entity declarations (so no entity expansion
-  and no external fetches), root element ``svg``, no ``<script>`` element, and a
+  and no external fetches), root element ``svg``, no active content (scripts, event
+  attributes, ``javascript:`` links, ``<foreignObject>``, external references: the
+  rule of :mod:`recraft_build.steps.svgsafe`, the same the steps apply), and a
   ``viewBox``. When the ``viewBox`` is missing it is **added** from numeric
   ``width``/``height`` (unitless or ``px``) as ``0 0 width height``, inserted into the
   root tag without re-serialising the rest of the file; with neither, the SVG is
@@ -45,7 +50,10 @@ from PIL import Image
 from recraft_build.domain import Picture
 from recraft_build.domain import sniff_media_type
 from recraft_build.errors import BadResultError
+from recraft_build.errors import StepError
 from recraft_build.providers.http import CallContext, HttpPolicy, retry_after_seconds
+from recraft_build.steps.images import MAX_PIXELS, check_pixels
+from recraft_build.steps.svgsafe import UnsafeSvg, check_svg
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -58,8 +66,9 @@ __all__ = [
 
 #: Largest picture body accepted, in bytes.
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
-#: Largest raster accepted, in pixels (below Pillow's decompression-bomb warning).
-DEFAULT_MAX_PIXELS = 80_000_000
+#: Largest raster accepted, in pixels: the steps' own limit, so what is accepted here
+#: can be decoded by every step (below Pillow's decompression-bomb warning too).
+DEFAULT_MAX_PIXELS = MAX_PIXELS
 
 _NOT_IMAGE_TYPES = ("text/html", "application/json", "text/plain", "text/javascript", "application/javascript")
 _SVG_NS = "{http://www.w3.org/2000/svg}"
@@ -85,8 +94,10 @@ def _check_raster(data: bytes, media_type: str, max_pixels: int) -> None:
     try:
         with Image.open(io.BytesIO(data), formats=[fmt]) as im:
             width, height = im.size
-            if width * height > max_pixels:
-                raise _Bad(f"the picture is {width}x{height}, over the {max_pixels} pixel limit")
+            try:
+                check_pixels(width, height, max_pixels)
+            except StepError as exc:
+                raise _Bad(f"over the pixel limit: {exc}") from exc
             im.verify()
         # verify() does not decode pixel data (and says little for JPEG/WEBP): load
         # the whole image too, which catches truncated files.
@@ -140,9 +151,10 @@ def _check_svg(data: bytes) -> bytes:
         raise _Bad(f"the SVG is not well-formed XML ({exc})") from exc
     if root.tag not in ("svg", f"{_SVG_NS}svg"):
         raise _Bad(f"the XML root is <{root.tag}>, not <svg>")
-    for el in root.iter():
-        if isinstance(el.tag, str) and el.tag.rsplit("}", 1)[-1].lower() == "script":
-            raise _Bad("the SVG contains a <script> element, which is refused")
+    try:
+        check_svg(data)
+    except UnsafeSvg as exc:
+        raise _Bad(f"the SVG is refused: {exc}") from exc
     view_box = root.get("viewBox")
     if view_box is not None:
         parts = view_box.replace(",", " ").split()

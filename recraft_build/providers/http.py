@@ -63,8 +63,11 @@ __all__ = [
     "AUTH_SCHEMES",
     "CallContext",
     "HttpPolicy",
+    "OFFICIAL_BASES",
+    "PROXY_PREFIXES",
     "RateLimiter",
     "REQUEST_ID_HEADERS",
+    "base_url_advice",
     "check_base_url",
     "error_text",
     "json_of",
@@ -106,6 +109,8 @@ _ANSWER_LOST = (
 
 # Longest server text kept in a message; error pages can be huge.
 _MAX_TEXT = 300
+# Longest request id kept in a message.
+_MAX_REQUEST_ID = 200
 
 
 @dataclass(frozen=True)
@@ -228,7 +233,19 @@ class RateLimiter:
 
     ``clock`` and ``sleep`` are injected (tests pass a fake clock whose sleep
     advances it).
+
+    ``on_wait`` (the provider's notice callback) hears about waits, so a build that
+    slows down says why: a wait of :data:`NOTICE_AFTER` seconds or more gives one line,
+    ``waiting 4 s for the rate limit (100 images/min)``, plus ``advice[bucket]`` if
+    given (how to raise it); at most one line per :data:`NOTICE_EVERY` seconds, since
+    every worker waits in turn once the limit is reached.
     """
+
+    #: Shortest wait (seconds) that is reported through ``on_wait``.
+    NOTICE_AFTER = 1.0
+    #: Least time (seconds, on the limiter's clock) between two reported waits.
+    NOTICE_EVERY = 30.0
+    _UNITS = {"requests": ("requests/s", 1.0), "images": ("images/min", 60.0), "creates": ("creates/min", 60.0)}
 
     def __init__(
         self,
@@ -239,24 +256,32 @@ class RateLimiter:
         burst_seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        on_wait: Callable[[str], None] | None = None,
+        advice: Mapping[str, str] | None = None,
     ):
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
+        self._on_wait = on_wait
+        self._advice = dict(advice or {})
+        self._last_notice: float | None = None
         now = clock()
         self._buckets: dict[str, _Bucket] = {}
-        for key, limit, per in (
-            ("requests", requests_per_second, 1.0),
-            ("images", images_per_minute, 60.0),
-            ("creates", creates_per_minute, 60.0),
+        self._shown: dict[str, str] = {}
+        for key, limit in (
+            ("requests", requests_per_second),
+            ("images", images_per_minute),
+            ("creates", creates_per_minute),
         ):
             if limit is None or limit == 0:
                 continue
             if limit < 0:
                 raise PlanError(f"rate limit for {key} must be positive (got {limit})")
+            unit, per = self._UNITS[key]
             rate = float(limit) / per
             burst = max(rate * burst_seconds, 6.0 if key == "images" else 1.0)
             self._buckets[key] = _Bucket(rate, burst, now)
+            self._shown[key] = f"{limit:g} {unit}"
 
     @classmethod
     def unlimited(cls) -> "RateLimiter":
@@ -271,12 +296,30 @@ class RateLimiter:
     def acquire(self, *, requests: int = 1, images: int = 0, creates: int = 0) -> float:
         """Block until the call may go; return the seconds waited (0 if none)."""
         wanted = {"requests": requests, "images": images, "creates": creates}
+        notice = None
         with self._lock:
             now = self._clock()
             wait = 0.0
+            slowest = ""
             for key, bucket in self._buckets.items():
                 if wanted[key]:
-                    wait = max(wait, bucket.reserve(wanted[key], now))
+                    needed = bucket.reserve(wanted[key], now)
+                    if needed > wait:
+                        wait, slowest = needed, key
+            if (
+                self._on_wait is not None
+                and wait >= self.NOTICE_AFTER
+                and (self._last_notice is None or now - self._last_notice >= self.NOTICE_EVERY)
+            ):
+                self._last_notice = now
+                advice = self._advice.get(slowest)
+                notice = (
+                    f"waiting {wait:.0f} s for the rate limit ({self._shown[slowest]})"
+                    + (f"; {advice}" if advice else "")
+                )
+        if notice is not None:
+            assert self._on_wait is not None
+            self._on_wait(notice)
         if wait > 0:
             self._sleep(wait)
         return wait
@@ -291,6 +334,8 @@ class CallContext:
     proxies that want it). ``token_env`` is the environment variable a user should
     set when the server refuses the token. ``on_retry`` receives a one-line note each
     time a call is retried (the library never prints; the reporter may).
+    ``protocol`` (``recraft`` or ``replicate``) and ``base_url`` let a 404 suggest the
+    base URL that fits what was given (see :func:`base_url_advice`).
     """
 
     provider: str
@@ -298,6 +343,8 @@ class CallContext:
     auth: str = "bearer"
     token_env: str | None = None
     on_retry: Callable[[str], None] | None = None
+    protocol: str | None = None
+    base_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.auth not in AUTH_SCHEMES:
@@ -331,7 +378,8 @@ class CallContext:
             self.clean(message),
             provider=self.provider,
             status=status,
-            request_id=self.clean(request_id) if request_id else None,
+            # Masked, then cut: cutting first could leave part of an echoed token.
+            request_id=self.clean(request_id)[:_MAX_REQUEST_ID] if request_id else None,
             asset=asset,
         )
 
@@ -345,7 +393,7 @@ def request_id_of(response: httpx.Response) -> str | None:
     for name in REQUEST_ID_HEADERS:
         value = response.headers.get(name)
         if value:
-            return value.strip()[:200]
+            return value.strip()
     return None
 
 
@@ -354,14 +402,21 @@ def _shorten(text: str) -> str:
     return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."
 
 
-def error_text(response: httpx.Response) -> str:
+def error_text(response: httpx.Response, *, redact: Callable[[str], str] | None = None) -> str:
     """What the server said about a failure, in one short line.
 
     Handles Recraft's plain-text bodies (``request unauthorized``), JSON bodies
     (``{"error": ...}``, ``{"message": ...}``, ``{"code":..., "message":...}``) and
     Replicate's problem+json (``detail``, ``title``). An HTML error page becomes a
     note that it was HTML. Never raises.
+
+    ``redact`` (e.g. :meth:`CallContext.clean`) masks secrets **before** the text is
+    cut to its length limit: cutting first could split a token the server echoed, and
+    the part before the cut would no longer match the token and would survive.
     """
+    def shorten(text: str) -> str:
+        return _shorten(redact(text) if redact is not None else text)
+
     try:
         raw = response.read()
     except httpx.HTTPError:
@@ -376,11 +431,11 @@ def error_text(response: httpx.Response) -> str:
         try:
             data = json.loads(text)
         except ValueError:
-            return _shorten(text)
+            return shorten(text)
         found = _message_from_json(data)
         if found:
-            return _shorten(found)
-    return _shorten(text)
+            return shorten(found)
+    return shorten(text)
 
 
 def _message_from_json(data: Any) -> str | None:
@@ -426,9 +481,59 @@ def _auth_message(ctx: CallContext, status: int, text: str, what: str) -> str:
     )
 
 
-def _rejected_message(status: int, text: str, what: str, url: str) -> str:
+#: Per protocol: the official base URL, and the path prefix a proxy of it usually has.
+OFFICIAL_BASES = {"recraft": "https://external.api.recraft.ai/v1", "replicate": "https://api.replicate.com/v1"}
+PROXY_PREFIXES = {"recraft": "/recraft/v1", "replicate": "/replicate/v1"}
+
+
+def base_url_advice(base_url: str, protocol: str) -> str:
+    """What to try when ``base_url`` answered 404, for a provider of ``protocol``.
+
+    The base URL ends where the API's own paths begin (``.../images/generations``,
+    ``.../models/...``), so it includes the version: the official APIs want ``/v1``,
+    and proxies put their own prefix before it (ElkAPI ``/recraft/v1``, kkiai
+    ``/replicate/v1``). The advice suggests the form that fits what was given.
+    """
+    official = OFFICIAL_BASES[protocol]
+    prefix = PROXY_PREFIXES[protocol]
+    bare_prefix = prefix[: -len("/v1")]
+    other = next(p for name, p in PROXY_PREFIXES.items() if name != protocol)
+    url = httpx.URL(base_url)
+    origin = str(url.copy_with(path="/", query=None, fragment=None)).rstrip("/")
+    path = url.path.rstrip("/")
+    official_url = httpx.URL(official)
+    if url.host == official_url.host:
+        if path != official_url.path:
+            return f"the official API's base URL is {official}"
+        return "it is the official base URL, so the API itself does not know this endpoint"
+    if path.endswith(other) or path.endswith(other[: -len("/v1")]):
+        return (
+            f"{path} is the other protocol's prefix: use {origin}{prefix} with the {protocol} "
+            "protocol, or choose the provider (or profile protocol) that matches this proxy"
+        )
+    if path.endswith(bare_prefix):
+        return f"add the API version: {origin}{path}/v1"
+    if path.endswith(prefix):
+        return (
+            f"it already ends in {prefix}; check the proxy's documentation for the exact path "
+            "(everything before /images/... or /models/... in its examples)"
+        )
+    if path in ("", "/v1"):
+        return f"a proxy of the {protocol} API usually serves it under {prefix}: try {origin}{prefix}"
+    return (
+        f"for the official API use {official}; for a proxy, everything before "
+        f"/{'images' if protocol == 'recraft' else 'models'}/... in its examples, usually {origin}{prefix}"
+    )
+
+
+def _rejected_message(status: int, text: str, what: str, url: str, ctx: CallContext | None = None) -> str:
     if status == 402:
         return f"{what} was refused for payment (server said: {text}). Top up the account's credits"
+    if status == 404 and ctx is not None and ctx.base_url and ctx.protocol in PROXY_PREFIXES:
+        return (
+            f"{what} was rejected: not found (server said: {text}). Check the base URL "
+            f"({ctx.base_url}): {base_url_advice(ctx.base_url, ctx.protocol)}"
+        )
     if status == 404:
         return (
             f"{what} was rejected: not found (server said: {text}). Check the base URL "
@@ -534,7 +639,7 @@ def send(
             if 200 <= status < 300:
                 response.read()
                 return response
-            text = ctx.clean(error_text(response))
+            text = error_text(response, redact=ctx.clean)
             request_id = request_id_of(response)
             response.close()
             if status in (401, 403):
@@ -565,7 +670,7 @@ def send(
                         "provider's base URL to the final address"
                     )
                 else:
-                    message = _rejected_message(status, text, what, url)
+                    message = _rejected_message(status, text, what, url, ctx)
                     extra = hint(status, text) if hint is not None else None
                     if extra:
                         message = f"{message}. {extra}"

@@ -37,6 +37,8 @@ class HttpProvider(Provider):
 
     family = "recraft"
     paid = True
+    #: The API protocol spoken (``recraft`` or ``replicate``), for advice in messages.
+    protocol: str | None = None
 
     def __init__(
         self,
@@ -60,7 +62,10 @@ class HttpProvider(Provider):
         self.name = name
         self.base_url = check_base_url(base_url, provider=name, allow_http=allow_http)
         secret = token if isinstance(token, Secret) else Secret(token)
-        self._ctx = CallContext(name, secret=secret, auth=auth, token_env=token_env, on_retry=on_retry)
+        self._ctx = CallContext(
+            name, secret=secret, auth=auth, token_env=token_env, on_retry=on_retry,
+            protocol=self.protocol, base_url=self.base_url,
+        )
         self._client = client
         self._owns_client = owns_client
         self._policy = policy or HttpPolicy()

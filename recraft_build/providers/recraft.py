@@ -43,7 +43,7 @@ from recraft_build.domain import GenerationRequest, Picture
 from recraft_build.errors import BadResultError, PlanError
 from recraft_build.providers.capabilities import CAPABILITIES
 from recraft_build.providers.base import GenerationResult, StyleResult, TransformResult
-from recraft_build.providers.http import request_id_of
+from recraft_build.providers.http import OFFICIAL_BASES, request_id_of
 from recraft_build.providers.httpbase import HttpProvider
 from recraft_build.providers.redact import Secret
 
@@ -57,7 +57,7 @@ __all__ = [
     "recraft_body",
 ]
 
-DEFAULT_BASE_URL = "https://external.api.recraft.ai/v1"
+DEFAULT_BASE_URL = OFFICIAL_BASES["recraft"]
 TOKEN_ENV = "RECRAFT_API_TOKEN"
 
 #: Our operation names -> Recraft tool endpoints (relative to the base URL).
@@ -294,6 +294,8 @@ class RecraftProvider(HttpProvider):
     field of a tool's picture) are the profile options described in the module
     docstring.
     """
+
+    protocol = "recraft"
 
     def __init__(
         self,

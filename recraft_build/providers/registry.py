@@ -26,8 +26,14 @@ the recraft protocol ``response_format`` and ``file_field``; for replicate
 unknown option is a :class:`~recraft_build.errors.PlanError` (a typo in a rate limit
 must not be ignored).
 
-Defaults: recraft 5 requests/s and 100 images/min (the documented account limits);
-replicate 600 creates/min and 50 requests/s (3000/min for other endpoints).
+Rate limits: recraft 5 requests/s and 100 images/min (the documented account
+limits); replicate 600 creates/min and 50 requests/s (3000/min for other endpoints).
+An account allowed more raises them for the built-in ``recraft`` and ``replicate``
+with ``RECRAFT_BUILD_REQUESTS_PER_SECOND``, ``RECRAFT_BUILD_IMAGES_PER_MINUTE`` and
+``RECRAFT_BUILD_CREATES_PER_MINUTE`` (read from ``env``; 0 turns a limit off; not a
+number is a :class:`~recraft_build.errors.UsageError`); a profile from the spec sets its
+own in ``rate_limit:``. A wait of a second or more is reported through ``notice``
+(``waiting 4 s for the rate limit (100 images/min)``), with how to raise the limit.
 
 When no ``client`` is given, one ``httpx.Client`` is made per provider with a pool
 big enough that ``-j`` workers reuse connections instead of opening new ones
@@ -60,6 +66,7 @@ __all__ = [
     "BUILTIN_NAMES",
     "provider_info",
     "PROTOCOLS",
+    "RATE_LIMIT_ENV",
     "default_client",
     "make_provider",
 ]
@@ -74,6 +81,13 @@ _DEFAULT_LIMITS = {
     "recraft": {"requests_per_second": 5.0, "images_per_minute": 100.0, "creates_per_minute": None},
     "replicate": {"requests_per_second": 50.0, "images_per_minute": None, "creates_per_minute": 600.0},
 }
+#: Environment variables that override the built-in providers' rate limits, by option.
+RATE_LIMIT_ENV = {
+    "requests_per_second": "RECRAFT_BUILD_REQUESTS_PER_SECOND",
+    "images_per_minute": "RECRAFT_BUILD_IMAGES_PER_MINUTE",
+    "creates_per_minute": "RECRAFT_BUILD_CREATES_PER_MINUTE",
+}
+_LIMIT_BUCKETS = {"requests_per_second": "requests", "images_per_minute": "images", "creates_per_minute": "creates"}
 _COMMON_OPTIONS = frozenset(
     {"requests_per_second", "images_per_minute", "creates_per_minute", "max_download_bytes", "allow_http"}
     | set(HttpPolicy.OPTION_NAMES)
@@ -103,7 +117,27 @@ _env = env_value
 
 
 def _builtin_profile(name: str, env: Mapping[str, str]) -> ProviderProfile:
-    return ProviderProfile(name=name, protocol=name, base_url=_env(env, _BASE_ENV[name]) or None)
+    return ProviderProfile(
+        name=name, protocol=name, base_url=_env(env, _BASE_ENV[name]) or None,
+        options=_env_rate_limits(env),
+    )
+
+
+def _env_rate_limits(env: Mapping[str, str]) -> dict[str, float]:
+    """The rate-limit options set by :data:`RATE_LIMIT_ENV` variables (UsageError if not numbers)."""
+    options: dict[str, float] = {}
+    for option, var in RATE_LIMIT_ENV.items():
+        text = _env(env, var)
+        if not text:
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not value >= 0 or value == float("inf"):
+            raise UsageError(f"{var} must be a number of at least 0 (0 turns the limit off), got {text!r}")
+        options[option] = value
+    return options
 
 
 def _number(options: Mapping[str, Any], key: str, default: Any, profile: str) -> Any:
@@ -161,7 +195,10 @@ def make_provider(
     else:
         known = ", ".join(list(BUILTIN_NAMES) + sorted(n for n in profiles if n not in BUILTIN_NAMES))
         raise UsageError(f"unknown provider {name!r} (known: {known})")
-    return _from_profile(profile, env=env, client=client, sleep=sleep, clock=clock, on_retry=on_retry)
+    return _from_profile(
+        profile, env=env, client=client, sleep=sleep, clock=clock, on_retry=on_retry, notice=notice,
+        builtin=name not in profiles,
+    )
 
 
 def provider_info(name: str, *, profiles: Mapping[str, ProviderProfile], env: Mapping[str, str]) -> ProviderInfo:
@@ -199,6 +236,8 @@ def _from_profile(
     sleep: Callable[[float], None],
     clock: Callable[[], float],
     on_retry: Callable[[str], None] | None,
+    notice: Callable[[str], None] | None = None,
+    builtin: bool = False,
 ) -> Provider:
     name, protocol = profile.name, profile.protocol
     if protocol not in PROTOCOLS:
@@ -222,12 +261,24 @@ def _from_profile(
     base_url = profile.base_url or _env(env, _BASE_ENV[protocol]) or _DEFAULT_BASE[protocol]
     policy = HttpPolicy.from_options(options)
     limits = _DEFAULT_LIMITS[protocol]
+    if builtin:
+        advice = {
+            bucket: f"set {RATE_LIMIT_ENV[option]} if your account allows more"
+            for option, bucket in _LIMIT_BUCKETS.items()
+        }
+    else:
+        advice = {
+            bucket: f"raise rate_limit: {{{option}: ...}} in profile {name} if the service allows more"
+            for option, bucket in _LIMIT_BUCKETS.items()
+        }
     limiter = RateLimiter(
         requests_per_second=_number(options, "requests_per_second", limits["requests_per_second"], name),
         images_per_minute=_number(options, "images_per_minute", limits["images_per_minute"], name),
         creates_per_minute=_number(options, "creates_per_minute", limits["creates_per_minute"], name),
         clock=clock,
         sleep=sleep,
+        on_wait=notice,
+        advice=advice,
     )
     max_bytes = _number(options, "max_download_bytes", DEFAULT_MAX_BYTES, name)
     allow_http = options.get("allow_http", False)

@@ -57,7 +57,7 @@ from recraft_build.errors import (
 )
 from recraft_build.providers.capabilities import CAPABILITIES
 from recraft_build.providers.base import GenerationResult, TransformResult
-from recraft_build.providers.http import HttpPolicy
+from recraft_build.providers.http import OFFICIAL_BASES, HttpPolicy
 from recraft_build.providers.httpbase import HttpProvider
 from recraft_build.providers.redact import Secret
 
@@ -71,7 +71,7 @@ __all__ = [
     "replicate_model",
 ]
 
-DEFAULT_BASE_URL = "https://api.replicate.com/v1"
+DEFAULT_BASE_URL = OFFICIAL_BASES["replicate"]
 TOKEN_ENV = "REPLICATE_API_TOKEN"
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled", "aborted"})
 
@@ -158,6 +158,8 @@ class ReplicateProvider(HttpProvider):
     ``poll_timeout`` (seconds after which a running prediction is cancelled;
     Replicate itself stops predictions after 30 minutes).
     """
+
+    protocol = "replicate"
 
     def __init__(
         self,

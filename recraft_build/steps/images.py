@@ -15,8 +15,11 @@ Limits and choices (the contract other modules rely on):
   (``srgb=True``), because exported files carry no metadata by default and would
   otherwise look rotated or shifted in colour.
 * SVG is parsed with expat and refused when it has a DOCTYPE or entity declarations
-  (billion-laughs, external entities) or references external files (``<image href=
-  "/etc/...">``): only ``#fragment`` and ``data:`` references are allowed.
+  (billion-laughs, external entities) or any active content: scripts, event
+  attributes, ``javascript:`` links, ``<foreignObject>``, references to external files
+  (``<image href="/etc/...">``)... The rule is :mod:`recraft_build.steps.svgsafe`,
+  applied in :func:`svg_info`, which every SVG a step makes or exports goes through
+  (vectorize's output included); downloads use the same rule.
 * :func:`to_picture` encodes deterministically: the same pixels always give the same
   bytes (no timestamps, no text chunks, fixed zlib level), since results are cached and
   locked by their sha256.
@@ -35,6 +38,7 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from recraft_build.domain import Picture, media_type_for_format
 from recraft_build.errors import StepError
+from recraft_build.steps.svgsafe import SvgGuard, UnsafeSvg
 
 __all__ = [
     "MAX_PIXELS",
@@ -58,9 +62,6 @@ MAX_PIXELS = 8192 * 8192
 _PNG_LEVEL = 6
 
 _SVG_NS = "http://www.w3.org/2000/svg"
-_XLINK_NS = "http://www.w3.org/1999/xlink"
-# Elements whose href loads another resource (file, network) when rendered.
-_LOADING_ELEMENTS = frozenset({"image", "use", "feImage", "script", "tref"})
 # CSS absolute units in px at 96 dpi (what resvg and browsers use).
 _UNITS = {"": 1.0, "px": 1.0, "in": 96.0, "cm": 96 / 2.54, "mm": 96 / 25.4,
           "pt": 96 / 72, "pc": 16.0}
@@ -74,13 +75,17 @@ _ENCODING_RE = re.compile(rb"encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
 
 
 def check_pixels(width: int, height: int, max_pixels: int = MAX_PIXELS) -> None:
-    """Raise :class:`StepError` unless ``width`` x ``height`` is a sane picture size."""
+    """Raise :class:`StepError` unless ``width`` x ``height`` is a sane picture size.
+
+    The one pixel-limit check: downloads call it too (with the same default), so a
+    picture a provider delivers is never refused later by a step for its size.
+    """
     if width < 1 or height < 1:
         raise StepError(f"a picture of {width}x{height} pixels is empty")
     if width * height > max_pixels:
         raise StepError(
             f"a {width}x{height} picture ({width * height / 1e6:.1f} MP) is larger than "
-            f"the limit of {max_pixels / 1e6:.1f} MP; use a smaller size"
+            f"the limit of {max_pixels / 1e6:.1f} MP ({max_pixels:,} pixels); use a smaller size"
         )
 
 
@@ -275,11 +280,13 @@ def svg_info(data: bytes) -> SvgInfo:
     """Parse ``data`` as SVG and describe its root; refuse what is unsafe.
 
     Raises :class:`StepError` when the document does not parse, its root is not an
-    ``<svg>`` element, it declares a DOCTYPE or entities, or it references an external
-    file or URL.
+    ``<svg>`` element, it declares a DOCTYPE or entities, or it has active content
+    (see :mod:`recraft_build.steps.svgsafe`: scripts, event attributes, links and
+    references to external files...).
     """
     parser = expat.ParserCreate(namespace_separator=" ")
     root: dict[str, object] = {}
+    guard = SvgGuard()
 
     def refuse_doctype(*_args: object) -> None:
         raise _Refused("it declares a DOCTYPE, which is refused (entities can expand or load files)")
@@ -294,26 +301,16 @@ def svg_info(data: bytes) -> SvgInfo:
                 raise _Refused(f"its root element is <{local}>, not <svg>")
             root["attrs"] = attrs
             root["offset"] = parser.CurrentByteIndex
-            return
-        local = name.rpartition(" ")[2]
-        if local in _LOADING_ELEMENTS:
-            for key in ("href", f"{_XLINK_NS} href"):
-                ref = attrs.get(key)
-                if ref is not None and not (ref.startswith("#") or ref.startswith("data:")):
-                    raise _Refused(
-                        f"<{local}> references {ref!r}; external files are refused "
-                        "(embed it as a data: URI)"
-                    )
-        if local == "script":
-            raise _Refused("it contains a <script>, which is refused")
+        guard.start(name, attrs)
 
+    guard.attach(parser)
     parser.StartDoctypeDeclHandler = refuse_doctype
     parser.EntityDeclHandler = refuse_entity
     parser.ExternalEntityRefHandler = refuse_entity
     parser.StartElementHandler = start
     try:
         parser.Parse(data, True)
-    except _Refused as exc:
+    except (_Refused, UnsafeSvg) as exc:
         raise StepError(f"the SVG is refused: {exc}") from exc
     except expat.ExpatError as exc:
         raise StepError(f"the SVG does not parse: {exc}") from exc
