@@ -172,8 +172,11 @@ def plan(
 def status(
     spec_path: str | os.PathLike[str] | None = None, *, reporter: Reporter | None = None, **options: Any
 ) -> Plan:
-    """``recraft-build status``: every asset's plan, so each is up to date or stale with reasons."""
-    return plan(spec_path, None, reporter=reporter, **options)
+    """``recraft-build status``: every asset's plan, so each is up to date or stale with
+    reasons, and pictures swapped in the lock by hand reported as such."""
+    settings, _ = _split(options, frozenset(), "status")
+    with open_session(spec_path, settings, reporter) as session:
+        return session.plan(None, audit=True)
 
 
 # -- build ----------------------------------------------------------------------------------

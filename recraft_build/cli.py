@@ -169,17 +169,18 @@ def _dispatch(args: argparse.Namespace, out: Renderer) -> int:
 
     if cmd in ("plan", "status"):
         # `status` is the plan of every asset, shown as up to date or stale with reasons.
-        the_plan = api.plan(
-            args.spec,
-            getattr(args, "targets", None),
+        common = dict(
             provider=args.provider,
             cache_dir=args.cache_dir,
             output_dir=args.output_dir,
-            force=getattr(args, "force", False),
             reporter=make_reporter(stderr, live=False),
             remote_cache=getattr(args, "remote_cache", None),
             remote_mode=getattr(args, "remote_cache_mode", None),
         )
+        if cmd == "status":
+            the_plan = api.status(args.spec, **common)
+        else:
+            the_plan = api.plan(args.spec, args.targets, force=args.force, **common)
         out.plan(the_plan, status_mode=(cmd == "status"))
         return 0
     if cmd == "build":

@@ -52,11 +52,11 @@ class Renderer:
             cost = _credits(a.credits) if a.credits else "-"
             label = a.status
             if status_mode:
-                label = "ok" if a.status == "up-to-date" else "stale"
+                label = "edited" if a.hand_edited else ("ok" if a.status == "up-to-date" else "stale")
             out.write(
                 f"{label:<10} {a.name:<28} {req.model} {style} {size} x{req.n}  {cost:>12}  {_short_prompt(req.prompt)}\n"
             )
-            for r in a.reasons:
+            for r in a.reasons + ([a.hand_edited] if a.hand_edited else []):
                 out.write(f"{'':<10}   - {r}\n")
             if a.status == "up-to-date":
                 continue

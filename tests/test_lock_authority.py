@@ -154,3 +154,32 @@ def test_replicate_limits_are_refused_up_front_with_the_line(tmp_path, monkeypat
     code, _, err = run("validate", "-f", str(spec), "--provider", "replicate")
     assert code == 3 and "negative_prompt" in err
     assert run("validate", "-f", str(spec))[0] == 0
+
+
+def test_a_picture_swapped_in_the_lock_by_hand_is_reported(tmp_path, monkeypatch):
+    monkeypatch.delenv("RECRAFT_API_TOKEN", raising=False)
+    monkeypatch.delenv("REPLICATE_API_TOKEN", raising=False)
+    spec = tmp_path / "assets.yaml"
+    spec.write_text(SPEC)
+    cache = str(tmp_path / "c")
+    assert run("build", "-f", str(spec), "--cache-dir", cache)[0] == 0
+    subprocess_git(tmp_path, "init", "-q")
+    subprocess_git(tmp_path, "add", "assets.lock")
+    subprocess_git(tmp_path, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "lock")
+    data = json.loads((tmp_path / "assets.lock").read_text())
+    heart, star = data["assets"]["ui-heart"], data["assets"]["ui-star"]
+    heart["generation"]["candidates"] = star["generation"]["candidates"]  # another (cached) picture
+    (tmp_path / "assets.lock").write_text(json.dumps(data, indent=2, sort_keys=True))
+    code, out, _ = run("status", "-f", str(spec), "--cache-dir", cache)
+    assert "edited" in out and "ui-heart" in out and "edited by hand" in out
+    code, out, _ = run("status", "-f", str(spec), "--cache-dir", cache, "--json")
+    assets = {a["name"]: a for a in json.loads(out)["assets"]}
+    assert assets["ui-heart"]["hand_edited"] and not assets["ui-star"]["hand_edited"]
+    code, out, _ = run("diff", "-f", str(spec))
+    assert code == 0 and "edited by hand" in out and "ui-heart" in out
+
+
+def subprocess_git(cwd, *args):
+    import subprocess
+
+    subprocess.run(["git", *args], cwd=cwd, check=True)

@@ -113,6 +113,8 @@ class AssetPlan:
     # Who made the candidates and what they cost, when they come from a cache record.
     bought_from: str | None = None
     bought_credits: float | None = None
+    # ``status``: why the lock's pictures are not what its generation key made (a hand edit).
+    hand_edited: str = ""
 
     @property
     def name(self) -> str:
@@ -133,6 +135,7 @@ class AssetPlan:
             "prompt": req.prompt,
             "credits": self.credits,
             "pinned_missing": self.pinned_missing,
+            "hand_edited": self.hand_edited or None,
             "steps": [s.to_json() for s in self.steps],
             "outputs": [
                 {

@@ -211,10 +211,12 @@ class Session:
             self._styles = _style_refs(self.spec, self.provider.family, used) if used else {}
         return self._styles
 
-    def plan(self, targets: Sequence[str] | None = None, *, force: bool = False) -> Plan:
+    def plan(self, targets: Sequence[str] | None = None, *, force: bool = False, audit: bool = False) -> Plan:
         """What building ``targets`` (names or globs; all when None) needs, and costs.
 
-        Pure over what the session read: no provider call and no write.
+        Pure over what the session read: no provider call and no write. ``audit``
+        (``status``) also compares each pinned generation with the cache's record of its
+        key, to report pictures swapped in the lock by hand.
         """
         from recraft_build.steps.versions import step_versions
 
@@ -236,7 +238,27 @@ class Session:
         problems = refusals([a.asset for a in plan.assets if a.status == "generate"], self.provider, str(self.spec.path))
         if problems:
             raise SpecError(problems)
+        if audit:
+            self._audit(plan, inputs.records)
         return plan
+
+    def _audit(self, plan: Plan, records: RecordReader) -> None:
+        """Mark assets whose locked candidates differ from what their key made."""
+        for ap in plan.assets:
+            entry = self.lock.asset(ap.name)
+            if entry is None or entry.generation.key != ap.gen_key:
+                continue
+            rec = records.generation(ap.gen_key)
+            if rec is None:
+                continue
+            locked = [c.sha256 for c in entry.generation.candidates]
+            made = [c.sha256 for c in rec.candidates]
+            if locked != made:
+                ap.hand_edited = (
+                    f"the lock's pictures ({', '.join(d[:12] for d in locked)}) are not what generation "
+                    f"{ap.gen_key[:12]} made ({', '.join(d[:12] for d in made)}): edited by hand? "
+                    "(restore the lock from git, or reroll the asset)"
+                )
 
     # -- building ------------------------------------------------------------------
     def build(self, plan: Plan, options: BuildOptions, *, client: Any = None) -> BuildResult:

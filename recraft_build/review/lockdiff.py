@@ -182,6 +182,7 @@ class LockDiff:
                 "removed": self.count("removed"),
                 "regenerated": self.count("regenerated"),
                 "re-picked": self.count("re-picked"),
+                "hand_edited": self.count("hand-edited"),
                 "outputs_changed": self.count("outputs"),
                 "unchanged": self.unchanged,
                 "credits": self.credits,
@@ -197,6 +198,10 @@ def _files(entry: Mapping[str, Any]) -> dict[str, str]:
             if isinstance(f, Mapping) and "path" in f:
                 out[str(f["path"])] = str(f.get("sha256"))
     return out
+
+
+def _digests(gen: Mapping[str, Any]) -> list[str]:
+    return [str(c.get("sha256")) for c in _list(gen.get("candidates")) if isinstance(c, Mapping)]
 
 
 def _list(value: Any) -> list[Any]:
@@ -280,6 +285,11 @@ def compare(
             if not reason and g_old.get("family") != g_new.get("family"):
                 reason = f"made by {g_old.get('family')}, now {g_new.get('family')}"
             ch.reason = reason
+        elif _digests(g_old) != _digests(g_new):
+            # Same request, same key, other pictures: no build does that (a key always
+            # names the same candidates), so the lock was edited by hand.
+            ch.kinds.append("hand-edited")
+            ch.reason = "candidates replaced by hand: same generation key, other pictures"
         elif ch.old_pick != ch.new_pick:
             ch.kinds.append("re-picked")
         f_old, f_new = _files(old), _files(new)
@@ -324,6 +334,7 @@ def _row(ch: AssetChange) -> tuple[str, str, str]:
         "removed": "removed",
         "regenerated": "regenerated",
         "re-picked": "re-picked",
+        "hand-edited": "**edited by hand**",
         "outputs": "outputs changed",
     }
     what = ", ".join(labels[k] for k in ch.kinds)
@@ -335,6 +346,8 @@ def _row(ch: AssetChange) -> tuple[str, str, str]:
         details.append(f"new candidates{reason}, pick #{ch.new_pick}")
     if "re-picked" in ch.kinds:
         details.append(f"pick #{ch.old_pick} → #{ch.new_pick} of {ch.candidates}")
+    if "hand-edited" in ch.kinds:
+        details.append("the candidates were replaced in the lock by hand (same generation key, other pictures)")
     if ch.outputs_changed and "added" not in ch.kinds:
         details.append("changed: " + _paths(ch.outputs_changed))
     if ch.outputs_added and "added" not in ch.kinds:
@@ -358,6 +371,7 @@ def render_markdown(d: LockDiff) -> str:
         ("removed", "removed"),
         ("regenerated", "regenerated"),
         ("re-picked", "re-picked"),
+        ("hand-edited", "edited by hand"),
         ("outputs", "with outputs changed"),
     ):
         n = d.count(kind)
