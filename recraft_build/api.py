@@ -38,6 +38,7 @@ from recraft_build.providers.capabilities import ProviderInfo
 from recraft_build.settings import Settings
 
 __all__ = [
+    "DEFAULT_SPEC",
     "BuildOptions",
     "CleanResult",
     "Settings",

@@ -20,7 +20,7 @@ from __future__ import annotations
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from recraft_build.domain import Spec
 from recraft_build.engine.lock import Lock

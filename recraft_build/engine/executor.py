@@ -23,9 +23,9 @@ import queue
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from recraft_build.cache.records import (
     Candidate,
@@ -42,7 +42,6 @@ from recraft_build.engine import keys
 from recraft_build.domain import Picture, media_type_for_format, sniff_media_type
 from recraft_build.errors import (
     LockMismatch,
-    BudgetError,
     PlanError,
     ProviderError,
     RecraftBuildError,

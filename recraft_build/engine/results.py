@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from recraft_build.engine.lockdata import LockedFile
 from recraft_build.errors import BudgetError
@@ -19,7 +19,7 @@ from recraft_build.errors import BudgetError
 if TYPE_CHECKING:
     from recraft_build.engine.plan import Plan
 
-__all__ = ["AssetResult", "Budget", "BuildResult", "NullReporter", "Reporter"]
+__all__ = ["AssetResult", "Budget", "BuildResult", "NullReporter", "Reporter", "WarningReporter"]
 
 
 class Reporter(Protocol):
@@ -49,6 +49,19 @@ class NullReporter:
 
     def asset_finished(self, result: "AssetResult") -> None:
         pass
+
+
+class WarningReporter(NullReporter):
+    """Sends notices and warnings to one callback, ignores the rest (library callers)."""
+
+    def __init__(self, warn: Callable[[str], None]):
+        self._warn = warn
+
+    def notice(self, message: str) -> None:
+        self._warn(message)
+
+    def warning(self, message: str) -> None:
+        self._warn(message)
 
 
 @dataclass

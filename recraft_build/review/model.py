@@ -22,11 +22,9 @@ the store only through it and writes nothing.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any, Callable, Mapping, Protocol
 
-from recraft_build import __version__, api
-from recraft_build.settings import Settings
+from recraft_build import __version__
 from recraft_build.domain import Asset, GenerationRequest, Spec
 from recraft_build.engine import keys
 from recraft_build.engine.lock import Lock
@@ -66,22 +64,22 @@ def assemble(
     spec: Spec,
     pictures: Pictures,
     *,
+    lock: Lock,
     base_rev: str | None = "HEAD",
-    env: Mapping[str, str] | None = None,
-    provider: str | None = None,
+    pricing: Pricing | None = None,
+    provider_name: str | None = None,
     git: Any = None,
 ) -> dict[str, Any]:
-    """The gallery's data for ``spec`` as plain JSON, its pictures named by ``pictures``.
+    """The gallery's data for ``spec`` and its ``lock`` as plain JSON, its pictures named
+    by ``pictures``.
 
     ``base_rev`` None skips git (every built asset is then ``new``). When git cannot
     give the base (not installed, not a repository, no such revision), the reason is in
-    ``model["base"]["note"]`` and every built asset is ``new``: no error. ``provider``
-    (``auto``, a name...) adds each asset's estimated re-roll cost, priced by
-    :class:`recraft_build.engine.pricing.Pricing` as ``plan`` prices it. ``git`` is the
-    git runner for :func:`recraft_build.review.lockdiff.read_lock_at` (tests swap it).
+    ``model["base"]["note"]`` and every built asset is ``new``: no error. ``pricing``
+    (the session's, when its provider is paid) adds each asset's re-roll cost, priced as
+    ``plan`` prices it. ``git`` is the git runner for
+    :func:`recraft_build.review.lockdiff.read_lock_at` (tests swap it).
     """
-    env = Settings(env=env).environ
-    lock = Lock.load(spec.lock_path)
     head = dict(lock.raw_assets())
 
     base: dict[str, Any] | None = None
@@ -97,13 +95,7 @@ def assemble(
             base_note = str(exc)
     changes = {c.name: c for c in compare(base, head).changes} if base is not None else {}
 
-    reroll_cost: Callable[[GenerationRequest], float] | None = None
-    provider_name = None
-    if provider is not None:
-        info = api.provider_info(provider, spec, env)
-        provider_name = info.name
-        if info.paid:
-            reroll_cost = Pricing(spec.styles, info.family).generation
+    reroll_cost: Callable[[GenerationRequest], float] | None = pricing.generation if pricing is not None else None
 
     spec_assets = {a.name: a for a in spec.assets}
     names = [a.name for a in spec.assets]

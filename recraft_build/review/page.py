@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from recraft_build import api
+from recraft_build.engine.results import WarningReporter
 from recraft_build.settings import Settings
 from recraft_build.domain import Spec
 from recraft_build.engine.outputs import file_sha256
@@ -284,19 +285,20 @@ def _collect(
     prune: bool = True,
 ) -> tuple[dict[str, Any], Path, str | None]:
     """(model, gallery folder, old-gallery warning or None)."""
-    env = Settings(env=env).environ
     warn = warn or (lambda message: None)
+    settings = Settings(provider=provider or "auto", cache_dir=cache_dir, output_dir=output_dir, env=env)
     spec = api.load(spec_path)
-    out = api.resolve_output_dir(spec, output_dir)
     folder = _prepare_folder(spec, gallery_dir)
-    store = api.open_store(cache_dir, env, warn)
-    try:
-        pics = PictureFolder(folder / "img", store, out)
-        data = gallery_model.assemble(spec, pics, base_rev=base_rev, env=env, provider=provider, git=git)
+    with api.open_session(spec_path, settings, WarningReporter(warn)) as session:
+        pics = PictureFolder(folder / "img", session.store, session.out)
+        data = gallery_model.assemble(
+            session.spec, pics, lock=session.lock, base_rev=base_rev,
+            pricing=session.pricing if (provider is not None and session.provider.paid) else None,
+            provider_name=session.provider.name if provider is not None else None, git=git,
+        )
         if prune:
             pics.prune()
-    finally:
-        store.close()
+        out = session.out
     return data, folder, old_gallery_warning(out, folder)
 
 

@@ -29,7 +29,6 @@ the new key, so retrying the reroll costs nothing more).
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import os
 from typing import Any, Callable, Mapping
