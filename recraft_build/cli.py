@@ -20,6 +20,9 @@ from recraft_build.errors import RecraftBuildError, SpecError, UsageError
 
 __all__ = ["main"]
 
+# Spec problems printed to the terminal (all of them go into --json).
+_SHOWN_PROBLEMS = 100
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse that raises UsageError (exit 2 with our message) instead of exiting."""
@@ -169,8 +172,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, st
             return 2
         return _dispatch(args, stdout, stderr)
     except SpecError as exc:
-        for p in exc.problems:
+        for p in exc.problems[:_SHOWN_PROBLEMS]:
             stderr.write(f"{p}\n")
+        if len(exc.problems) > _SHOWN_PROBLEMS:
+            stderr.write(f"... and {len(exc.problems) - _SHOWN_PROBLEMS:,} more\n")
         stderr.write(f"{len(exc.problems)} problem(s) found; nothing was built.\n")
         if args is not None and getattr(args, "json", False):
             _emit_json(
