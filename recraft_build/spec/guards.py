@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from functools import wraps
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 from jinja2.filters import make_attrgetter, sync_do_join
 from jinja2.sandbox import SandboxedFormatter
@@ -58,7 +58,7 @@ def _number(value: Any, budget: Budget) -> int:
     return budget.measure(value)
 
 
-def _writtenint_arg(text: str | None, budget: Budget) -> int:
+def _written_int(text: str | None, budget: Budget) -> int:
     if not text:
         return 0
     if len(text) > _DIGITS_LIMIT:
@@ -88,8 +88,8 @@ def percent_size(fmt: str | bytes, values: Any, budget: Budget) -> int:
         conv = m["conv"]
         if conv == "%" or conv is None:
             continue
-        width = int_arg(take()) if m["width"] == "*" else _writtenint_arg(m["width"], budget)
-        prec = int_arg(take()) if m["prec"] == "*" else _writtenint_arg(m["prec"], budget)
+        width = int_arg(take()) if m["width"] == "*" else _written_int(m["width"], budget)
+        prec = int_arg(take()) if m["prec"] == "*" else _written_int(m["prec"], budget)
         width, prec = abs(width or 0), max(prec or 0, 0)
         budget.need(max(width, prec), "a format width or precision")
         key = m["key"]
@@ -110,8 +110,8 @@ def percent_size(fmt: str | bytes, values: Any, budget: Budget) -> int:
 def format_spec_size(value: Any, spec: str, budget: Budget) -> int:
     """A bound on ``len(format(value, spec))``; refuses widths past the size limit."""
     m = _SPEC.fullmatch(spec)
-    width = _writtenint_arg(m["width"], budget) if m else 0
-    prec = _writtenint_arg(m["prec"], budget) if m else 0
+    width = _written_int(m["width"], budget) if m else 0
+    prec = _written_int(m["prec"], budget) if m else 0
     budget.need(max(width, prec), "a format width or precision")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         size = (_number(value, budget) + prec) * 4 // 3  # grouping separators
@@ -250,7 +250,7 @@ PRECHECKS: dict[str, Precheck] = {
 
 
 def guard_filter(name: str, func: Callable[..., Any], budget: Budget,
-                  precheck: Precheck | None) -> Callable[..., Any]:
+                 precheck: Precheck | None) -> Callable[..., Any]:
     """``func`` with its work charged, its arguments checked and its result measured."""
     skip = 1 if getattr(func, "jinja_pass_arg", None) is not None else 0
     what = f"the {name} filter's result"
@@ -264,9 +264,8 @@ def guard_filter(name: str, func: Callable[..., Any], budget: Budget,
             if bound is not None:
                 budget.need(bound, what)
         result = func(*args, **kwargs)
-        if not isinstance(result, Iterator):  # generators are measured where consumed
+        if not hasattr(type(result), "__next__"):  # iterators are measured where consumed
             budget.check(result, what)
-            budget.charge(shallow_size(result) // NODES_PER_STEP)
         return result
 
     return guarded
@@ -331,7 +330,7 @@ _TEXT_TYPES = (str, bytes, bytearray)
 
 
 def method_precheck(budget: Budget, method: Any, args: tuple[Any, ...],
-                     kwargs: Mapping[str, Any]) -> tuple[Any, ...]:
+                    kwargs: Mapping[str, Any]) -> tuple[Any, ...]:
     """Check a call to a method of text (str, Markup, bytes) or an int; give the args to
     call with (``join`` gets its items as a list, already measured)."""
     owner = getattr(method, "__self__", None)

@@ -41,6 +41,7 @@ from recraft_build.domain import (
     ProviderProfile,
     Spec,
     StyleSpec,
+    Where,
 )
 from recraft_build.errors import Problem, SpecError
 from recraft_build.spec import tables
@@ -63,7 +64,6 @@ from recraft_build.spec.merging import (
     merge,
 )
 from recraft_build.spec.outputs import OUTPUT_FORMATS, Outputs, plan_output, relative_path_problem
-from recraft_build.spec.problems import Path as DocPath
 from recraft_build.spec.problems import ProblemLog
 from recraft_build.spec.schema import schema_problems, value_problems
 from recraft_build.spec.templating import TemplateRenderer
@@ -349,9 +349,11 @@ class _Loader:
         combos = expand(raw.get("matrix")) if s.matrix_ok else []
         field_ctx = {k: f[k] for k in TEMPLATE_FIELDS if f.get(k) is not None}
         field_ctx.setdefault("model", s.model.name)
+        # Places are looked up once per asset as written, not once per combination.
         asset_where = self.log.where(base)
         name_path, prompt_path = base + ("name",), base + ("prompt",)
-        negative_path = s.origins.get("negative_prompt", base)
+        name_where, prompt_where = self.log.where(name_path), self.log.where(prompt_path)
+        negative_where = self.log.where(s.origins.get("negative_prompt", base))
         plans = [plan_output(self.log, out, s) for out in s.asset.outputs]
         value_templates = find_value_templates(s.merged)
         r = _Rendering(self.renderer, self.log, in_matrix)
@@ -359,7 +361,7 @@ class _Loader:
         for combo in combos:
             r.failed = False
             context = {**field_ctx, **vars_, **combo}
-            name = r.text(raw["name"], context, name_path, _combo_label(combo), in_matrix)
+            name = r.text(raw["name"], context, name_where, _combo_label(combo), in_matrix)
             if name is None:
                 continue
             name = name.strip()
@@ -368,10 +370,10 @@ class _Loader:
             context["name"] = name
             named = outputs.name(name, base, in_matrix)
             who = f"asset '{name}'"
-            prompt = r.text(raw["prompt"], context, prompt_path, who)
+            prompt = r.text(raw["prompt"], context, prompt_where, who)
             negative = f.get("negative_prompt")
             if negative is not None:
-                negative = r.text(negative, context, negative_path, who)
+                negative = r.text(negative, context, negative_where, who)
                 negative = negative.strip() if negative is not None else None
             if prompt is not None:
                 prompt = prompt.strip()
@@ -382,7 +384,7 @@ class _Loader:
                 fields = with_values(f, values) if not r.failed else f
             specs: list[OutputSpec] = []
             for plan in plans:
-                rendered = r.text(plan.source, context, plan.path_field, who)
+                rendered = r.text(plan.source, context, plan.field_where, who)
                 made = outputs.render(plan, rendered, named) if rendered is not None else []
                 if made is None:
                     r.failed = True
@@ -422,13 +424,13 @@ class _Rendering:
     in_matrix: bool
     failed: bool = False
 
-    def text(self, source: str, context: Mapping[str, Any], path: DocPath, who: str,
+    def text(self, source: str, context: Mapping[str, Any], where: Where, who: str,
              named: bool = True) -> str | None:
         """Render, or record the problem and give None. ``who`` names the asset
         (``asset 'icon-sword'``; before the name exists, its matrix combination) and
         ``named`` says whether messages name it."""
         try:
-            return self.renderer.render(source, context, where=self.log.where(path))
+            return self.renderer.render(source, context, where=where)
         except SpecError as exc:
             self._record(exc.problems, who, named)
             return None

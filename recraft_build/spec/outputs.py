@@ -112,6 +112,7 @@ class OutputPlan:
     path: Path
     path_field: Path
     where: Where
+    field_where: Where
     options: Mapping[str, Any]
     favicon: bool
     kind: str
@@ -148,8 +149,8 @@ def plan_output(log: ProblemLog, out: CleanOutput, s: Source) -> OutputPlan:
     ) or (("", steps),)
     options = {k: raw[k] for k in ("quality", "lossless", "strip_metadata", "optimize")
                if k in raw}
-    return OutputPlan(raw["path"], path, out.path_field, log.where(path), options, favicon,
-                      kind, variants, ok)
+    return OutputPlan(raw["path"], path, out.path_field, log.where(path),
+                      log.where(out.path_field), options, favicon, kind, variants, ok)
 
 
 @dataclass(frozen=True)

@@ -174,11 +174,8 @@ class TemplateRenderer:
         template = self._template(source, where, asset)
         simple = self._simple.get(source)
         if simple is not None:
-            parts = _render_simple(simple, context)
+            parts = _render_simple(simple, context, self._max_output)
             if parts is not None:
-                size = sum(len(p) for p in parts)
-                if size > self._max_output:
-                    raise self._too_long(size, where, asset)
                 return "".join(parts)
         return self._run(template, context, where, asset, self._stream)
 
@@ -338,26 +335,33 @@ def _single_expression(tree: nodes.Template) -> nodes.Expr | None:
     return found[0]
 
 
-def _render_simple(parts: list[Any], context: Mapping[str, Any]) -> list[str] | None:
+def _render_simple(parts: list[Any], context: Mapping[str, Any], limit: int
+                   ) -> list[str] | None:
     """Render a simple form as its pieces, or None to let Jinja do it (and raise its
     precise errors).
 
     Only str and numbers are substituted here, which Jinja prints with str() too;
-    anything else (a missing name, a list, None) goes the full way.
+    anything else (a missing name, a list, None) goes the full way, and so does a
+    result longer than ``limit`` (the full way refuses it while it is produced).
     """
     out = []
+    size = 0
     for part in parts:
         if type(part) is _Var:
             value = context.get(part, _Var)
             t = type(value)
             if t is str:
-                out.append(value)
+                pass
             elif t is int or t is float or t is bool:
-                out.append(str(value))
+                value = str(value)
             else:
                 return None
         else:
-            out.append(part)
+            value = part
+        size += len(value)
+        if size > limit:
+            return None
+        out.append(value)
     return out
 
 
