@@ -38,6 +38,8 @@ _OBJECT_SIZE = 64
 #: characters, costs about as much as one loop iteration (~0.3 us).
 NODES_PER_STEP = 4
 CHARS_PER_STEP = 64
+# Lists up to this long are measured in one pass when they hold no containers.
+_FLAT = 16
 # The clock is read after every this many steps (reading it costs about one step).
 _CLOCK_EVERY = 64
 
@@ -57,7 +59,7 @@ class Limits:
     max_output: int = 100_000
     max_value: int = 1_000_000
     render_steps: int = 200_000
-    total_steps: int = 5_000_000
+    total_steps: int = 10_000_000
     render_seconds: float = 2.0
     template_tokens: int = 250_000
 
@@ -182,6 +184,16 @@ class Budget:
         known = sizes.get(id(value))
         if known is not None and known[0] is value:
             return known[1]
+        if isinstance(value, (list, tuple)) and len(value) <= _FLAT:
+            # Most lists a template writes are short and flat: no walk needed.
+            size = 2
+            for child in value:
+                child_size = _scalar_size(child)
+                if child_size is None:
+                    break
+                size += child_size + 2
+            else:
+                return size
         walked = 0
         on_stack = {id(value)}
         # frames: [container, iterator over children, size so far, may be memoised]

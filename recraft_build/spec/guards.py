@@ -39,6 +39,8 @@ __all__ = [
 _MAX_ROUND_DIGITS = 400
 # ``tojson(indent=N)``: deep structures repeat the indent on every line.
 _MAX_JSON_INDENT = 100
+# Steps a filter or test call is charged (about 1 us each, against 0.3 us a step).
+_FILTER_STEPS = 3
 
 
 # -- % formatting and str.format ----------------------------------------------------------
@@ -258,7 +260,7 @@ def guard_filter(name: str, func: Callable[..., Any], budget: Budget,
     @wraps(func)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         value = args[skip] if len(args) > skip else None
-        budget.charge(1 + shallow_size(value) // NODES_PER_STEP)
+        budget.charge(_FILTER_STEPS + shallow_size(value) // NODES_PER_STEP)
         if precheck is not None:
             bound = precheck(budget, *args[skip:], **kwargs)
             if bound is not None:
@@ -276,7 +278,7 @@ def guard_test(func: Callable[..., Any], budget: Budget) -> Callable[..., Any]:
 
     @wraps(func)
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        budget.charge(1)
+        budget.charge(_FILTER_STEPS)
         for arg in args[skip:]:
             budget.check(arg)
         return func(*args, **kwargs)
