@@ -95,6 +95,51 @@ def literal(n: int) -> None:
           f"  peak rss {rss:,.0f} MB")
 
 
+def refused(label: str, text: str) -> None:
+    """A hostile spec (issue 12): how long until it is refused, and the peak memory."""
+    start = time.perf_counter()
+    try:
+        parse_spec(text, "hostile.yaml", base_dir=Path("."))
+    except SpecError as exc:
+        took = time.perf_counter() - start
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"{label} refused in {took:.3f} s ({len(exc.problems)} problem(s))"
+              f"  peak rss {rss:,.0f} MB")
+    else:
+        raise AssertionError(f"{label} was accepted")
+
+
+def templated(n: int) -> None:
+    """A matrix whose prompt is a full template (loops, filters, tests: the guarded path)."""
+    text = SPEC.format(items=", ".join(f"item{i}" for i in range(n)), tiers="1").replace(
+        'prompt: "flat game icon',
+        'prompt: "{% for w in [color, item] %}{{ w | upper }} {% endfor %}'
+        '{% if tier is defined %}tier {{ tier }} {% endif %}flat game icon')
+    start = time.perf_counter()
+    spec = parse_spec(text, "bench.yaml", base_dir=Path("."))
+    took = time.perf_counter() - start
+    print(f"{len(spec.assets):>7,} assets, templated prompt  {took:7.3f} s")
+
+
+def hostile() -> None:
+    one = "version: 1\nassets:\n  - name: hero\n    prompt: '{}'\n    output: hero.png\n"
+    refused("nested range(100000) loops", one.format(
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"))
+    refused("'%*d' % (10**9, 1)", one.format("{{ ''%*d'' % (1000000000, 1) }}"))
+    refused("a list doubled 27 times", one.format(
+        "{% set ns = namespace(l=[1]) %}{% for i in range(27) %}"
+        "{% set ns.l = ns.l + ns.l %}{% endfor %}{{ ns.l | length }}"))
+    refused("a 4.9 MB template", one.format("{{ a }}" * 700_000))
+    refused("200,000 empty asset entries (600 KB)", "version: 1\nassets:\n" + "- \n" * 200_000)
+    refused("99,999 broken asset entries", "version: 1\nassets:\n" + "- {}\n" * 99_999)
+    items = ", ".join(f"i{k}" for k in range(1000))
+    refused("100,000 assets with a 100,000-step prompt each",
+            "version: 1\nassets:\n  - name: \"a-{{ i }}-{{ j }}\"\n"
+            f"    matrix: {{i: [{items}], j: [{', '.join(str(k) for k in range(100))}]}}\n"
+            "    prompt: \"{% for x in range(100000) %}{% endfor %}{{ i }}\"\n"
+            "    output: \"{{ i }}/{{ j }}.png\"\n")
+
+
 if __name__ == "__main__":
     sys.setrecursionlimit(10_000)
     bomb()
@@ -102,3 +147,5 @@ if __name__ == "__main__":
     for items, tiers in ((10, 1), (100, 10), (1000, 10)):
         case(items, tiers)
     literal(5000)
+    templated(10_000)  # x 10 colors
+    hostile()

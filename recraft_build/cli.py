@@ -20,7 +20,6 @@ from recraft_build.render import Renderer, make_renderer
 
 __all__ = ["main"]
 
-
 class _Parser(argparse.ArgumentParser):
     """argparse that raises UsageError (exit 2 with our message) instead of exiting."""
 

@@ -18,7 +18,7 @@ from recraft_build.errors import RecraftBuildError, SpecError
 __all__ = ["HumanRenderer", "JsonRenderer", "Renderer", "make_renderer", "MAX_PROBLEMS_SHOWN"]
 
 #: A hostile spec can hold hundreds of thousands of problems: show this many.
-MAX_PROBLEMS_SHOWN = 50
+MAX_PROBLEMS_SHOWN = 100
 
 
 def _short_prompt(prompt: str, width: int = 60) -> str:
@@ -135,7 +135,7 @@ class Renderer:
         for p in problems[:MAX_PROBLEMS_SHOWN]:
             self.stderr.write(f"{p}\n")
         if len(problems) > MAX_PROBLEMS_SHOWN:
-            self.stderr.write(f"... and {len(problems) - MAX_PROBLEMS_SHOWN} more\n")
+            self.stderr.write(f"... and {len(problems) - MAX_PROBLEMS_SHOWN:,} more\n")
         self.stderr.write(f"{len(problems)} problem(s) found; nothing was built.\n")
 
     def error(self, exc: RecraftBuildError) -> None:
@@ -205,7 +205,7 @@ class JsonRenderer(Renderer):
                 "problem_count": len(exc.problems),
                 "problems": [
                     {"file": p.file, "line": p.line, "col": p.col, "path": p.path, "message": p.message, "hint": p.hint}
-                    for p in exc.problems[:MAX_PROBLEMS_SHOWN]
+                    for p in exc.problems
                 ],
             }
         )

@@ -195,3 +195,39 @@ def test_integers_are_strict():
     assert "assets[0].n: expected an integer, got a number" in p
     assert problems(BASE + "    steps: [{trim: {margin: 2}}, {remove_background: {feather: 2}}]\n") \
         == []
+
+
+# -- value fields may be templates ---------------------------------------------------------------
+
+VALUE_FIELDS = ("    n: '{{ count }}'\n    seed: '{{ seed }}'\n    text_layout: '{{ words }}'\n"
+                "    controls: {colors: '{{ palette }}', background_color: '#{{ hex }}',\n"
+                "               artistic_level: '{{ level }}', no_text: '{% if x %}{% endif %}'}\n")
+
+
+def test_value_fields_take_a_template_in_assets_and_defaults():
+    assert problems(BASE + VALUE_FIELDS) == []
+    defaults = VALUE_FIELDS.replace("\n    ", "\n  ").replace("               ", "             ")
+    assert problems(BASE.replace("assets:", "defaults:\n" + defaults[2:] + "assets:")) == []
+
+
+def test_a_value_field_that_is_not_a_template_keeps_its_message():
+    (p,) = problems(BASE + "    controls: {colors: red}\n")
+    assert p.endswith("assets[0].controls.colors: expected a list, got a string")
+    (p,) = problems(BASE + "    n: many\n")
+    assert p.endswith("assets[0].n: expected an integer, got a string")
+    (p,) = problems(BASE + "    controls: {background_color: '{ bg }'}\n")
+    assert "is not a color like #ff8800" in p
+
+
+def test_value_problems_check_what_a_template_gave():
+    from recraft_build.spec.schema import value_problems
+
+    doc = load_yaml(BASE + "    controls: {colors: '{{ palette }}'}\n", "a.yaml")
+    pointer = ("$defs", "asset", "properties", "controls", "properties", "colors")
+    path = ("assets", 0, "controls", "colors")
+    assert value_problems(doc, path, ["#ffffff"], pointer) == []
+    (p,) = value_problems(doc, path, ["#ffffff", "red"], pointer)
+    assert str(p) == ("a.yaml:6:24: assets[0].controls.colors[1]: the template gives "
+                      "['#ffffff', 'red']: 'red' is not a color like #ff8800")
+    (p,) = value_problems(doc, path, "{{ palette }}", pointer)  # a template is not a value
+    assert "expected a list, got a string" in p.message

@@ -653,3 +653,209 @@ def test_output_dir_inside_the_spec_folder_is_fine(tmp_path, good):
 
     text = f'version: 1\noutput_dir: "{good}"\nassets:\n  - name: a\n    prompt: p\n    output: a.png\n'
     assert parse_spec(text, "assets.yaml", base_dir=tmp_path).output_dir == good
+
+
+# -- hostile specs stay cheap (issue 12) ----------------------------------------------------
+
+def test_too_many_asset_entries_are_refused_before_they_are_checked():
+    """Counted before the schema: checking 200,000 broken entries took a minute."""
+    text = "version: 1\nassets:\n" + "- {}\n" * 101
+    p = one_error(text, max_assets=100)
+    assert p.startswith("assets.yaml:3:1: assets: ") and "lists 101 assets" in p
+    assert "over the limit of 100" in p
+
+
+def test_schema_validation_stops_after_a_thousand_problems():
+    from recraft_build.spec.loader import MAX_PROBLEMS
+
+    out = errors_of("version: 1\nassets:\n" + "- {}\n" * 600)  # 1,800 problems
+    assert MAX_PROBLEMS <= len(out) <= MAX_PROBLEMS + 3
+    assert any(f"validation stopped after the first {MAX_PROBLEMS:,} problems" in p
+               for p in out)
+
+
+@pytest.mark.timeout(60)
+def test_a_refused_template_names_the_asset_and_the_field():
+    loops = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+    out = errors_of(f"""\
+        version: 1
+        assets:
+          - name: hero
+            prompt: "{loops}"
+            output: hero.png
+          - name: "icon-{{{{ item }}}}"
+            matrix: {{item: [sword, shield]}}
+            prompt: p
+            output: "{{{{ 'a' | center(3 * 10**9) }}}}.png"
+        """)
+    assert len(out) == 2
+    assert out[0].startswith("assets.yaml:4:13: assets[0].prompt: template refused")
+    assert "steps" in out[0] and "(asset 'hero')" in out[0]
+    assert out[1].startswith("assets.yaml:9:13: assets[1].output: template refused")
+    assert "size limit" in out[1] and "(asset 'icon-sword' and 1 more)" in out[1]
+
+
+def test_template_problems_name_a_plain_asset_too():
+    p = one_error("version: 1\nassets:\n  - {name: hero, prompt: '{{ nope }}', output: a.png}\n")
+    assert "undefined template variable 'nope' (asset 'hero')" in p
+
+
+@pytest.mark.parametrize("path", [".rbtmp-x.png", "icons/.rbtmp-1.png", ".rbtmp-dir/x.png",
+                                  "a/.rbtmp-/b.svg"])
+def test_output_names_starting_rbtmp_are_reserved(path):
+    p = one_error(f'version: 1\nassets:\n  - {{name: a, prompt: p, output: "{path}"}}\n')
+    assert "'.rbtmp-'" in p and "temporary files" in p
+
+
+def test_the_reserved_prefix_is_the_one_the_output_writer_uses():
+    from recraft_build.engine.outputs import TEMP_PREFIX
+    from recraft_build.spec.outputs import RESERVED_PREFIX
+
+    assert RESERVED_PREFIX == TEMP_PREFIX == ".rbtmp-"
+
+
+@pytest.mark.parametrize("path", ["CON.png", "aux.png", "NUL.png", "com1.png", "LPT9.png",
+                                  "con/x.png", "icons/Prn.tar.png", "COM\u00b9.webp",
+                                  "nul .png", "a/lpt0/b/c.svg"])
+def test_windows_device_names_are_refused_in_any_segment(path):
+    p = one_error(f'version: 1\nassets:\n  - {{name: a, prompt: p, output: "{path}"}}\n')
+    assert "device name on Windows" in p and "rename it" in p
+
+
+@pytest.mark.parametrize("path", ["console.png", "icons/con-1.png", "auxiliary/x.png",
+                                  "com10.png", "lpt.png", "nul_icon.webp"])
+def test_names_that_only_look_like_devices_are_fine(path):
+    assert spec_of(f'version: 1\nassets:\n  - {{name: a, prompt: p, output: "{path}"}}\n')
+
+
+def test_device_names_from_a_matrix_are_refused_per_combination():
+    p = one_error("""\
+        version: 1
+        assets:
+          - name: "icon-{{ item }}"
+            matrix: {item: [sword, con]}
+            prompt: p
+            output: "{{ item }}.png"
+        """)
+    assert "output path 'con.png' uses 'con.png'" in p and "(asset 'icon-con')" in p
+
+
+def test_paths_equal_after_unicode_normalisation_collide():
+    composed, decomposed = "caf\u00e9.png", "cafe\u0301.png"
+    out = errors_of(f"""\
+        version: 1
+        assets:
+          - {{name: a, prompt: p, output: "{composed}"}}
+          - {{name: b, prompt: p, output: "{decomposed}"}}
+          - {{name: c, prompt: p, output: "CAFE\u0301.png"}}
+        """)
+    assert len(out) == 2
+    assert f"output '{decomposed}' is also written by asset 'a'" in out[0]
+    assert "differ only in Unicode normalisation" in out[0]
+    assert "differ only in case and Unicode normalisation" in out[1]
+
+
+def test_a_folder_and_a_file_equal_after_normalisation_collide():
+    p = one_error("""\
+        version: 1
+        assets:
+          - {name: a, prompt: p, output: "Caf\u00e9.png"}
+          - {name: b, prompt: p, output: "cafe\u0301.png/x.png"}
+        """)
+    assert "is inside" in p
+
+
+# -- values from templates --------------------------------------------------------------------
+
+PALETTES = """\
+version: 1
+vars:
+  brand: {background: "#FFFFFF", words: [{text: SALE, bbox: [[0, 0], [1, 0], [1, 1], [0, 1]]}]}
+defaults:
+  controls: {background_color: "{{ brand.background }}"}
+assets:
+  - name: "icon-{{ theme.name }}"
+    matrix:
+      theme:
+        - {name: dusk, colors: ["#2B2D42", "#ef233c"], seed: 7, n: 2}
+        - {name: dawn, colors: ["#ffd166", "#06d6a0"], seed: 8, n: 1}
+    prompt: "an icon in {{ theme.name }} colours"
+    seed: "{{ theme.seed }}"
+    n: "{{ theme.n }}"
+    text_layout: "{{ brand.words }}"
+    controls: {colors: "{{ theme.colors }}"}
+    output: "icons/{{ theme.name }}.png"
+"""
+
+
+def test_a_matrix_palette_feeds_controls_colors():
+    assets = by_name(spec_of(PALETTES))
+    dusk, dawn = assets["icon-dusk"].request, assets["icon-dawn"].request
+    assert dusk.controls == {"colors": ["#2b2d42", "#ef233c"], "background_color": "#ffffff"}
+    assert dawn.controls["colors"] == ["#ffd166", "#06d6a0"]
+    assert (dusk.seed, dusk.n, dawn.seed, dawn.n) == (7, 2, 8, 1)
+    assert dusk.text_layout == ({"text": "SALE", "bbox": [[0, 0], [1, 0], [1, 1], [0, 1]]},)
+
+
+def test_a_value_from_a_template_makes_the_same_request_as_the_written_value():
+    written = spec_of("""\
+        version: 1
+        assets:
+          - name: icon-dusk
+            prompt: an icon in dusk colours
+            seed: 7
+            n: 2
+            text_layout: [{text: SALE, bbox: [[0, 0], [1, 0], [1, 1], [0, 1]]}]
+            controls: {colors: ["#2b2d42", "#EF233C"], background_color: "#ffffff"}
+            output: icons/dusk.png
+        """)
+    assert by_name(spec_of(PALETTES))["icon-dusk"].request == written.assets[0].request
+
+
+def test_a_value_from_a_template_is_checked_like_a_written_one():
+    out = errors_of("""\
+        version: 1
+        vars: {palettes: {warm: ["#ff8800", "red"], text: "#000000"}}
+        assets:
+          - name: "a-{{ p }}"
+            matrix: {p: [warm, text]}
+            prompt: p
+            n: "{{ 2 * 5 }}"
+            controls: {colors: "{{ palettes[p] }}"}
+            output: "{{ p }}.png"
+        """)
+    text = "\n".join(out)
+    assert ("assets.yaml:7:8: assets[0].n: the template gives 10: 10 is too large: n must be "
+            "at most 6 (asset 'a-warm' and 1 more)") in text
+    assert ("assets[0].controls.colors[1]: the template gives ['#ff8800', 'red']: 'red' is not "
+            "a color like #ff8800 (asset 'a-warm')") in text
+    assert "assets[0].controls.colors: the template gives '#000000': expected a list, got a " \
+           "string (asset 'a-text')" in text
+
+
+def test_a_value_template_in_defaults_is_reported_there_naming_the_asset():
+    p = one_error("""\
+        version: 1
+        vars: {bg: white}
+        defaults: {controls: {background_color: "{{ bg }}"}}
+        assets:
+          - {name: hero, prompt: p, output: hero.png}
+        """)
+    assert p.startswith("assets.yaml:3:41: defaults.controls.background_color: the template "
+                        "gives 'white': 'white' is not a color like #ff8800 (asset 'hero')")
+
+
+def test_a_string_that_is_not_a_template_is_still_the_wrong_type():
+    p = one_error('version: 1\nassets:\n  - {name: a, prompt: p, output: a.png, '
+                  'controls: {colors: "#ffffff"}}\n')
+    assert p.endswith("assets[0].controls.colors: expected a list, got a string")
+
+
+def test_the_docs_example_of_values_from_templates_loads():
+    text = (ROOT / "docs" / "spec.md").read_text("utf-8")
+    section = text.split("### Values from templates", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    spec = spec_of("version: 1\n" + example)
+    dusk = by_name(spec)["banner-dusk"].request
+    assert dusk.controls == {"colors": ["#2b2d42", "#ef233c"], "background_color": "#ffffff"}
+    assert dusk.seed == 7

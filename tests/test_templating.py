@@ -135,3 +135,46 @@ def test_simple_templates_render_exactly_as_jinja_does():
         "line\n{{ a }}\n", "{{ a }}{{ n }}", "plain {braces} {{ a }}",
     ]:
         assert renderer.render(source, ctx, where=where) == jinja.from_string(source).render(ctx), source
+
+
+# -- values from templates -------------------------------------------------------------------
+
+def value(source, **context):
+    return TemplateRenderer().render_value(source, context, where=WHERE, asset="icon-sword")
+
+
+def test_one_expression_gives_its_value_not_its_text():
+    palette = ["#2b2d42", "#ef233c"]
+    assert value("{{ palette }}", palette=palette) == palette
+    assert value("  {{ theme.colors }} ", theme={"colors": palette}) == palette
+    assert value("{{ theme }}", theme={"a": (1, 2)}) == {"a": [1, 2]}  # tuples become lists
+    assert value("{{ n + 1 }}", n=2) == 3
+    assert value("{{ flag }}", flag=False) is False
+    assert value("{{ none }}") is None
+
+
+def test_a_value_template_that_is_not_one_expression_gives_text():
+    assert value("#{{ hex }}", hex="ff8800") == "#ff8800"
+    assert value("{{ a }}{{ b }}", a=1, b=2) == "12"
+    assert value("{% if x %}1{% endif %}", x=True) == "1"
+
+
+def test_values_that_are_not_data_are_refused_with_the_asset():
+    with pytest.raises(SpecError) as info:
+        value("{{ range }}")
+    (p,) = info.value.problems
+    assert "icon-sword" in p.message and (p.line, p.path) == (7, "assets[0].prompt")
+    with pytest.raises(SpecError, match="undefined template variable 'palete'"):
+        value("{{ palete }}", palette=[])
+
+
+def test_a_value_that_is_not_a_template_is_returned_as_it_is():
+    assert value(["#ffffff"]) == ["#ffffff"]
+    assert value("plain") == "plain"
+
+
+def test_value_templates_are_limited_like_every_template():
+    with pytest.raises(SpecError, match="steps"):
+        value("{{ range(100000) | map('string') | map('upper') | map('lower') | list }}")
+    with pytest.raises(SpecError, match="size limit"):
+        value("{{ [1] * 10**9 }}")

@@ -7,11 +7,16 @@ translated from jsonschema's wording into a message a spec author can act on:
 ``unknown key 'promt' (did you mean 'prompt'?)``, ``expected an integer, got a
 string``, ``unknown step 'rezise' (did you mean 'resize'?)``, each with the line and
 column of the offending key or value.
+
+Some fields may hold a template that gives their value (``colors: "{{ palette }}"``,
+the schema's ``valueTemplate``); :func:`value_problems` checks the value such a
+template gave, per asset, against the same field's schema.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 from dataclasses import dataclass, field
 from importlib import resources
@@ -25,14 +30,18 @@ from recraft_build.spec.yamlload import YamlDocument
 
 __all__ = [
     "SCHEMA_RESOURCE",
+    "VALUE_TEMPLATE_REF",
     "SchemaReport",
     "load_schema",
     "schema_problems",
     "suggest",
+    "value_problems",
 ]
 
 #: Where the packaged schema lives, relative to the ``recraft_build`` package.
 SCHEMA_RESOURCE = "data/recraft-build.schema.json"
+#: The alternative a field offers for "or a template that gives the value".
+VALUE_TEMPLATE_REF = "#/$defs/valueTemplate"
 
 # Human words for the patterns the schema uses (keep in step with the schema file).
 _PATTERN_WORDS = {
@@ -91,10 +100,12 @@ class SchemaReport:
 
     ``paths`` lets the caller skip semantic checks on parts already known to be
     malformed (which would only repeat the same mistake in other words).
+    ``complete`` is False when validation stopped at a limit of problems.
     """
 
     problems: tuple[Problem, ...]
     paths: frozenset[tuple[Any, ...]]
+    complete: bool = True
     _prefixes: frozenset[tuple[Any, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -136,10 +147,14 @@ _Validator = jsonschema.validators.extend(
 )
 
 
-def schema_problems(doc: YamlDocument, schema: Mapping[str, Any] | None = None) -> SchemaReport:
+def schema_problems(doc: YamlDocument, schema: Mapping[str, Any] | None = None, *,
+                    limit: int | None = None) -> SchemaReport:
     """Validate ``doc.data`` against the schema; every error, placed and explained.
 
-    Stricter than JSON Schema in one way: an integer field refuses ``2.0``.
+    Stricter than JSON Schema in one way: an integer field refuses ``2.0``. With
+    ``limit``, validation stops once that many problems are found (the report's
+    ``complete`` is then False): a spec with 100,000 broken entries is refused in
+    the time it takes to find the first few hundred.
     """
     validator = _Validator(schema if schema is not None else load_schema())
     found: dict[tuple[Any, ...], None] = {}
@@ -148,7 +163,38 @@ def schema_problems(doc: YamlDocument, schema: Mapping[str, Any] | None = None) 
         for path, problem in _explain(error, doc):
             found[path] = None
             problems[problem] = None
+        if limit is not None and len(problems) >= limit:
+            return SchemaReport(tuple(problems), frozenset(found), complete=False)
     return SchemaReport(tuple(problems), frozenset(found))
+
+
+@functools.lru_cache(maxsize=None)
+def _field_validator(pointer: tuple[str, ...]) -> Any:
+    """A validator for the field at ``pointer`` in the packaged schema, without its
+    value-template alternative (the value a template gave must be a real value)."""
+    root = load_schema()
+    node: Any = root
+    for key in pointer:
+        node = node[key]
+    branches = [b for b in node.get("anyOf", [node]) if b.get("$ref") != VALUE_TEMPLATE_REF]
+    sub = ({"anyOf": branches} if len(branches) > 1
+           else {k: v for k, v in branches[0].items() if k != "description"})
+    return _Validator({"$defs": root["$defs"], **sub})
+
+
+def value_problems(doc: YamlDocument, path: tuple[Any, ...], value: Any,
+                   pointer: tuple[str, ...]) -> list[Problem]:
+    """Problems of ``value``, given by a template for the field at ``path`` in the
+    document, against the field at ``pointer`` in the schema
+    (``("$defs", "asset", "properties", "seed")``). Placed at ``path`` (and inside it:
+    ``assets[0].controls.colors[1]``), each message saying the value came from the
+    template."""
+    problems: dict[Problem, None] = {}
+    for error in _field_validator(tuple(pointer)).iter_errors(value):
+        for _, p in _explain(error, doc, base=tuple(path)):
+            problems[Problem(p.file, p.line, p.col, p.path,
+                             f"the template gives {_show(value)}: {p.message}", p.hint)] = None
+    return list(problems)
 
 
 # -- error translation ----------------------------------------------------------------
@@ -189,9 +235,9 @@ def _field(path: tuple[Any, ...]) -> str:
     return "value"
 
 
-def _explain(error: jsonschema.ValidationError, doc: YamlDocument
+def _explain(error: jsonschema.ValidationError, doc: YamlDocument, base: tuple[Any, ...] = ()
              ) -> Iterator[tuple[tuple[Any, ...], Problem]]:
-    path = tuple(error.absolute_path)
+    path = base + tuple(error.absolute_path)
     v = error.validator
     value = error.validator_value
     instance = error.instance
@@ -200,7 +246,7 @@ def _explain(error: jsonschema.ValidationError, doc: YamlDocument
         return where, doc.problem(where, msg, hint, at_key=key)
 
     if v in ("anyOf", "oneOf"):
-        yield from _explain_choice(error, doc)
+        yield from _explain_choice(error, doc, base)
     elif "propertyNames" in error.relative_schema_path:
         where = path + (instance,)
         owner = _NAME_OWNERS.get(_field(path), "key")
@@ -333,10 +379,14 @@ def _fits(errors: list[jsonschema.ValidationError], instance: Any) -> bool:
     return True
 
 
-def _explain_choice(error: jsonschema.ValidationError, doc: YamlDocument
-                    ) -> Iterator[tuple[tuple[Any, ...], Problem]]:
-    """anyOf / oneOf: name the alternatives, or explain the one that fits the value."""
-    path = tuple(error.absolute_path)
+def _explain_choice(error: jsonschema.ValidationError, doc: YamlDocument,
+                    base: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Problem]]:
+    """anyOf / oneOf: name the alternatives, or explain the one that fits the value.
+
+    A "template that gives the value" alternative is never the one explained: a
+    value that is not a template was meant as the value itself.
+    """
+    path = base + tuple(error.absolute_path)
     branches = error.validator_value
     instance = error.instance
     if all(isinstance(b, dict) and set(b) == {"required"} for b in branches):
@@ -354,13 +404,16 @@ def _explain_choice(error: jsonschema.ValidationError, doc: YamlDocument
         return
     groups: dict[int, list[jsonschema.ValidationError]] = {}
     for sub in error.context:
-        groups.setdefault(sub.relative_schema_path[0], []).append(sub)
+        index = sub.relative_schema_path[0]
+        if isinstance(branches[index], dict) and branches[index].get("$ref") == VALUE_TEMPLATE_REF:
+            continue
+        groups.setdefault(index, []).append(sub)
     fitting = [errs for _, errs in sorted(groups.items()) if _fits(errs, instance)]
     if fitting:
         # The last fitting alternative is the general one (earlier ones are the
         # completion lists editors show, e.g. the built-in style names).
         for sub in fitting[-1]:
-            yield from _explain(sub, doc)
+            yield from _explain(sub, doc, base)
         return
     wanted: list[str] = []
     for errs in groups.values():
