@@ -107,7 +107,7 @@ def resolve_output_dir(spec: Spec, output_dir: str | os.PathLike[str] | None) ->
 
 def provider_info(name: str, spec: Spec, env: Mapping[str, str]) -> ProviderInfo:
     """What planning needs of provider ``name`` (``auto`` resolved), without any I/O."""
-    from recraft_build.providers.registry import provider_info as info
+    from recraft_build.providers.capabilities import provider_info as info
 
     return info(name, profiles=spec.providers, env=env)
 

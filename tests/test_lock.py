@@ -163,3 +163,52 @@ def test_a_badly_shaped_lock_exits_3_in_every_command_that_reads_it(tmp_path):
                  ["gallery"], ["cache", "gc"]):
         args = argv + ["-f", str(spec)] + ([] if argv[0] in ("clean",) else cache)
         assert main(args) == 3, argv
+
+
+def test_the_fast_path_and_the_checked_path_accept_the_same_entries():
+    """Well-formed entries are read by a fast path; it must accept and build exactly
+    what the field-by-field checker does, and leave every refusal to it."""
+    import copy
+    import itertools
+
+    from recraft_build.engine.lockdata import _Unusual, _fast_asset
+    from recraft_build.jsonshape import ShapeError
+
+    base = raw("a")
+    base["steps"] = [{"step": "trim", "key": "1" * 64, "sha256": "2" * 64}]
+    base["outputs"][0]["steps"] = [{"step": "resize", "key": "3" * 64, "sha256": "4" * 64}]
+    samples = [base]
+    bad_values = [None, "", "x", 5, -1, 1.5, True, [], {}, "A" * 64, "../x", "/abs", "a//b", "C:x", "g" * 64]
+    paths = [("generation", "key"), ("generation", "pick"), ("generation", "family"), ("generation", "provider"),
+             ("generation", "credits"), ("generation", "roll"), ("generation", "request"), ("generation", "candidates"),
+             ("steps",), ("outputs",)]
+    for path, value in itertools.product(paths, bad_values):
+        d = copy.deepcopy(base)
+        target = d
+        for k in path[:-1]:
+            target = target[k]
+        target[path[-1]] = value
+        samples.append(d)
+    for field, value in itertools.product(["sha256", "media_type", "width", "meta"], bad_values):
+        d = copy.deepcopy(base)
+        d["generation"]["candidates"][0][field] = value
+        samples.append(d)
+    for field, value in itertools.product(["path", "sha256", "bytes", "format"], bad_values):
+        d = copy.deepcopy(base)
+        d["outputs"][0]["files"][0][field] = value
+        samples.append(d)
+    for field, value in itertools.product(["path", "key", "files", "steps"], bad_values):
+        d = copy.deepcopy(base)
+        d["outputs"][0][field] = value
+        samples.append(d)
+    for d in samples:
+        try:
+            checked = LockedAsset._checked(d, "")
+        except ShapeError:
+            checked = None
+        try:
+            fast = _fast_asset(d)
+        except _Unusual:
+            fast = None
+        if fast is not None:
+            assert checked is not None and fast == checked, d

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Callable, Mapping
-
-import httpx
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from recraft_build.errors import UsageError
 from recraft_build.retry import Backoff
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "MODES",
@@ -74,7 +75,9 @@ class RemotePolicy:
     head_before_put: int = 64 * 1024
     jitter: float = 0.0
 
-    def httpx_timeout(self) -> httpx.Timeout:
+    def httpx_timeout(self) -> "httpx.Timeout":
+        import httpx  # only remotes that speak HTTP need it: a no-op build never imports it
+
         return httpx.Timeout(self.timeout, connect=self.connect_timeout)
 
     def schedule(self) -> Backoff:

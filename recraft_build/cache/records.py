@@ -41,7 +41,7 @@ __all__ = [
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Candidate:
     """One candidate picture of a generation (its blob is ``sha256`` in the cache)."""
 

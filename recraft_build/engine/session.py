@@ -174,7 +174,7 @@ class Session:
         remote one when configured). Raises SpecError, LockError or UsageError before
         opening anything that needs closing.
         """
-        from recraft_build.providers.registry import provider_info
+        from recraft_build.providers.capabilities import provider_info
 
         reporter = reporter or NullReporter()
         with _bulk_load():

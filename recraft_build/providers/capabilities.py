@@ -11,10 +11,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-from recraft_build.domain import Asset, GenerationRequest
-from recraft_build.errors import Problem
+from recraft_build.domain import Asset, GenerationRequest, ProviderProfile
+from recraft_build.errors import Problem, UsageError
+from recraft_build.settings import choose_provider
 
-__all__ = ["CAPABILITIES", "Capabilities", "ProviderInfo", "capabilities_of", "refusals"]
+__all__ = [
+    "BUILTIN_NAMES",
+    "CAPABILITIES",
+    "PROTOCOLS",
+    "Capabilities",
+    "ProviderInfo",
+    "capabilities_of",
+    "provider_info",
+    "refusals",
+]
+
+#: Provider names that are not profiles (a spec cannot redefine them).
+BUILTIN_NAMES = ("auto", "recraft", "replicate", "placeholder")
+#: The wire protocols a profile may speak.
+PROTOCOLS = ("recraft", "replicate")
 
 
 @dataclass(frozen=True)
@@ -111,6 +126,20 @@ class ProviderInfo:
     def refusal_text(self, fields: list[str]) -> str:
         caps = CAPABILITIES.get(self.protocol)
         return ", ".join(caps.refuses.get(f, f) for f in fields) if caps is not None else ", ".join(fields)
+
+
+def provider_info(name: str, *, profiles: Mapping[str, ProviderProfile], env: Mapping[str, str]) -> ProviderInfo:
+    """What planning needs of provider ``name`` (``auto`` resolved by ``choose_provider``,
+    as ``make_provider`` resolves it), without any I/O, token check or HTTP import.
+    UsageError for a name that is neither built in nor a profile."""
+    chosen = choose_provider(name, env)
+    if chosen in profiles and chosen not in BUILTIN_NAMES:
+        protocol = profiles[chosen].protocol
+        return ProviderInfo.of(chosen, protocol if protocol in PROTOCOLS else "recraft")
+    if chosen in ("recraft", "replicate", "placeholder"):
+        return ProviderInfo.of(chosen, chosen)
+    known = ", ".join(list(BUILTIN_NAMES) + sorted(n for n in profiles if n not in BUILTIN_NAMES))
+    raise UsageError(f"unknown provider {name!r} (known: {known})")
 
 
 def refusals(assets: "list[Asset] | tuple[Asset, ...]", info: ProviderInfo, spec_file: str) -> list[Problem]:

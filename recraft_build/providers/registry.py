@@ -58,21 +58,18 @@ from recraft_build.providers import replicate as replicate_mod
 from recraft_build.providers.base import Provider
 from recraft_build.providers.download import DEFAULT_MAX_BYTES
 from recraft_build.providers.http import HttpPolicy, RateLimiter
-from recraft_build.providers.capabilities import ProviderInfo
+from recraft_build.providers.capabilities import BUILTIN_NAMES, PROTOCOLS, ProviderInfo, provider_info
 from recraft_build.providers.redact import Secret
 from recraft_build.settings import PLACEHOLDER_NOTICE, choose_provider, env_value
 
 __all__ = [
     "BUILTIN_NAMES",
-    "provider_info",
     "PROTOCOLS",
     "RATE_LIMIT_ENV",
     "default_client",
     "make_provider",
 ]
 
-BUILTIN_NAMES = ("auto", "recraft", "replicate", "placeholder")
-PROTOCOLS = ("recraft", "replicate")
 
 _BASE_ENV = {"recraft": "RECRAFT_API_BASE", "replicate": "REPLICATE_API_BASE"}
 _TOKEN_ENV = {"recraft": recraft_mod.TOKEN_ENV, "replicate": replicate_mod.TOKEN_ENV}
@@ -199,19 +196,6 @@ def make_provider(
         profile, env=env, client=client, sleep=sleep, clock=clock, on_retry=on_retry, notice=notice,
         builtin=name not in profiles,
     )
-
-
-def provider_info(name: str, *, profiles: Mapping[str, ProviderProfile], env: Mapping[str, str]) -> ProviderInfo:
-    """What planning needs of provider ``name`` (``auto`` resolved), without any I/O or
-    token check: the same choice :func:`make_provider` makes. UsageError for a name
-    that is neither built in nor a profile."""
-    chosen = choose_provider(name, env)
-    if chosen in profiles and chosen not in BUILTIN_NAMES:
-        return ProviderInfo.of(chosen, profiles[chosen].protocol if profiles[chosen].protocol in PROTOCOLS else "recraft")
-    if chosen in ("recraft", "replicate", "placeholder"):
-        return ProviderInfo.of(chosen, chosen)
-    known = ", ".join(list(BUILTIN_NAMES) + sorted(n for n in profiles if n not in BUILTIN_NAMES))
-    raise UsageError(f"unknown provider {name!r} (known: {known})")
 
 
 def _flatten_spec_options(options: Mapping[str, object]) -> dict[str, object]:
