@@ -67,6 +67,8 @@ class Renderer:
                 for s in o.steps:
                     if s.status == "run":
                         out.write(f"{'':<10}   step {s.name} for {o.spec.path} ({_engine(s)}): will run\n")
+        for name, cost in sorted(getattr(plan, "styles", {}).items()):
+            out.write(f"{'create':<10} style {name:<22} (custom style, made once){_credits(cost) if cost else '-':>14}\n")
         c = plan.counts()
         credits = plan.credits
         out.write(
@@ -208,6 +210,8 @@ def _figure(totals: Any) -> str:
 
 def _engine(step: Any) -> str:
     if step.operation:
+        if getattr(step, "shared", False):
+            return "provider, the same call as above: paid once"
         return f"provider, {_credits(step.credits)}"
     return "local"
 

@@ -235,6 +235,7 @@ class Session:
                 pricing=self.pricing,
                 step_versions=step_versions(),
                 style_keys={name: ref.key for name, ref in self.styles().items()},
+                locked_styles={n: st.key for n in self.lock.style_names() if (st := self.lock.style(n)) is not None},
             )
             plan = make_plan(
                 self.spec, self.lock.entries(), inputs, targets=select_targets(self.spec, targets), force=force
