@@ -225,12 +225,15 @@ class FileLedger:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 if created:
                     _fsync_dir(self.path.parent.parent)
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
                 try:
                     if fcntl is not None:
                         fcntl.flock(fd, fcntl.LOCK_EX)
-                    written = os.write(fd, line)
-                    if written != len(line):  # a full disk: do not leave half a line
+                    size = os.fstat(fd).st_size
+                    # A line torn by a crash has no newline: start on a line of our own.
+                    data = b"\n" + line if size and os.pread(fd, 1, size - 1) != b"\n" else line
+                    written = os.write(fd, data)
+                    if written != len(data):  # a full disk: do not leave half a line
                         raise OSError(28, "short write (is the disk full?)")
                     os.fsync(fd)
                 finally:
@@ -407,7 +410,7 @@ def summarize(
     """Totals of ``entries`` grouped ``by`` asset, spec or day (UTC), limited to ``spec``
     (an absolute spec path) and to days from ``since`` (``YYYY-MM-DD``) on.
 
-    Asset groups are named ``spec-stem:asset`` when entries of several specs are
+    Asset groups are named ``folder/spec.yaml:asset`` when entries of several specs are
     counted (two projects may both have a ``hero``); a style's creation is grouped as
     ``style NAME``.
     """
@@ -431,7 +434,8 @@ def summarize(
         else:
             name = e.asset if e.asset is not None else f"style {e.style or '?'}"
             if several_specs:
-                name = f"{Path(e.spec).stem}:{name}"
+                spec_path = Path(e.spec)
+                name = f"{spec_path.parent.name}/{spec_path.name}:{name}"
         groups.setdefault(name, SpendGroup(name)).totals.add(e)
         total.add(e)
     return SpendReport(
