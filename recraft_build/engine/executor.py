@@ -23,9 +23,9 @@ import queue
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from recraft_build.cache.records import (
     Candidate,
@@ -35,7 +35,6 @@ from recraft_build.cache.records import (
     RecordReader,
     StepOutput,
     StepRecord,
-    StyleRecord,
 )
 from recraft_build.cache.base import BuildStore
 from recraft_build.cache.ledger import Ledger
@@ -43,7 +42,6 @@ from recraft_build.engine import keys
 from recraft_build.domain import Picture, media_type_for_format, sniff_media_type
 from recraft_build.errors import (
     LockMismatch,
-    BudgetError,
     PlanError,
     ProviderError,
     RecraftBuildError,
@@ -52,8 +50,9 @@ from recraft_build.errors import (
 )
 from recraft_build.engine.groupcommit import GroupCommit
 from recraft_build.engine.lock import Lock
-from recraft_build.engine.lockdata import LockedAsset, LockedFile, LockedGeneration, LockedOutput, LockedStep, LockedStyle
+from recraft_build.engine.lockdata import LockedAsset, LockedFile, LockedGeneration, LockedOutput, LockedStep
 from recraft_build.engine.metering import Meter, MeteredProvider
+from recraft_build.engine.styles import ensure_styles
 from recraft_build.engine.options import BuildOptions
 from recraft_build.engine.outputs import OutputState, write_output
 from recraft_build.engine.plan import AssetPlan, OutputPlan, Plan, PriceList, StepPlan
@@ -162,7 +161,7 @@ class Executor:
             else:
                 todo.append(ap)
 
-        failed_styles = self._ensure_styles(todo, style_refs or {}, results)
+        failed_styles = self._ensure_styles(todo, style_refs or {})
         interrupted = False
         aborted = False
         # Two pools: `jobs` workers wait on the network (generations), and as soon as a
@@ -272,47 +271,15 @@ class Executor:
             )
 
     # -- custom styles -------------------------------------------------------------
-    def _ensure_styles(
-        self, todo: Sequence[AssetPlan], style_refs: Mapping[str, Any], results: dict[str, AssetResult]
-    ) -> dict[str, str]:
+    def _ensure_styles(self, todo: Sequence[AssetPlan], style_refs: Mapping[str, Any]) -> dict[str, str]:
         """Create (once) the custom styles that assets to generate need. Returns failures."""
-        failed: dict[str, str] = {}
-        needed = sorted({ap.asset.request.style_ref for ap in todo if ap.asset.request.style_ref and ap.status == "generate"})
-        for name in needed:
-            if name not in style_refs:
-                failed[name] = "not declared"
-                continue
-            ref = style_refs[name]
-            style, key, pictures = ref.style, ref.key, list(ref.pictures)
-            locked = self.lock.style(name)
-            if locked is not None and locked.key == key:
-                self._style_ids[name] = locked.style_id
-                continue
-            try:
-                with self.store.key_lock(key):
-                    # Looked up inside the lock: another build may have just made it.
-                    rec = self.records.style(key)
-                    if rec is not None:
-                        # Made earlier (or elsewhere): keep who sold it and what it cost.
-                        made_entry = LockedStyle(key, rec.style_id, rec.provider, rec.credits)
-                    elif not self.provider.paid:
-                        sid = f"placeholder-{key[:16]}"
-                        self.store.put_record(key, StyleRecord(sid, self.provider.name).to_json())
-                        made_entry = LockedStyle(key, sid, self.provider.name, 0.0)
-                    else:
-                        made, credits = self.meter.call(
-                            lambda: self.provider.create_style(style.base_style, pictures, name=name),
-                            asset=None, operation="create_style", style=name, key=key,
-                            estimate=float(self.pricing.operation("create_style")),
-                        )
-                        self.store.put_record(key, StyleRecord(made.style_id, self.provider.name, credits).to_json())
-                        made_entry = LockedStyle(key, made.style_id, self.provider.name, credits)
-                self._style_ids[name] = made_entry.style_id
-                self.lock.set_style(name, made_entry)
-                self._saver.save(force=True)
-            except RecraftBuildError as exc:
-                failed[name] = str(exc)
-                self.reporter.warning(f"custom style {name!r}: {exc}")
+        ids, failed = ensure_styles(
+            (ap.asset.request.style_ref for ap in todo if ap.asset.request.style_ref and ap.status == "generate"),
+            style_refs, lock=self.lock, records=self.records, store=self.store, provider=self.provider,
+            meter=self.meter, price=float(self.pricing.operation("create_style")) if self.provider.paid else 0.0,
+            saved=lambda: self._saver.save(force=True), warn=self.reporter.warning,
+        )
+        self._style_ids.update(ids)
         return failed
 
     # -- one asset -----------------------------------------------------------------
@@ -355,7 +322,7 @@ class Executor:
         # not paid for again just to confirm files that are already right.
         entry = self.lock.asset(ap.name) if ap.status != "generate" else None
         kept = {o.path: o for o in entry.outputs} if entry is not None else {}
-        fresh = [op for op in ap.outputs if not (op.status == "up-to-date" and op.spec.path in kept)]
+        fresh = {id(op) for op in ap.outputs if not (op.status == "up-to-date" and op.spec.path in kept)}
         if fresh or entry is None:
             asset_nodes = self._chain(start, ap.steps, ap)
             locked_steps = tuple(self._step_entry(n) for n in asset_nodes[1:])
@@ -364,7 +331,7 @@ class Executor:
         outputs_entries = []
         files_out: list[LockedFile] = []
         for op in ap.outputs:
-            if op not in fresh:
+            if id(op) not in fresh:
                 outputs_entries.append(kept[op.spec.path])
                 files_out.extend(kept[op.spec.path].files)
                 continue
