@@ -77,6 +77,7 @@ class Meter:
         self._warn = warn
         self._now = now
         self._entries: list[SpendEntry] = []
+        self._by_asset: dict[str, float] = {}  # billed credits per asset (read once per asset)
         self._mutex = threading.Lock()
         self._ledger_failed = False
 
@@ -144,6 +145,8 @@ class Meter:
         )
         with self._mutex:
             self._entries.append(entry)
+            if certain and asset is not None:
+                self._by_asset[asset] = self._by_asset.get(asset, 0.0) + entry.credits
         try:
             self.ledger.append(entry)
         except StoreError as exc:
@@ -164,7 +167,8 @@ class Meter:
 
     def credits_for(self, asset: str) -> float:
         """Credits billed (for certain) for ``asset`` in this build."""
-        return sum(e.credits for e in self.entries() if e.asset == asset and e.certain)
+        with self._mutex:
+            return self._by_asset.get(asset, 0.0)
 
 
 class MeteredProvider:
