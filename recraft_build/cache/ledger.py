@@ -231,7 +231,8 @@ class FileLedger:
                         fcntl.flock(fd, fcntl.LOCK_EX)
                     size = os.fstat(fd).st_size
                     # A line torn by a crash has no newline: start on a line of our own.
-                    data = b"\n" + line if size and os.pread(fd, 1, size - 1) != b"\n" else line
+                    torn = size and hasattr(os, "pread") and os.pread(fd, 1, size - 1) != b"\n"
+                    data = b"\n" + line if torn else line
                     written = os.write(fd, data)
                     if written != len(data):  # a full disk: do not leave half a line
                         raise OSError(28, "short write (is the disk full?)")
