@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from recraft_build.cache.base import CacheStore
+from recraft_build.cache.ledger import FileLedger, SpendReport, parse_since, summarize
 from recraft_build.cache.roots import GcReport
 from recraft_build.domain import Spec
 from recraft_build.engine.clean import CleanResult, clean_outputs
@@ -55,6 +56,7 @@ __all__ = [
     "provider_info",
     "resolve_output_dir",
     "select_targets",
+    "spend",
     "status",
     "validate",
 ]
@@ -116,7 +118,20 @@ def open_session(
     spec_path: str | os.PathLike[str] | None, settings: Settings, reporter: Reporter | None = None
 ) -> Session:
     """A :class:`Session` on ``spec_path`` with the cache :func:`open_store` opens."""
-    return Session.open(spec_path, settings, open_store=_store_for, reporter=reporter)
+    return Session.open(spec_path, settings, open_store=_store_for, reporter=reporter, open_ledger=_ledger_for)
+
+
+def _cache_folder(cache_dir: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:
+    """The local cache folder: ``cache_dir`` (``--cache-dir``), else the default one."""
+    from recraft_build.cache.local import default_cache_dir
+
+    return Path(cache_dir) if cache_dir else default_cache_dir(env)
+
+
+def _ledger_for(settings: Settings, warn: Callable[[str], None]) -> FileLedger:
+    """The spend ledger of the local cache folder (a remote cache has none: money is
+    counted where the build ran)."""
+    return FileLedger(_cache_folder(settings.cache_dir, settings.environ), warn=warn)
 
 
 def _store_for(settings: Settings, warn: Callable[[str], None]) -> Any:
@@ -143,10 +158,10 @@ def open_store(
     shared at once; set ``read`` on laptops to leave writing to CI). The caller closes
     the store (which closes the remote's client too).
     """
-    from recraft_build.cache.local import Store, default_cache_dir
+    from recraft_build.cache.local import Store
     from recraft_build.cache.remotes import remote_url, with_remote
 
-    directory = Path(cache_dir) if cache_dir else default_cache_dir(env)
+    directory = _cache_folder(cache_dir, env)
     local = Store(directory, warn=warn)
     return with_remote(local, remote_url(remote_cache, env), env=env, mode=remote_mode, warn=warn)
 
@@ -200,6 +215,34 @@ def build(
     with open_session(spec_path, settings, reporter) as session:
         the_plan = session.plan(targets, force=build_options.force)
         return session.build(the_plan, build_options, client=client)
+
+
+# -- spend ------------------------------------------------------------------------------------
+def spend(
+    spec_path: str | os.PathLike[str] | None = None,
+    *,
+    by: str | None = None,
+    since: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    reporter: Reporter | None = None,
+) -> SpendReport:
+    """``recraft-build spend``: what the paid calls appended to the cache folder's spend
+    ledger cost, grouped ``by`` asset, spec or day (UTC).
+
+    With ``spec_path``, only that spec's calls (matched by its absolute path; the spec
+    is not loaded, so a broken or deleted spec's spending can still be read) and ``by``
+    defaults to ``asset``; without, every spec sharing the cache and ``by`` defaults to
+    ``spec``. ``since`` (``YYYY-MM-DD``) leaves out earlier days. UsageError for a bad
+    ``by`` or ``since``; StoreError if the ledger cannot be read.
+    """
+    env = Settings(env=env).environ
+    first_day = parse_since(since)
+    spec = str(Path(spec_path).resolve()) if spec_path is not None else None
+    ledger = FileLedger(_cache_folder(cache_dir, env), warn=(reporter or NullReporter()).warning)
+    return summarize(
+        ledger.entries(), by=by or ("asset" if spec else "spec"), spec=spec, since=first_day, ledger=str(ledger.path)
+    )
 
 
 # -- clean ------------------------------------------------------------------------------------

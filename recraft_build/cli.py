@@ -121,6 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="gc: say what would be removed, remove nothing")
     _common(p)
     _cache(p)
+
+    p = sub.add_parser("spend", help="what paid calls cost, from the cache's spend ledger")
+    _common(p)
+    p.add_argument(
+        "--by", choices=["asset", "spec", "day"], default=None,
+        help="group by asset (default with -f), spec (default without) or day (UTC)",
+    )
+    p.add_argument("--since", metavar="DATE", help="only calls on or after DATE (YYYY-MM-DD, UTC)")
+    _cache(p)
     _add_review_commands(sub)
     return parser
 
@@ -141,7 +150,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, st
     except SpecError as exc:
         renderer.spec_error(exc)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        result = getattr(exc, "result", None)
+        if result is not None:
+            renderer.build(result)  # what the interrupted build finished and spent
         stderr.write("interrupted; finished assets are saved in the lock and cache.\n")
         stdout.flush()
         stderr.flush()
@@ -212,6 +224,11 @@ def _dispatch(args: argparse.Namespace, out: Renderer) -> int:
         return 0
     if cmd == "cache":
         return _cache_command(args, out, PlainReporter(stderr))
+    if cmd == "spend":
+        out.spend(
+            api.spend(args.spec, by=args.by, since=args.since, cache_dir=args.cache_dir, reporter=PlainReporter(stderr))
+        )
+        return 0
     if cmd in _REVIEW_COMMANDS:
         return _dispatch_review(args, out)
     raise UsageError(f"unknown command {cmd}")  # pragma: no cover

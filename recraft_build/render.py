@@ -67,6 +67,8 @@ class Renderer:
                 for s in o.steps:
                     if s.status == "run":
                         out.write(f"{'':<10}   step {s.name} for {o.spec.path} ({_engine(s)}): will run\n")
+        for name, cost in sorted(getattr(plan, "styles", {}).items()):
+            out.write(f"{'create':<10} style {name:<22} (custom style, made once){_credits(cost) if cost else '-':>14}\n")
         c = plan.counts()
         credits = plan.credits
         out.write(
@@ -88,7 +90,28 @@ class Renderer:
         ]
         if s.get("skipped"):
             parts.append(f"not built {s['skipped']}")
-        self.stderr.write(f"{', '.join(parts)}; {_credits(s['credits'])} spent; output in {result.output_dir}\n")
+        self.stderr.write(f"{', '.join(parts)}; {_spent(result.spend)}; output in {result.output_dir}\n")
+
+    def spend(self, report: Any) -> None:
+        """``recraft-build spend``: one line per group, a total, and what is not exact."""
+        out = self.stdout
+        scope = f"spec {report.spec}" if report.spec else "every spec sharing this cache"
+        since = f", since {report.since}" if report.since else ""
+        out.write(f"spend ledger {report.ledger}: {scope}{since}\n")
+        width = max([len(report.by)] + [len(g.name) for g in report.groups])
+        out.write(f"{report.by:<{width}}  {'calls':>6}  {'credits':>12}\n")
+        for g in report.groups:
+            out.write(f"{g.name:<{width}}  {g.totals.calls:>6}  {_figure(g.totals):>12}\n")
+        t = report.total
+        out.write(f"{'total':<{width}}  {t.calls:>6}  {_figure(t):>12}  (${t.credits / 1000:.2f})\n")
+        if t.estimated_credits:
+            out.write(f"* includes {_credits(t.estimated_credits)} estimated from the price table "
+                      "(the server did not say what it charged)\n")
+        risk = _risk(t)
+        if risk:
+            out.write(f"{risk}\n")
+        if not report.groups:
+            out.write("no paid calls recorded" + (" for this spec" if report.spec else "") + since + "\n")
 
     def clean(self, res: Any) -> None:
         verb = "would remove" if res.dry_run else "removed"
@@ -155,8 +178,40 @@ def bytes_text(count: int) -> str:
     return f"{count} bytes" if unit == "bytes" else f"{count} bytes ({size:.1f} {unit})"
 
 
+def _spent(totals: Any) -> str:
+    """A build's spend: billed credits, the estimated part, and what may be billed besides."""
+    text = f"{_credits(totals.credits)} spent"
+    if totals.estimated_credits:
+        text += f" ({totals.estimated_credits:g} of them estimated from the price table)"
+    risk = _risk(totals)
+    return f"{text}; {risk}" if risk else text
+
+
+def _risk(totals: Any) -> str:
+    """What may have been billed besides the exact figure ("" when nothing)."""
+    parts = []
+    if totals.possibly_billed_calls:
+        parts.append(
+            f"possibly billed: {totals.possibly_billed_calls} call(s) whose answer was lost, "
+            f"at most {_credits(totals.possibly_billed_credits)}"
+        )
+    if totals.possibly_billed_twice_calls:
+        parts.append(
+            f"possibly billed twice: {totals.possibly_billed_twice_calls} call(s), "
+            f"at most {_credits(totals.possibly_billed_twice_credits)}"
+        )
+    return "; ".join(parts)
+
+
+def _figure(totals: Any) -> str:
+    """Credits of a group, marked ``*`` when part of it is estimated."""
+    return f"{totals.credits:g}" + ("*" if totals.estimated_credits else "")
+
+
 def _engine(step: Any) -> str:
     if step.operation:
+        if getattr(step, "shared", False):
+            return "provider, the same call as above: paid once"
         return f"provider, {_credits(step.credits)}"
     return "local"
 
@@ -187,6 +242,9 @@ class JsonRenderer(Renderer):
 
     def clean(self, res: Any) -> None:
         self._set(res.to_json())
+
+    def spend(self, report: Any) -> None:
+        self._set(report.to_json())
 
     def record(self, obj: Any) -> None:
         self._set(dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else dict(obj))

@@ -290,6 +290,11 @@ def test_ctrl_c_finishes_in_flight_calls_and_exits_130(tmp_path, server):
     time.sleep(0.5)
     paid = server.counts["generations"]
     assert paid < 12
+    # What the interrupted build paid is reported, and every paid call is in the ledger.
+    from recraft_build.cache.ledger import FileLedger
+
+    assert "credits spent" in err
+    assert len([e for e in FileLedger(tmp_path / "cache").entries() if e.operation == "generate"]) == paid
     # every call that was in flight at Ctrl-C was finished and kept: nothing is paid twice
     run = subprocess.run([sys.executable, "-m", "recraft_build", "build"], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=120)

@@ -159,3 +159,152 @@ def test_provider_step_on_an_output_is_counted_in_the_asset_cost(tmp_path):
     _, res = run(tmp_path, spec, prov, ByteSteps())
     assert prov.calls == ["a", "a:remove_background"]
     assert res.assets[0].credits == 50
+
+
+# -- spend: every paid call counted, whatever happens to its picture (issue 11) ----------
+from dataclasses import dataclass as _dataclass  # noqa: E402
+
+from recraft_build.cache.ledger import MemoryLedger  # noqa: E402
+from recraft_build.domain import StepSpec  # noqa: E402
+from recraft_build.errors import StepError  # noqa: E402
+from recraft_build.providers.base import GenerationResult  # noqa: E402
+
+
+def run_with(tmp_path, spec, provider, steps, *, ledger=None, budget=None, store=None):
+    """Like ``run``, with a ledger (and optionally a store stand-in) of the test's own."""
+    own = store is None
+    store = store or Store(tmp_path / "cache")
+    lock = Lock.load(spec.lock_path)
+    out = tmp_path / "out"
+    state = OutputState(out)
+    info = ProviderInfo(provider.name, provider.family, provider.paid, frozenset({"remove_background"}))
+    inputs = PlanInputs(
+        provider=info, records=RecordReader(store, memo=True), blob_present=store.has_blob,
+        observe=state.observe, pricing=FlatPricing(),
+    )
+    plan = make_plan(spec, lock.entries(), inputs)
+    ex = Executor(
+        store=store, provider=provider, lock=lock, output_dir=out, state=state, steps=steps,
+        pricing=FlatPricing(), options=BuildOptions(keep_going=True), budget=budget, ledger=ledger,
+    )
+    try:
+        return plan, ex.run(plan)
+    finally:
+        lock.save()
+        if own:
+            store.close()
+
+
+class RejectingSteps(ByteSteps):
+    """Steps whose checks refuse every provider result (a background left opaque...)."""
+
+    def check_step_output(self, name, params, before, after, *, asset):
+        if name == "remove_background":
+            raise StepError("remove_background left no transparent pixel", step=name, asset=asset)
+
+
+def test_calls_whose_result_the_checks_reject_are_counted(tmp_path):
+    spec = make_spec(tmp_path, [asset("a", steps=[("remove_background", {"engine": "provider"})])])
+    ledger = MemoryLedger()
+    budget = Budget(None)
+    _, res = run_with(tmp_path, spec, CountingProvider(), RejectingSteps(), ledger=ledger, budget=budget)
+    assert res.assets[0].status == "failed" and "transparent" in res.assets[0].error
+    assert [(e.asset, e.operation, e.credits) for e in ledger.entries()] == [
+        ("a", "generate", 40), ("a", "remove_background", 10)
+    ]
+    assert res.summary()["credits"] == 50 and res.assets[0].credits == 50
+    assert budget.spent == 50
+
+
+def test_a_failed_assets_generation_counts_against_max_credits(tmp_path):
+    # Each asset: a 40-credit picture, then a provider step that the checks reject.
+    spec = make_spec(tmp_path, [asset(f"a{i}", prompt=str(i), steps=[("remove_background", {"engine": "provider"})])
+                                for i in range(3)])
+    prov = CountingProvider()
+    _, res = run_with(tmp_path, spec, prov, RejectingSteps(), budget=Budget(100))
+    # 50 + 50 spent; the third picture would pass 100: refused before the call.
+    assert len([c for c in prov.calls if ":" not in c]) == 2
+    assert res.summary()["credits"] == 100
+    assert all(a.status == "failed" for a in res.assets)
+
+
+@_dataclass(frozen=True)
+class _ResentResult(GenerationResult):
+    resends: int = 0
+
+
+class ResendingProvider(CountingProvider):
+    """Answers after re-sending the request once (what the HTTP layer reports)."""
+
+    def generate(self, request, *, asset):
+        res = super().generate(request, asset=asset)
+        return _ResentResult(res.pictures, credits=res.credits, resends=1)
+
+
+def test_resent_requests_are_reported_as_possibly_billed_twice(tmp_path):
+    spec = make_spec(tmp_path, [asset("a"), asset("b", prompt="q")])
+    _, res = run_with(tmp_path, spec, ResendingProvider(), ByteSteps())
+    s = res.summary()
+    assert s["credits"] == 80
+    assert s["possibly_billed_twice"] == {"calls": 2, "credits": 80}
+
+
+def test_spend_of_a_build_is_attributed_to_the_asset_that_paid(tmp_path):
+    spec = make_spec(tmp_path, [asset("x0", prompt="same"), asset("x1", prompt="same")])
+    _, res = run_with(tmp_path, spec, CountingProvider(), ByteSteps())
+    assert sorted(a.credits for a in res.assets) == [0, 40]
+    assert res.summary()["credits"] == 40 and res.summary()["calls"] == 1
+
+
+class HidingStore:
+    """A store that has lost some blobs (evicted, or gc'ed by hand)."""
+
+    def __init__(self, inner, hidden):
+        self.inner, self.hidden = inner, set(hidden)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def has_blob(self, digest):
+        return digest not in self.hidden and self.inner.has_blob(digest)
+
+    def get_blob(self, digest):
+        return None if digest in self.hidden else self.inner.get_blob(digest)
+
+
+def test_up_to_date_outputs_are_not_paid_for_again_when_another_output_is_rebuilt(tmp_path):
+    rb = (StepSpec("remove_background", {"engine": "provider"}),)
+    outs = (OutputSpec(path="cut.png", format="png", steps=rb), OutputSpec(path="plain.png", format="png"))
+    spec = make_spec(tmp_path, [asset("a", outputs=outs)])
+    run_with(tmp_path, spec, CountingProvider(), ByteSteps())
+    step_digest = json.loads(spec.lock_path.read_text())["assets"]["a"]["outputs"][0]["steps"][0]["sha256"]
+    (tmp_path / "out" / "plain.png").unlink()
+    prov = CountingProvider()
+    store = Store(tmp_path / "cache")
+    try:
+        plan, res = run_with(tmp_path, spec, prov, ByteSteps(), store=HidingStore(store, {step_digest}))
+    finally:
+        store.close()
+    assert plan.assets[0].status == "restore" and plan.credits == 0
+    assert prov.calls == [] and res.summary()["credits"] == 0
+    assert (tmp_path / "out" / "plain.png").exists()
+    lock = json.loads(spec.lock_path.read_text())["assets"]["a"]
+    assert lock["outputs"][0]["steps"][0]["sha256"] == step_digest  # kept as the lock had it
+
+
+def test_an_evicted_provider_step_is_priced_by_the_plan_and_paid_by_the_build(tmp_path):
+    rb = (StepSpec("remove_background", {"engine": "provider"}),)
+    outs = (OutputSpec(path="cut.png", format="png", steps=rb),)
+    spec = make_spec(tmp_path, [asset("a", outputs=outs)])
+    run_with(tmp_path, spec, CountingProvider(), ByteSteps())
+    step_digest = json.loads(spec.lock_path.read_text())["assets"]["a"]["outputs"][0]["steps"][0]["sha256"]
+    (tmp_path / "out" / "cut.png").unlink()
+    prov = CountingProvider()
+    store = Store(tmp_path / "cache")
+    try:
+        plan, res = run_with(tmp_path, spec, prov, ByteSteps(), store=HidingStore(store, {step_digest}))
+    finally:
+        store.close()
+    assert plan.assets[0].status == "restore"
+    assert plan.credits == 10 == res.summary()["credits"]
+    assert prov.calls == ["a:remove_background"]

@@ -155,3 +155,75 @@ def test_placeholder_pictures_are_replaced_once_a_real_provider_is_active(tmp_pa
     assert p.assets[0].status == "generate"
     assert p.assets[0].family == "recraft"
     assert any("placeholder" in r for r in p.assets[0].reasons)
+
+
+# -- the estimate is what the build pays (issue 11) -----------------------------------------
+from recraft_build.domain import OutputSpec, StepSpec  # noqa: E402
+
+RB = StepSpec("remove_background", {"engine": "provider"})
+
+
+def test_a_provider_step_shared_by_outputs_is_counted_once(tmp_path):
+    outs = (
+        OutputSpec(path="a.png", format="png", steps=(RB, StepSpec("resize", {"width": 64}))),
+        OutputSpec(path="a@2x.png", format="png", steps=(RB, StepSpec("resize", {"width": 128}))),
+        OutputSpec(path="fav", format="ico", favicon=True, steps=(RB,)),
+        OutputSpec(path="b.svg", format="svg", steps=(RB, StepSpec("vectorize", {"engine": "provider"}))),
+    )
+    p = plan(make_spec(tmp_path, [asset("a", outputs=outs)]))
+    # One generation, one removal shared by four outputs, one vectorize.
+    assert p.credits == 40 + 10 + 10
+    shared = [o.steps[0].shared for o in p.assets[0].outputs]
+    assert shared == [False, True, True, True] and not p.assets[0].outputs[3].steps[1].shared
+    assert p.to_json()["assets"][0]["outputs"][1]["steps"][0]["shared"] is True
+
+
+def test_identical_requests_in_two_assets_are_paid_once(tmp_path):
+    spec = make_spec(tmp_path, [asset("x", prompt="same", steps=[("remove_background", {"engine": "provider"})]),
+                                asset("y", prompt="same", steps=[("remove_background", {"engine": "provider"})])])
+    p = plan(spec)
+    assert [a.credits for a in p.assets] == [50, 0] and p.credits == 50
+
+
+def test_a_cached_provider_step_whose_result_is_gone_is_priced(tmp_path):
+    from recraft_build.cache.records import StepOutput, StepRecord
+
+    spec = make_spec(tmp_path, [asset("a", steps=[("remove_background", {"engine": "provider"})])])
+    entry = locked_entry(spec.assets[0])
+    entry["outputs"] = []  # the output is new: the picture must be re-processed
+    typed = LockedAsset.from_json(entry)
+    params = {"engine": "provider"}
+    step_key = keys.step_key("remove_background", params, 1, "c" * 64, family="recraft")
+    record = StepRecord("remove_background", StepOutput("d" * 64, "image/png", 1, 1, 1), 10).to_json()
+    kept = plan(spec, {"a": entry}, records={step_key: record}, blobs=["c" * 64, "d" * 64])
+    assert kept.assets[0].status == "restore" and kept.credits == 0
+    gone = plan(spec, {"a": entry}, records={step_key: record}, blobs=["c" * 64])
+    assert gone.assets[0].status == "restore" and gone.credits == 10
+    assert gone.assets[0].steps[0].status == "run"
+    assert typed.generation.key == gone.assets[0].gen_key
+
+
+def test_custom_style_creation_is_priced_once_until_made(tmp_path):
+    import dataclasses
+
+    from recraft_build.domain import StyleSpec
+
+    base = asset("a")
+    styled = [dataclasses.replace(base, name=n, request=dataclasses.replace(base.request, prompt=n, style="", style_ref="brand"))
+              for n in ("a", "b")]
+    spec = dataclasses.replace(make_spec(tmp_path, styled),
+                               styles={"brand": StyleSpec("brand", "digital_illustration", ("r.png",))})
+
+    def with_styles(**kw):
+        inputs = PlanInputs(provider=kw.get("provider", REAL), records=RecordReader(DictRecords(kw.get("records"))),
+                            blob_present=lambda d: False, observe=lambda p: None, pricing=FlatPricing(),
+                            style_keys={"brand": "s" * 64}, locked_styles=kw.get("locked", {}))
+        return make_plan(spec, {}, inputs)
+
+    p = with_styles()
+    assert p.styles == {"brand": 10} and p.credits == 2 * 40 + 10
+    assert p.to_json()["summary"]["styles_to_create"] == {"brand": 10}
+    assert with_styles(locked={"brand": "s" * 64}).styles == {}
+    assert with_styles(records={"s" * 64: {"kind": "style", "style_id": "x", "provider": "recraft"}}).styles == {}
+    assert with_styles(locked={"brand": "t" * 64}).styles == {"brand": 10}  # another key: made again
+    assert with_styles(provider=OFFLINE).credits == 0

@@ -140,7 +140,9 @@ def test_widths_and_repetitions_are_refused_before_the_text_is_built(source):
 def test_a_list_doubled_27_times_never_reaches_a_gigabyte():
     p = refused("{% set ns = namespace(l=[1]) %}{% for i in range(27) %}"
                 "{% set ns.l = ns.l + ns.l %}{% endfor %}{{ ns.l | length }}")
-    assert "size limit" in p.message
+    # The size check answers first on a quiet machine; on a loaded one the per-render
+    # time limit may: either way it is refused, long before a gigabyte.
+    assert "size limit" in p.message or "longer than" in p.message
 
 
 @pytest.mark.parametrize("double", ["ns.s ~ ns.s", "ns.s + (ns.s | safe)"])

@@ -35,9 +35,9 @@ from recraft_build.cache.records import (
     RecordReader,
     StepOutput,
     StepRecord,
-    StyleRecord,
 )
 from recraft_build.cache.base import BuildStore
+from recraft_build.cache.ledger import Ledger
 from recraft_build.engine import keys
 from recraft_build.domain import Picture, media_type_for_format, sniff_media_type
 from recraft_build.errors import (
@@ -50,7 +50,9 @@ from recraft_build.errors import (
 )
 from recraft_build.engine.groupcommit import GroupCommit
 from recraft_build.engine.lock import Lock
-from recraft_build.engine.lockdata import LockedAsset, LockedFile, LockedGeneration, LockedOutput, LockedStep, LockedStyle
+from recraft_build.engine.lockdata import LockedAsset, LockedFile, LockedGeneration, LockedOutput, LockedStep
+from recraft_build.engine.metering import Meter, MeteredProvider
+from recraft_build.engine.styles import ensure_styles
 from recraft_build.engine.options import BuildOptions
 from recraft_build.engine.outputs import OutputState, write_output
 from recraft_build.engine.plan import AssetPlan, OutputPlan, Plan, PriceList, StepPlan
@@ -95,7 +97,6 @@ class _Node:
     digest: str | None = None
     media_type: str | None = None
     picture: Picture | None = None
-    credits: float = 0.0  # what running its step cost (0 when cached or local)
 
 
 class Executor:
@@ -115,10 +116,12 @@ class Executor:
         reporter: Reporter | None = None,
         budget: Budget | None = None,
         clock: Callable[[], float] = time.monotonic,
+        ledger: Ledger | None = None,
     ):
         """``steps`` is the ``steps.registry`` module (or a stand-in with its API);
         ``pricing`` prices estimates for the budget; ``budget`` defaults to
-        ``options.max_credits``."""
+        ``options.max_credits``; ``ledger`` is the spend ledger every paid call is
+        appended to (default: one in memory)."""
         self.store = store
         self.provider = provider
         self.lock = lock
@@ -137,6 +140,7 @@ class Executor:
         self._failed = threading.Event()
         self._saver = GroupCommit(lock.save, clock)
         self._style_ids: dict[str, str] = {}
+        self.meter = Meter(self.budget, ledger=ledger, provider=provider.name, warn=self.reporter.warning)
 
     # -- the whole build ----------------------------------------------------------
     def run(self, plan: Plan, style_refs: Mapping[str, Any] | None = None) -> BuildResult:
@@ -146,6 +150,7 @@ class Executor:
         KeyboardInterrupt is turned into a cancelled, saved, partial result.
         """
         self.reporter.start(plan)
+        self.meter.spec = str(Path(plan.spec.path).resolve())
         results: dict[str, AssetResult] = {}
         todo: list[AssetPlan] = []
         for ap in plan.assets:
@@ -156,7 +161,7 @@ class Executor:
             else:
                 todo.append(ap)
 
-        failed_styles = self._ensure_styles(todo, style_refs or {}, results)
+        failed_styles = self._ensure_styles(todo, style_refs or {})
         interrupted = False
         aborted = False
         # Two pools: `jobs` workers wait on the network (generations), and as soon as a
@@ -198,6 +203,7 @@ class Executor:
                 if isinstance(out, _Handoff):
                     submit(cpu, self._guarded, out.plan, out.finish, started=True)
                     continue
+                out.credits = self.meter.credits_for(out.name)
                 results[out.name] = out
                 self.reporter.asset_finished(out)
         except KeyboardInterrupt:
@@ -213,6 +219,7 @@ class Executor:
                         continue
                     out = fut.result()
                     if isinstance(out, AssetResult):
+                        out.credits = self.meter.credits_for(out.name)
                         results[out.name] = out
                     # A handoff's pictures are already stored: the next build restores them free.
             except KeyboardInterrupt:
@@ -225,7 +232,7 @@ class Executor:
             self._saver.save(force=True)
             self.state.save()
         ordered = [results[a.name] for a in plan.assets if a.name in results]
-        return BuildResult(assets=ordered, output_dir=self.out, interrupted=interrupted)
+        return BuildResult(assets=ordered, output_dir=self.out, interrupted=interrupted, spend=self.meter.totals())
 
     def _first_stage(self, ap: AssetPlan) -> "AssetResult | _Handoff":
         """On a network worker: make the picture (if needed), then hand the rest off."""
@@ -264,52 +271,15 @@ class Executor:
             )
 
     # -- custom styles -------------------------------------------------------------
-    def _ensure_styles(
-        self, todo: Sequence[AssetPlan], style_refs: Mapping[str, Any], results: dict[str, AssetResult]
-    ) -> dict[str, str]:
+    def _ensure_styles(self, todo: Sequence[AssetPlan], style_refs: Mapping[str, Any]) -> dict[str, str]:
         """Create (once) the custom styles that assets to generate need. Returns failures."""
-        failed: dict[str, str] = {}
-        needed = sorted({ap.asset.request.style_ref for ap in todo if ap.asset.request.style_ref and ap.status == "generate"})
-        for name in needed:
-            if name not in style_refs:
-                failed[name] = "not declared"
-                continue
-            ref = style_refs[name]
-            style, key, pictures = ref.style, ref.key, list(ref.pictures)
-            locked = self.lock.style(name)
-            if locked is not None and locked.key == key:
-                self._style_ids[name] = locked.style_id
-                continue
-            rec = self.records.style(key)
-            if rec is not None:
-                self._style_ids[name] = rec.style_id
-                self.lock.set_style(name, LockedStyle(key, rec.style_id, rec.provider, rec.credits))
-                continue
-            try:
-                with self.store.key_lock(key):
-                    rec = self.records.style(key)
-                    if rec is not None:
-                        sid, credits = rec.style_id, 0.0
-                    elif not self.provider.paid:
-                        sid, credits = f"placeholder-{key[:16]}", 0.0
-                        self.store.put_record(key, StyleRecord(sid, self.provider.name).to_json())
-                    else:
-                        est = float(self.pricing.operation("create_style"))
-                        self.budget.reserve(est)
-                        actual = None
-                        try:
-                            made = self.provider.create_style(style.base_style, pictures, name=name)
-                            actual = made.credits
-                        finally:
-                            self.budget.settle(est, actual)
-                        sid, credits = made.style_id, float(made.credits or 0)
-                        self.store.put_record(key, StyleRecord(sid, self.provider.name, made.credits).to_json())
-                self._style_ids[name] = sid
-                self.lock.set_style(name, LockedStyle(key, sid, self.provider.name, credits))
-                self._saver.save(force=True)
-            except RecraftBuildError as exc:
-                failed[name] = str(exc)
-                self.reporter.warning(f"custom style {name!r}: {exc}")
+        ids, failed = ensure_styles(
+            (ap.asset.request.style_ref for ap in todo if ap.asset.request.style_ref and ap.status == "generate"),
+            style_refs, lock=self.lock, records=self.records, store=self.store, provider=self.provider,
+            meter=self.meter, price=float(self.pricing.operation("create_style")) if self.provider.paid else 0.0,
+            saved=lambda: self._saver.save(force=True), warn=self.reporter.warning,
+        )
+        self._style_ids.update(ids)
         return failed
 
     # -- one asset -----------------------------------------------------------------
@@ -332,13 +302,12 @@ class Executor:
             return self._build_asset_once(dataclasses.replace(ap, status="generate", reasons=ap.reasons + ["cached picture lost"]))
 
     def _build_asset_once(
-        self, ap: AssetPlan, *, made: tuple[GenerationRecord, float] | None = None
+        self, ap: AssetPlan, *, made: GenerationRecord | None = None
     ) -> AssetResult:
         """Build one asset; ``made`` is its generation when a network worker already made it."""
-        credits = 0.0
         generation: GenerationRecord | None = None
         if ap.status == "generate":
-            generation, credits = made if made is not None else self._generate(ap)
+            generation = made if made is not None else self._generate(ap)
             candidates = generation.candidates
             pick = 0
             status = "generated"
@@ -348,25 +317,35 @@ class Executor:
             status = "restored"
         cand = candidates[pick]
         start = _Node(step=None, digest=cand.sha256, media_type=cand.media_type)
-
-        asset_nodes = self._chain(start, ap.steps, ap)
-        locked_steps = tuple(self._step_entry(n) for n in asset_nodes[1:])
+        # Outputs the plan found up to date keep what the lock says of them: their chains
+        # are not walked again, so a provider step whose cached result was evicted is
+        # not paid for again just to confirm files that are already right.
+        entry = self.lock.asset(ap.name) if ap.status != "generate" else None
+        kept = {o.path: o for o in entry.outputs} if entry is not None else {}
+        fresh = {id(op) for op in ap.outputs if not (op.status == "up-to-date" and op.spec.path in kept)}
+        if fresh or entry is None:
+            asset_nodes = self._chain(start, ap.steps, ap)
+            locked_steps = tuple(self._step_entry(n) for n in asset_nodes[1:])
+        else:
+            locked_steps = entry.steps
         outputs_entries = []
         files_out: list[LockedFile] = []
         for op in ap.outputs:
+            if id(op) not in fresh:
+                outputs_entries.append(kept[op.spec.path])
+                files_out.extend(kept[op.spec.path].files)
+                continue
             nodes = self._chain(asset_nodes[-1], op.steps, ap)
             final_plan = dataclasses.replace(op.final, key=None, digest=None, status="run")
             key, files = self._final(nodes[-1], final_plan, op, ap)
             steps = tuple(self._step_entry(n) for n in nodes[1:])
             outputs_entries.append(LockedOutput(op.spec.path, key, steps, files))
             files_out.extend(files)
-            credits += sum(n.credits for n in nodes[1:])  # nodes[0] is the asset chain's last
-        credits += sum(n.credits for n in asset_nodes)
 
         gen_entry = self._generation_entry(ap, candidates, pick, generation)
         self.lock.set_asset(ap.name, LockedAsset(gen_entry, locked_steps, tuple(outputs_entries)))
         self._saver.save(force=(status == "generated" and self.provider.paid))
-        return AssetResult(ap.name, status, outputs=files_out, credits=credits, reasons=ap.reasons)
+        return AssetResult(ap.name, status, outputs=files_out, reasons=ap.reasons)
 
     def _generation_entry(
         self,
@@ -397,13 +376,13 @@ class Executor:
             roll=ap.roll,
         )
 
-    def _generate(self, ap: AssetPlan) -> tuple[GenerationRecord, float]:
+    def _generate(self, ap: AssetPlan) -> GenerationRecord:
         """Make (or find, if another worker/process just made) the asset's candidates."""
         key = ap.gen_key
         with self.store.key_lock(key):
             rec = self.records.generation(key)
             if rec is not None and all(self.store.has_blob(c.sha256) for c in rec.candidates):
-                return rec, 0.0
+                return rec
             if self.cancel.is_set():
                 raise Cancelled("interrupted")
             request = ap.asset.request
@@ -415,20 +394,22 @@ class Executor:
             if ap.roll and not self.provider.paid and request.seed is None:
                 # The placeholder draws from the request alone; a re-roll must look new.
                 request = dataclasses.replace(request, seed=ap.roll)
-            estimate = float(self.pricing.generation(ap.asset.request)) if self.provider.paid else 0.0
-            self.budget.reserve(estimate)
-            actual: float | None = None
             try:
-                result = self.provider.generate(request, asset=ap.name)
-                # A server that does not say what it charged (Replicate) is counted at the
-                # price table's figure, so the summary and --max-credits never see 0.
-                actual = _charged(result.credits, estimate) if self.provider.paid else 0.0
+                if self.provider.paid:
+                    # Appended to the spend ledger as soon as the provider answers; a
+                    # server that does not say what it charged (Replicate) is counted at
+                    # the price table's figure, so the summary and --max-credits never see 0.
+                    result, actual = self.meter.call(
+                        lambda: self.provider.generate(request, asset=ap.name),
+                        asset=ap.name, operation="generate", key=key, model=request.model,
+                        estimate=float(self.pricing.generation(ap.asset.request)), pictures=request.n,
+                    )
+                else:
+                    result, actual = self.provider.generate(request, asset=ap.name), 0.0
             except ProviderError as exc:
                 if exc.asset is None:
                     exc.asset = ap.name
                 raise
-            finally:
-                self.budget.settle(estimate, actual)
             # Store first, before any check that could fail: this picture is paid for.
             cands = []
             for pic in result.pictures:
@@ -451,7 +432,7 @@ class Executor:
                 provider=self.provider.name,
                 asset=ap.name,
             )
-        return record, float(actual or 0.0)
+        return record
 
     def _size(self, pic: Picture) -> tuple[int | None, int | None]:
         try:
@@ -525,10 +506,13 @@ class Executor:
         if self.cancel.is_set():
             raise Cancelled("interrupted")
         src = self._picture(prev, ap, history)
-        estimate = float(self.pricing.operation(sp.operation)) if (sp.operation and self.provider.paid) else 0.0
+        provider: Any = None
         if sp.operation:
-            self.budget.reserve(estimate)
-        actual: float | None = None
+            provider = self.provider
+            if self.provider.paid:
+                # The call is appended to the ledger (and settled) when the provider
+                # answers, before the step checks its result.
+                provider = MeteredProvider(self.provider, self.meter, key=sp.key, estimate=self.pricing.operation)
         try:
             if sp.operation and ap.family != self.provider.family:
                 raise StepError(
@@ -537,22 +521,12 @@ class Executor:
                     step=sp.name,
                     asset=ap.name,
                 )
-            result, actual = self.steps.run_step(
-                sp.name, sp.params, src, provider=self.provider if sp.operation else None, asset=ap.name
-            )
-            if sp.operation and self.provider.paid:
-                actual = _charged(actual, estimate)
-        except StepError as exc:
+            result, _reported = self.steps.run_step(sp.name, sp.params, src, provider=provider, asset=ap.name)
+        except (StepError, ProviderError) as exc:
             if exc.asset is None:
                 exc.asset = ap.name
             raise
-        except ProviderError as exc:
-            if exc.asset is None:
-                exc.asset = ap.name
-            raise
-        finally:
-            if sp.operation:
-                self.budget.settle(estimate, actual)
+        actual = provider.credits if isinstance(provider, MeteredProvider) else None
         if sp.operation:
             # A provider result is paid for: store it before checking it.
             digest = self.store.put_blob(result.data)
@@ -563,7 +537,7 @@ class Executor:
         w, h = self._size(result)
         output = StepOutput(digest, result.media_type, w, h, len(result.data))
         self.store.put_record(sp.key, StepRecord(sp.name, output, actual).to_json())
-        return _Node(step=sp, digest=digest, media_type=result.media_type, picture=result, credits=float(actual or 0.0))
+        return _Node(step=sp, digest=digest, media_type=result.media_type, picture=result)
 
     @staticmethod
     def _step_entry(node: _Node) -> LockedStep:
@@ -651,11 +625,6 @@ class Executor:
         for o in ap.outputs:
             files.extend(o.locked_files)
         return files
-
-def _charged(reported: float | None, estimate: float) -> float:
-    """What a paid call cost: the server's figure, else the price table's estimate."""
-    return float(reported) if reported is not None else estimate
-
 
 def _file_path(op: OutputPlan, name: str) -> str:
     """Output-relative path of file ``name`` of an output ("" is the output itself)."""

@@ -69,6 +69,7 @@ class StepPlan:
     status: str = "run"  # "cached" | "run"
     credits: float = 0.0
     pinned: str | None = None  # the sha256 the lock pins for this very key (the authority)
+    shared: bool = False  # the same paid step as one counted before (paid once, there)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -77,6 +78,7 @@ class StepPlan:
             "key": self.key,
             "status": self.status,
             "credits": self.credits,
+            "shared": self.shared,
         }
 
 
@@ -154,10 +156,15 @@ class Plan:
     spec: Spec
     provider: ProviderInfo
     assets: list[AssetPlan]
+    # Custom styles the build will create (name -> estimated credits): needed by an
+    # asset to generate, and neither pinned by the lock nor recorded in the cache.
+    styles: dict[str, float] = field(default_factory=dict)
 
     @property
     def credits(self) -> float:
-        return sum(a.credits for a in self.assets)
+        """The estimate of everything the build pays for: generations, provider steps
+        (each shared step once), custom styles."""
+        return sum(a.credits for a in self.assets) + sum(self.styles.values())
 
     def real_estimate(self) -> float | None:
         """With a free provider active (the placeholder), what the pictures it would
@@ -188,6 +195,7 @@ class Plan:
                 "up_to_date": counts["up-to-date"],
                 "credits": self.credits,
                 "usd": round(self.credits / 1000, 4),
+                "styles_to_create": dict(self.styles),
                 "real_provider_credits": self.real_estimate(),
             },
         }
@@ -265,6 +273,54 @@ def _changed_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
+def _steps_cost(
+    root: Any, asset_steps: Sequence[StepPlan], output_chains: Sequence[Sequence[StepPlan]],
+    inputs: PlanInputs, price: Callable[[str], float], seen: set[Any],
+) -> float:
+    """What the provider steps the executor will run cost, each shared step once.
+
+    The executor walks the asset's chain, then each output's chain that must be
+    written; a step is free when a record of its key with its output blob is in the
+    cache, otherwise it runs. A step whose input is not known yet (a new picture) is
+    identified by its place in the chain (its input's identity, its name and
+    parameters), so outputs sharing a step, or scales of one output, count it once.
+    Once a provider step runs again, what follows it gets a new input: it runs too.
+    Steps found to run are marked so (``status``, ``credits``), as ``plan`` shows them.
+    """
+    total = 0.0
+
+    def walk(steps: Sequence[StepPlan], ident: Any, fresh: bool) -> tuple[Any, bool]:
+        nonlocal total
+        for s in steps:
+            runs = fresh or s.status == "run" or (s.operation is not None and not _step_cached(s, inputs))
+            if s.key is not None and not fresh:
+                ident = s.key
+            else:
+                ident = (ident, s.name, keys.canonical_json(s.params))
+            if runs and s.status != "run":
+                s.status, s.digest = "run", None
+                s.credits = float(price(s.operation)) if s.operation else 0.0
+            if runs and s.operation is not None:
+                fresh = True  # a provider's new result: every later key changes
+                if ident not in seen:
+                    seen.add(ident)
+                    total += s.credits
+                else:
+                    s.shared, s.credits = True, 0.0
+        return ident, fresh
+
+    ident, fresh = walk(asset_steps, root, False)
+    for chain in output_chains:
+        walk(chain, ident, fresh)
+    return total
+
+
+def _step_cached(s: StepPlan, inputs: PlanInputs) -> bool:
+    """Whether the executor will find step ``s`` in the cache (its record and blob)."""
+    rec = inputs.records.step(s.key)
+    return rec is not None and inputs.blob_present(rec.output.sha256)
+
+
 class RecordLookup(Protocol):
     """Typed reads of cache records (``cache.records.RecordReader``)."""
 
@@ -297,6 +353,8 @@ class PlanInputs:
     pricing: PriceList
     step_versions: Mapping[str, int] = field(default_factory=dict)
     style_keys: Mapping[str, str] = field(default_factory=dict)
+    # name -> key of the custom styles the lock pins (made already: free).
+    locked_styles: Mapping[str, str] = field(default_factory=dict)
 
 
 def make_plan(
@@ -312,14 +370,38 @@ def make_plan(
     generation for every target. Pure: no I/O beyond the lookups given."""
     wanted = None if targets is None else set(targets)
     plans: list[AssetPlan] = []
+    # Paid work already counted: the executor pays once for a generation or a provider
+    # step that two outputs or two assets share (same key, made under the key's lock).
+    seen: set[Any] = set()
     for asset in spec.assets:
         if wanted is not None and asset.name not in wanted:
             continue
-        plans.append(_plan_asset(asset, lock.get(asset.name), inputs, force=force))
-    return Plan(spec=spec, provider=inputs.provider, assets=plans)
+        plans.append(_plan_asset(asset, lock.get(asset.name), inputs, force=force, seen=seen))
+    return Plan(spec=spec, provider=inputs.provider, assets=plans, styles=_styles_to_create(plans, inputs))
 
 
-def _plan_asset(asset: Asset, entry: LockedAsset | None, inputs: PlanInputs, *, force: bool) -> AssetPlan:
+def _styles_to_create(plans: Sequence[AssetPlan], inputs: PlanInputs) -> dict[str, float]:
+    """Custom styles the executor will create, with their price: those an asset to
+    generate uses, that the lock does not pin under the same key and that no cache
+    record holds (the executor's own rule, ``Executor._ensure_styles``)."""
+    out: dict[str, float] = {}
+    lookup = getattr(inputs.records, "style", None)
+    for ap in plans:
+        name = ap.asset.request.style_ref
+        if ap.status != "generate" or not name or name in out:
+            continue
+        key = inputs.style_keys.get(name)
+        if key is None or inputs.locked_styles.get(name) == key:
+            continue
+        if lookup is not None and lookup(key) is not None:
+            continue
+        out[name] = float(inputs.pricing.operation("create_style")) if inputs.provider.paid else 0.0
+    return out
+
+
+def _plan_asset(
+    asset: Asset, entry: LockedAsset | None, inputs: PlanInputs, *, force: bool, seen: set[Any]
+) -> AssetPlan:
     provider = inputs.provider
     records = inputs.records
     blob_present = inputs.blob_present
@@ -478,17 +560,12 @@ def _plan_asset(asset: Asset, entry: LockedAsset | None, inputs: PlanInputs, *, 
                 reasons.append("the pinned picture is not in the cache")
 
     credits = 0.0
-    if status == "generate" and provider.paid:
+    if status == "generate" and provider.paid and ("generate", gen_key) not in seen:
+        seen.add(("generate", gen_key))
         credits += float(inputs.pricing.generation(req))
-    if status != "up-to-date":
-        seen_keys: set[str] = set()
-        for s in asset_steps + [x for o in needed for x in o.steps + [o.final]]:
-            if s.status == "run" and s.operation:
-                if s.key and s.key in seen_keys:
-                    continue
-                if s.key:
-                    seen_keys.add(s.key)
-                credits += s.credits
+    if status != "up-to-date" and (needed or status == "generate"):
+        price = chain.pricing.operation if chain_provider.paid else (lambda op: 0.0)
+        credits += _steps_cost(("generate", gen_key), asset_steps, [o.steps for o in needed], inputs, price, seen)
     return AssetPlan(
         asset=asset,
         status=status,

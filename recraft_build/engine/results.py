@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
+from recraft_build.cache.ledger import SpendTotals
 from recraft_build.engine.lockdata import LockedFile
 from recraft_build.errors import BudgetError
 
 if TYPE_CHECKING:
     from recraft_build.engine.plan import Plan
 
-__all__ = ["AssetResult", "Budget", "BuildResult", "NullReporter", "Reporter", "WarningReporter"]
+__all__ = ["AssetResult", "Budget", "BuildInterrupted", "BuildResult", "NullReporter", "Reporter", "WarningReporter"]
 
 
 class Reporter(Protocol):
@@ -92,9 +93,13 @@ class AssetResult:
 
 @dataclass
 class BuildResult:
+    """What a build did. ``spend`` sums the paid calls this build appended to the spend
+    ledger (failed and skipped assets' calls included); ``credits`` is its billed figure."""
+
     assets: list[AssetResult]
     output_dir: Path
     interrupted: bool = False
+    spend: SpendTotals = field(default_factory=SpendTotals)
 
     @property
     def failed(self) -> list[AssetResult]:
@@ -103,17 +108,24 @@ class BuildResult:
 
     @property
     def credits(self) -> float:
-        return sum(a.credits for a in self.assets)
+        """Credits this build was billed (as reported, else estimated from the price table)."""
+        return self.spend.credits
 
     def summary(self) -> dict[str, Any]:
         count = lambda s: sum(1 for a in self.assets if a.status == s)  # noqa: E731
+        spend = self.spend.to_json()
         return {
             "generated": count("generated"),
             "restored": count("restored"),
             "up_to_date": count("up-to-date"),
             "failed": count("failed"),
             "skipped": count("skipped"),
-            "credits": self.credits,
+            # Every paid call of this build (failed assets' included), from the ledger.
+            "credits": spend["credits"],
+            "calls": spend["calls"],
+            "estimated_credits": spend["estimated_credits"],
+            "possibly_billed": spend["possibly_billed"],
+            "possibly_billed_twice": spend["possibly_billed_twice"],
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -125,25 +137,41 @@ class BuildResult:
         }
 
 
+class BuildInterrupted(KeyboardInterrupt):
+    """Ctrl-C ended a build; ``result`` is what it finished and what it spent (saved)."""
+
+    def __init__(self, result: BuildResult):
+        super().__init__("interrupted")
+        self.result = result
+
+
 class Budget:
     """``--max-credits``: reserve an estimate before each paid call, settle with the truth.
 
-    Thread-safe. ``limit`` None means no limit (spending is still counted).
+    ``spent`` is what calls were billed (reported, else estimated); ``at_risk`` what
+    they may have been billed besides (a lost answer, a re-sent request). Both count
+    against the limit, with the reservations of calls in flight. Thread-safe.
+    ``limit`` None means no limit (spending is still counted).
     """
 
     def __init__(self, limit: float | None):
         self.limit = limit
         self.spent = 0.0
+        self.at_risk = 0.0
         self._reserved = 0.0
         self._mutex = threading.Lock()
 
     def reserve(self, amount: float) -> None:
         with self._mutex:
-            if self.limit is not None and self.spent + self._reserved + amount > self.limit + 1e-9:
-                raise BudgetError(self.spent + self._reserved + amount, self.limit, started=True)
+            held = self.spent + self.at_risk + self._reserved + amount
+            if self.limit is not None and held > self.limit + 1e-9:
+                raise BudgetError(held, self.limit, started=True)
             self._reserved += amount
 
-    def settle(self, reserved: float, actual: float | None) -> None:
+    def settle(self, reserved: float, actual: float | None, *, at_risk: float = 0.0) -> None:
+        """Release ``reserved``; count ``actual`` (None: the reservation itself) as spent
+        and ``at_risk`` as possibly billed besides."""
         with self._mutex:
             self._reserved -= reserved
             self.spent += reserved if actual is None else float(actual)
+            self.at_risk += float(at_risk)

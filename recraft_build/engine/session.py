@@ -24,10 +24,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from recraft_build.cache.base import CacheStore
+from recraft_build.cache.ledger import Ledger, MemoryLedger
 from recraft_build.cache.records import RecordReader
 from recraft_build.domain import Picture, Spec, StyleSpec, sniff_media_type
 from recraft_build.engine import keys
 from recraft_build.engine.executor import BuildResult, Executor, NullReporter, Reporter
+from recraft_build.engine.results import BuildInterrupted
 from recraft_build.engine.lock import Lock
 from recraft_build.engine.options import BuildOptions
 from recraft_build.engine.outputs import (
@@ -144,8 +146,11 @@ class Session:
         output_dir: Path,
         reporter: Reporter | None = None,
         frozen_gc: bool = False,
+        ledger: Ledger | None = None,
     ):
         self.spec = spec
+        # Where builds append every paid call (the cache folder's spend ledger).
+        self.ledger: Ledger = ledger if ledger is not None else MemoryLedger()
         self.settings = settings
         self.lock = lock
         self.store = store
@@ -167,12 +172,14 @@ class Session:
         *,
         open_store: Callable[[Settings, Callable[[str], None]], CacheStore],
         reporter: Reporter | None = None,
+        open_ledger: Callable[[Settings, Callable[[str], None]], Ledger] | None = None,
     ) -> "Session":
         """Load the spec and lock, resolve the provider and output folder, open the cache.
 
         ``open_store(settings, warn)`` opens the store (the local cache, tiered with a
-        remote one when configured). Raises SpecError, LockError or UsageError before
-        opening anything that needs closing.
+        remote one when configured); ``open_ledger(settings, warn)`` the spend ledger of
+        the same cache folder (default: one in memory). Raises SpecError, LockError or
+        UsageError before opening anything that needs closing.
         """
         from recraft_build.providers.capabilities import provider_info
 
@@ -182,9 +189,10 @@ class Session:
             info = provider_info(settings.provider, profiles=spec.providers, env=settings.environ)
             out = output_root(spec, settings.output_dir)
             lock = Lock.load(spec.lock_path)
+        ledger = open_ledger(settings, reporter.warning) if open_ledger is not None else None
         store = open_store(settings, reporter.warning)
         return cls(spec, settings, lock=lock, store=store, provider=info, output_dir=out, reporter=reporter,
-                   frozen_gc=True)
+                   frozen_gc=True, ledger=ledger)
 
     def close(self) -> None:
         """Close the store (idempotent) and undo the load's GC freeze."""
@@ -229,6 +237,7 @@ class Session:
                 pricing=self.pricing,
                 step_versions=step_versions(),
                 style_keys={name: ref.key for name, ref in self.styles().items()},
+                locked_styles={n: st.key for n in self.lock.style_names() if (st := self.lock.style(n)) is not None},
             )
             plan = make_plan(
                 self.spec, self.lock.entries(), inputs, targets=select_targets(self.spec, targets), force=force
@@ -294,6 +303,7 @@ class Session:
             pricing=self.pricing,
             options=options,
             reporter=self.reporter,
+            ledger=self.ledger,
         )
         result: BuildResult | None = None
         try:
@@ -318,7 +328,7 @@ class Session:
                         f"{summary.failed} upload(s) to the remote cache failed; pictures are safe locally"
                     )
         if result.interrupted:
-            raise KeyboardInterrupt
+            raise BuildInterrupted(result)  # a KeyboardInterrupt that carries what was spent
         mismatched = [a for a in result.assets if a.lock_mismatch]
         if mismatched:
             # --frozen: a file would not have been the one the lock pins (nothing of it was
