@@ -67,6 +67,9 @@ class Renderer:
                 for s in o.steps:
                     if s.status == "run":
                         out.write(f"{'':<10}   step {s.name} for {o.spec.path} ({_engine(s)}): will run\n")
+        for at in getattr(plan, "atlases", ()):
+            label = ("ok" if at.status == "up-to-date" else "stale") if status_mode else at.status
+            out.write(f"{label:<10} atlas {at.spec.path}{': ' + at.reason if at.reason else ''}\n")
         c = plan.counts()
         credits = plan.credits
         out.write(

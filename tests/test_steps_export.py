@@ -198,7 +198,7 @@ def test_svg_export_never_embeds_external_files():
 def test_favicon_set_from_a_raster():
     files = favicon_set(art())
     assert set(files) == {"favicon.ico", "apple-touch-icon.png", "icon-192.png", "icon-512.png",
-                          "site.webmanifest"}
+                          "site.webmanifest", "favicon.html"}
     assert sorted(opened(files["favicon.ico"]).info["sizes"]) == [(16, 16), (32, 32), (48, 48)]
     apple = opened(files["apple-touch-icon.png"])
     assert apple.size == (180, 180) and apple.mode == "RGB"  # opaque

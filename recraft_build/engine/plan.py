@@ -154,6 +154,8 @@ class Plan:
     spec: Spec
     provider: ProviderInfo
     assets: list[AssetPlan]
+    # Each atlas's state (``engine.atlas.AtlasResult``), filled in by the session.
+    atlases: list[Any] = field(default_factory=list)
 
     @property
     def credits(self) -> float:
@@ -190,6 +192,7 @@ class Plan:
                 "usd": round(self.credits / 1000, 4),
                 "real_provider_credits": self.real_estimate(),
             },
+            "atlases": [a.to_json() for a in self.atlases],
         }
 
 
