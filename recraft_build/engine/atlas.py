@@ -175,12 +175,16 @@ class Atlases:
         self.read_output = read_output
         self.records = RecordReader(store, warn)
 
-    def check(self, spec: AtlasSpec) -> AtlasResult:
-        """What a build would do to ``spec``, without writing: up-to-date or why not."""
+    def check(self, spec: AtlasSpec, stale: frozenset[str] = frozenset()) -> AtlasResult:
+        """What a build would do to ``spec``, without writing: up-to-date or why not.
+        ``stale`` names the assets the build will remake (their frames will change)."""
         digests, missing = frame_digests(spec, self.lock)
         if missing:
             return AtlasResult(spec, "waiting", reason=f"waiting for {_names(missing)} (not built yet)")
         key = atlas_key(spec, digests, self.hashed)
+        changing = [f.name for f in spec.frames if f.name in stale]
+        if changing:
+            return AtlasResult(spec, "stale", key, f"frames to rebuild: {_names(changing)}")
         rec = self._record(key)
         if rec is None:
             return AtlasResult(spec, "stale", key, "frames or options changed: to pack")

@@ -144,9 +144,10 @@ class Publisher:
         self.atlases = Atlases(store=store, out=self.out, state=state, lock=lock,
                                hashed=spec.manifest.hashed_names, read_output=_read_output(self.out), warn=warn)
 
-    def check(self) -> list[AtlasResult]:
-        """Each atlas's state, without writing (``status`` and ``plan``)."""
-        return [self.atlases.check(a) for a in self.spec.atlases]
+    def check(self, stale: frozenset[str] = frozenset()) -> list[AtlasResult]:
+        """Each atlas's state, without writing (``status`` and ``plan``); ``stale`` names
+        the assets the build will remake."""
+        return [self.atlases.check(a, stale) for a in self.spec.atlases]
 
     def run(self, *, build_atlases: bool, changed: bool) -> list[str]:
         """Build the atlases (unless ``build_atlases`` is False: an interrupted build), then

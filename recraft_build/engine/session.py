@@ -235,7 +235,7 @@ class Session:
         if audit:
             self._audit(plan, inputs.records)
         if self.spec.atlases:
-            plan.atlases = self.publisher().check()
+            plan.atlases = self.publisher().check(frozenset(a.name for a in plan.assets if a.status != "up-to-date"))
         return plan
 
     def _file_names(self) -> Any:
