@@ -14,7 +14,10 @@ from typing import Any, Mapping
 
 __all__ = [
     "Asset",
+    "AtlasFrame",
+    "AtlasSpec",
     "GenerationRequest",
+    "ManifestSpec",
     "OutputSpec",
     "Picture",
     "ProviderProfile",
@@ -191,6 +194,54 @@ class Asset:
     outputs: tuple[OutputSpec, ...] = ()
     where: Where | None = field(default=None, compare=False, hash=False)
     matrix: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    #: ``tags:`` as rendered: labels for the manifest and the TypeScript module, never keyed.
+    tags: tuple[str, ...] = field(default=(), compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class AtlasFrame:
+    """One frame of an atlas: an asset, and its raster output file at each scale
+    (``{1.0: "icons/sword.png", 2.0: "icons/sword@2x.png"}``, logical output paths)."""
+
+    name: str
+    files: Mapping[float, str]
+
+
+@dataclass(frozen=True)
+class AtlasSpec:
+    """An ``atlases:`` entry, resolved: the frames it packs and how.
+
+    ``path`` is relative to the output folder, without extension (``sprites/enemies``
+    writes ``sprites/enemies.png`` and ``.json``). ``scales`` are the scales written
+    (``2.0`` gives ``sprites/enemies@2x.png``); every frame has a file at each.
+    ``format`` is ``hash`` or ``array`` (TexturePacker's JSON (Hash) / JSON (Array)).
+    """
+
+    path: str
+    frames: tuple[AtlasFrame, ...]
+    scales: tuple[float, ...] = (1.0,)
+    max_size: int = 2048
+    padding: int = 2
+    extrude: int = 0
+    trim: bool = False
+    power_of_two: bool = False
+    format: str = "hash"
+    css: bool = False
+    where: Where | None = field(default=None, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class ManifestSpec:
+    """The ``manifest:`` section: content-hashed file names, a TypeScript module.
+
+    ``typescript`` is relative to the spec's folder (checked to stay inside it);
+    ``public_path`` prefixes every ``src`` in the TypeScript module.
+    """
+
+    hashed_names: bool = False
+    typescript: str | None = None
+    public_path: str = ""
+    where: Where | None = field(default=None, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -207,6 +258,8 @@ class Spec:
     output_dir: str | None = None
     styles: Mapping[str, StyleSpec] = field(default_factory=dict)
     providers: Mapping[str, ProviderProfile] = field(default_factory=dict)
+    atlases: tuple[AtlasSpec, ...] = ()
+    manifest: ManifestSpec = field(default_factory=ManifestSpec)
 
     @property
     def lock_path(self) -> Path:

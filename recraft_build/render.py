@@ -69,6 +69,9 @@ class Renderer:
                         out.write(f"{'':<10}   step {s.name} for {o.spec.path} ({_engine(s)}): will run\n")
         for name, cost in sorted(getattr(plan, "styles", {}).items()):
             out.write(f"{'create':<10} style {name:<22} (custom style, made once){_credits(cost) if cost else '-':>14}\n")
+        for at in getattr(plan, "atlases", ()):
+            label = ("ok" if at.status == "up-to-date" else "stale") if status_mode else at.status
+            out.write(f"{label:<10} atlas {at.spec.path}{': ' + at.reason if at.reason else ''}\n")
         c = plan.counts()
         credits = plan.credits
         out.write(

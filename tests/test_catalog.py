@@ -46,3 +46,10 @@ def test_scale_one_is_an_equal_copy():
     params = {"width": 64}
     out = scale_params("resize", params, 1)
     assert out == params and out is not params
+
+
+def test_a_favicon_record_may_name_the_snippet_and_the_svg_icon():
+    from recraft_build.steps.catalog import export_files_allowed
+
+    assert export_files_allowed("favicon", ["favicon.ico", "favicon.html", "icon.svg", "site.webmanifest"])
+    assert not export_files_allowed("favicon", ["favicon.ico", "index.html"])

@@ -859,3 +859,85 @@ def test_the_docs_example_of_values_from_templates_loads():
     dusk = by_name(spec)["banner-dusk"].request
     assert dusk.controls == {"colors": ["#2b2d42", "#ef233c"], "background_color": "#ffffff"}
     assert dusk.seed == 7
+
+
+# -- tags, favicon options, atlases and the manifest section ----------------------------------
+
+def test_tags_are_templates_kept_in_order_without_duplicates():
+    spec = spec_of("""\
+        version: 1
+        assets:
+          - name: "enemy-{{ kind }}"
+            matrix: {kind: [goblin, slime]}
+            tags: [enemy, "kind-{{ kind }}", kind-goblin]
+            prompt: "a {{ kind }}"
+            output: "e/{{ kind }}.png"
+        """)
+    assert by_name(spec)["enemy-goblin"].tags == ("enemy", "kind-goblin")  # once, though rendered twice
+    assert by_name(spec)["enemy-slime"].tags == ("enemy", "kind-slime", "kind-goblin")
+    assert "tags" in one_error("""\
+        version: 1
+        assets:
+          - {name: a, prompt: p, output: a.png, tags: enemy}
+        """)
+
+
+def test_favicon_options_and_their_default_url():
+    spec = spec_of("""\
+        version: 1
+        assets:
+          - name: logo
+            prompt: p
+            outputs:
+              - {path: brand/fav/, favicon: true, webmanifest: {name: Tide, theme_color: "#0B3D91"}}
+              - {path: other/, favicon: true, url: "https://cdn.example/fav/"}
+        """)
+    fav, other = spec.assets[0].outputs
+    assert fav.options == {"webmanifest": {"name": "Tide", "theme_color": "#0B3D91"}, "url": "/brand/fav/"}
+    assert other.options["url"] == "https://cdn.example/fav/"
+    assert "webmanifest applies to favicon outputs only" in one_error("""\
+        version: 1
+        assets:
+          - {name: a, prompt: p, outputs: [{path: a.png, webmanifest: {name: x}}]}
+        """)
+    assert "a URL without spaces, quotes, < or >" in one_error("""\
+        version: 1
+        assets:
+          - {name: a, prompt: p, outputs: [{path: f/, favicon: true, url: '"><script>'}]}
+        """)
+
+
+def test_atlases_resolve_frames_and_scales():
+    spec = spec_of("""\
+        version: 1
+        atlases:
+          - {path: sprites/all, from: ["icon-*", coin], padding: 0, trim: true}
+        assets:
+          - name: "icon-{{ item }}"
+            matrix: {item: [sword, shield]}
+            prompt: "{{ item }}"
+            outputs:
+              - {path: "i/{{ item }}.webp", scales: [1, 2], steps: [{resize: {width: 32}}]}
+              - {path: "i/{{ item }}.png", scales: [1, 2], steps: [{resize: {width: 32}}]}
+          - name: coin
+            prompt: coin
+            outputs:
+              - {path: c.png, scales: [1, 2, 4], steps: [{resize: {width: 16}}]}
+        """)
+    (atlas,) = spec.atlases
+    assert [f.name for f in atlas.frames] == ["icon-sword", "icon-shield", "coin"]
+    assert atlas.frames[0].files == {1: "i/sword.png", 2: "i/sword@2x.png"}  # png wins over webp
+    assert atlas.scales == (1.0, 2.0)  # the scales every frame has
+    assert (atlas.padding, atlas.trim, atlas.max_size, atlas.format) == (0, True, 2048, "hash")
+
+
+def test_the_manifest_section():
+    spec = spec_of("""\
+        version: 1
+        manifest: {hashed_names: true, typescript: web/src/assets.ts, public_path: /static/}
+        assets:
+          - {name: a, prompt: p, output: a.png}
+        """)
+    assert (spec.manifest.hashed_names, spec.manifest.typescript, spec.manifest.public_path) == (
+        True, "web/src/assets.ts", "/static/")
+    assert spec_of(MINIMAL).manifest.typescript is None and spec_of(MINIMAL).atlases == ()

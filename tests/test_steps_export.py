@@ -198,7 +198,7 @@ def test_svg_export_never_embeds_external_files():
 def test_favicon_set_from_a_raster():
     files = favicon_set(art())
     assert set(files) == {"favicon.ico", "apple-touch-icon.png", "icon-192.png", "icon-512.png",
-                          "site.webmanifest"}
+                          "site.webmanifest", "favicon.html"}
     assert sorted(opened(files["favicon.ico"]).info["sizes"]) == [(16, 16), (32, 32), (48, 48)]
     apple = opened(files["apple-touch-icon.png"])
     assert apple.size == (180, 180) and apple.mode == "RGB"  # opaque
@@ -224,3 +224,34 @@ def test_favicon_set_from_an_svg_is_rendered_per_size_and_includes_the_svg():
 
 def test_favicon_set_is_deterministic():
     assert favicon_set(art(), {"optimize": True}) == favicon_set(art(), {"optimize": True})
+
+
+def test_favicon_set_writes_the_link_snippet_for_where_it_is_served():
+    files = favicon_set(art(), {"url": "/static/fav/"})
+    html = files["favicon.html"].decode()
+    assert html.splitlines() == [
+        '<link rel="icon" href="/static/fav/favicon.ico" sizes="32x32">',
+        '<link rel="apple-touch-icon" href="/static/fav/apple-touch-icon.png">',
+        '<link rel="manifest" href="/static/fav/site.webmanifest">',
+    ]
+    svg_html = favicon_set(SVG, {"url": "/f"})["favicon.html"].decode()
+    assert '<link rel="icon" href="/f/icon.svg" type="image/svg+xml">' in svg_html
+
+
+def test_favicon_snippet_escapes_what_the_spec_gives():
+    html = favicon_set(art(), {"url": "/a&b/", "webmanifest": {"theme_color": "#112233"}})["favicon.html"].decode()
+    assert 'href="/a&amp;b/favicon.ico"' in html
+    assert '<meta name="theme-color" content="#112233">' in html
+
+
+def test_webmanifest_takes_name_and_colours_and_the_apple_icon_its_background():
+    app = {"name": "Tidewater trips", "short_name": "Tidewater", "theme_color": "#0b3d91",
+           "background_color": "#f4f1de"}
+    files = favicon_set(art(), {"webmanifest": app})
+    manifest = json.loads(files["site.webmanifest"])
+    assert {k: manifest[k] for k in app} == app
+    assert [i["src"] for i in manifest["icons"]] == ["icon-192.png", "icon-512.png"]
+    apple = opened(files["apple-touch-icon.png"]).convert("RGB")
+    assert apple.getpixel((0, 0)) == (0xF4, 0xF1, 0xDE)
+    # Without the fields, the webmanifest is as before (icons only).
+    assert set(json.loads(favicon_set(art())["site.webmanifest"])) == {"icons"}

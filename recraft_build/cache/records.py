@@ -165,7 +165,7 @@ class ExportFile:
 
 @dataclass(frozen=True, slots=True)
 class ExportRecord:
-    kind: str  # "export" | "favicon"
+    kind: str  # "export" | "favicon" | "atlas"
     files: tuple[ExportFile, ...]
 
     @classmethod
@@ -225,6 +225,7 @@ _BY_KIND: Mapping[str, Any] = {
     "step": StepRecord,
     "export": ExportRecord,
     "favicon": ExportRecord,
+    "atlas": ExportRecord,  # a sprite atlas's pages, JSON and CSS (engine.atlas)
     "style": StyleRecord,
 }
 

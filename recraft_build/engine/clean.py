@@ -11,6 +11,8 @@ when all of these hold, and is otherwise kept and reported with the reason:
 * its content still has the sha256 this tool wrote there (a file the user changed
   is theirs now).
 
+The files the spec names are those of :func:`~recraft_build.engine.publish.named_files`:
+every output file (content-hashed names included) and every file of its atlases.
 ``manifest.json`` (if there is one) is rewritten afterwards, listing the files the spec
 names that the lock records.
 """
@@ -24,13 +26,8 @@ from typing import Any
 
 from recraft_build.domain import Spec
 from recraft_build.engine.lock import Lock
-from recraft_build.engine.outputs import (
-    MANIFEST_NAME,
-    OutputState,
-    manifest_entry,
-    output_parts,
-    write_manifest,
-)
+from recraft_build.engine.outputs import MANIFEST_NAME, OutputState, output_parts
+from recraft_build.engine.publish import named_files, rewrite_manifest
 from recraft_build.engine.safefs import Folder, NotFollowed
 from recraft_build.errors import OutputError
 
@@ -64,31 +61,6 @@ class CleanResult:
         }
 
 
-def _spec_files(spec: Spec, lock: Lock) -> tuple[set[str], dict[str, list[dict[str, Any]]]]:
-    """(every output path the spec names, with the files the lock records for them;
-    the manifest's assets: asset -> those files).
-
-    An output with several files (a favicon set) names each of them. Lock entries were
-    shape-checked when the lock was read (``engine.lockdata``).
-    """
-    named: set[str] = set()
-    manifest: dict[str, list[dict[str, Any]]] = {}
-    for a in spec.assets:
-        wanted = {o.path for o in a.outputs}
-        named |= wanted
-        entry = lock.asset(a.name)
-        if entry is None:
-            continue
-        files: list[dict[str, Any]] = []
-        for o in entry.outputs:
-            if o.path in wanted:
-                for f in o.files:
-                    named.add(f.path)
-                    files.append(manifest_entry(f.to_json()))
-        manifest[a.name] = files
-    return named, manifest
-
-
 def clean_outputs(spec: Spec, out: Path, lock: Lock, *, dry_run: bool = False) -> CleanResult:
     """``recraft-build clean``: remove files this tool wrote that the spec no longer names.
 
@@ -98,12 +70,12 @@ def clean_outputs(spec: Spec, out: Path, lock: Lock, *, dry_run: bool = False) -
     Unless ``dry_run``, the state and ``manifest.json`` are rewritten.
     """
     out = Path(out)
-    named, manifest = _spec_files(spec, lock)
+    named, maybe_atlas = named_files(spec, lock, out)
     state = OutputState(out)
     removed: list[str] = []
     kept: list[Kept] = []
     for rel, digest in sorted(state.written().items()):
-        if rel in named:
+        if rel in named or maybe_atlas(rel):
             continue
         try:
             parts = output_parts(out, rel)
@@ -126,7 +98,7 @@ def clean_outputs(spec: Spec, out: Path, lock: Lock, *, dry_run: bool = False) -
         state.save()
         if (out / MANIFEST_NAME).exists():  # rewritten, never created: clean makes no new files
             try:
-                write_manifest(out, manifest)
+                rewrite_manifest(spec, out=out, lock=lock)
             except OSError as exc:
                 raise OutputError(f"cannot rewrite {out / MANIFEST_NAME}: {exc.strerror or exc}") from exc
     return CleanResult(removed, out, dry_run, kept)

@@ -117,11 +117,13 @@ class Executor:
         budget: Budget | None = None,
         clock: Callable[[], float] = time.monotonic,
         ledger: Ledger | None = None,
+        file_names: Callable[[Any, str, str], str] | None = None,
     ):
         """``steps`` is the ``steps.registry`` module (or a stand-in with its API);
         ``pricing`` prices estimates for the budget; ``budget`` defaults to
         ``options.max_credits``; ``ledger`` is the spend ledger every paid call is
-        appended to (default: one in memory)."""
+        appended to (default: one in memory); ``file_names(output, path, sha256)`` is
+        the file written for a locked ``path`` (``engine.manifests.output_path``)."""
         self.store = store
         self.provider = provider
         self.lock = lock
@@ -141,6 +143,7 @@ class Executor:
         self._saver = GroupCommit(lock.save, clock)
         self._style_ids: dict[str, str] = {}
         self.meter = Meter(self.budget, ledger=ledger, provider=provider.name, warn=self.reporter.warning)
+        self.file_names = file_names or (lambda output, rel, digest: rel)
 
     # -- the whole build ----------------------------------------------------------
     def run(self, plan: Plan, style_refs: Mapping[str, Any] | None = None) -> BuildResult:
@@ -576,7 +579,7 @@ class Executor:
             for f in made:
                 rel = _file_path(op, f.name)
                 # Only read blobs for files that must be (re)written.
-                if self.state.observe(rel) != f.sha256:
+                if self.state.observe(self.file_names(op.spec, rel, f.sha256)) != f.sha256:
                     data = self.store.get_blob(f.sha256)
                     if data is None:
                         made = None
@@ -606,8 +609,8 @@ class Executor:
         for f in made:
             rel = _file_path(op, f.name)
             if rel in blobs:
-                write_output(self.out, rel, blobs[rel])
-                self.state.record(rel, f.sha256)
+                write_output(self.out, disk := self.file_names(op.spec, rel, f.sha256), blobs[rel])
+                self.state.record(disk, f.sha256)
             written.append(LockedFile(rel, f.sha256, f.bytes, f.format, f.width, f.height))
         return key, tuple(written)
 

@@ -31,6 +31,7 @@ from recraft_build.domain import GenerationRequest
 
 __all__ = [
     "KEY_VERSION",
+    "atlas_key",
     "canonical_json",
     "digest_bytes",
     "generation_key",
@@ -150,4 +151,16 @@ def style_key(family: str, base_style: str, reference_digests: Sequence[str]) ->
     return key_of(
         "style",
         {"family": family, "style": base_style, "references": list(reference_digests)},
+    )
+
+
+def atlas_key(params: Mapping[str, Any], version: int, frames: Sequence[tuple[str, str]]) -> str:
+    """Key of one atlas at one scale: its parameters (path, scale, packing and format
+    options), the packer's implementation ``version`` and each frame's ``(name, sha256
+    of its file)``, in the order packed. An atlas is rebuilt exactly when one of these
+    changes; a no-op build finds it up to date without decoding a frame.
+    """
+    return key_of(
+        "atlas",
+        {"params": _drop_none(dict(params)), "impl": version, "frames": [[n, d] for n, d in frames]},
     )

@@ -14,7 +14,8 @@
   instead of re-reading them (re-hashing only when size or mtime changed), and the
   sha256 this tool wrote, so ``clean`` removes only files still holding it.
 * ``manifest.json`` maps each asset to its files (path, format, width, height,
-  sha256, bytes), sorted, for game engines and bundlers.
+  sha256, bytes, and what :mod:`recraft_build.engine.manifests` adds), sorted, for
+  game engines and bundlers.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import json
 import os
 import stat
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from recraft_build.errors import OutputError, Problem, SpecError
 from recraft_build.engine.lock import atomic_write_bytes
@@ -192,11 +193,14 @@ class OutputState:
         self._root_str = str(self.root)
         self._path = self.root / STATE_NAME
         self._files: dict[str, list[Any]] = {}
+        self._meta: dict[str, str] = {}
         self._dirty = False
         try:
             data = json.loads(self._path.read_text(encoding="utf-8"))
             if isinstance(data, dict) and isinstance(data.get("files"), dict):
                 self._files = {k: v for k, v in data["files"].items() if _valid_entry(k, v)}
+            if isinstance(data, dict) and isinstance(data.get("meta"), dict):
+                self._meta = {k: v for k, v in data["meta"].items() if isinstance(k, str) and isinstance(v, str)}
         except (OSError, ValueError):
             self._files = {}  # a lost stat cache only costs re-hashing
 
@@ -237,6 +241,16 @@ class OutputState:
                 out[rel] = str(digest)
         return out
 
+    def get_meta(self, name: str) -> str | None:
+        """A small value kept with the stat cache (the manifest's fingerprint); a lost one
+        only costs rewriting what it stood for."""
+        return self._meta.get(name)
+
+    def set_meta(self, name: str, value: str) -> None:
+        if self._meta.get(name) != value:
+            self._meta[name] = value
+            self._dirty = True
+
     def forget(self, rel: str) -> None:
         if self._files.pop(rel, None) is not None:
             self._dirty = True
@@ -244,7 +258,10 @@ class OutputState:
     def save(self) -> None:
         if not self._dirty or not self.root.is_dir():
             return
-        text = json.dumps({"version": 1, "files": self._files}, sort_keys=True)
+        state: dict[str, Any] = {"version": 1, "files": self._files}
+        if self._meta:
+            state["meta"] = self._meta
+        text = json.dumps(state, sort_keys=True)
         try:
             atomic_write_bytes(self._path, text.encode("utf-8"))
         except OSError:
@@ -277,18 +294,35 @@ def manifest_entry(file: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_manifest(root: Path, assets: Mapping[str, Iterable[Mapping[str, Any]]]) -> bool:
+def write_manifest(
+    root: Path,
+    assets: Mapping[str, Any],
+    *,
+    atlases: Mapping[str, Any] | None = None,
+    files: Mapping[str, str] | None = None,
+) -> bool:
     """Write ``manifest.json`` (sorted) if its content changed; True if written.
 
-    ``assets`` maps asset name -> files, each ``{path, format, width, height, sha256, bytes}``.
+    ``assets`` maps asset name -> its files (each ``{path, format, width, height,
+    sha256, bytes}``, more keys allowed), or -> a mapping with those files under
+    ``outputs`` and more fields (``matrix``, ``tags``, ``pick``: see
+    :mod:`recraft_build.engine.manifests`). ``atlases`` (atlas path -> its entry) and
+    ``files`` (logical name -> the file written) are written when given.
     """
-    data = {
+
+    def asset(value: Any) -> dict[str, Any]:
+        extra = dict(value) if isinstance(value, Mapping) else {"outputs": value}
+        extra["outputs"] = sorted((dict(f) for f in extra["outputs"]), key=lambda f: f["path"])
+        return extra
+
+    data: dict[str, Any] = {
         "version": 1,
-        "assets": {
-            name: {"outputs": sorted((dict(f) for f in files), key=lambda f: f["path"])}
-            for name, files in sorted(assets.items())
-        },
+        "assets": {name: asset(value) for name, value in sorted(assets.items())},
     }
+    if atlases is not None:
+        data["atlases"] = dict(atlases)
+    if files is not None:
+        data["files"] = dict(files)
     text = json.dumps(data, sort_keys=True, indent=2) + "\n"
     path = root / MANIFEST_NAME
     try:

@@ -159,6 +159,8 @@ class Plan:
     # Custom styles the build will create (name -> estimated credits): needed by an
     # asset to generate, and neither pinned by the lock nor recorded in the cache.
     styles: dict[str, float] = field(default_factory=dict)
+    # Each atlas's state (``engine.atlas.AtlasResult``), filled in by the session.
+    atlases: list[Any] = field(default_factory=list)
 
     @property
     def credits(self) -> float:
@@ -198,6 +200,7 @@ class Plan:
                 "styles_to_create": dict(self.styles),
                 "real_provider_credits": self.real_estimate(),
             },
+            "atlases": [a.to_json() for a in self.atlases],
         }
 
 

@@ -32,17 +32,11 @@ from recraft_build.engine.executor import BuildResult, Executor, NullReporter, R
 from recraft_build.engine.results import BuildInterrupted
 from recraft_build.engine.lock import Lock
 from recraft_build.engine.options import BuildOptions
-from recraft_build.engine.outputs import (
-    MANIFEST_NAME,
-    OutputState,
-    check_output_root,
-    manifest_entry,
-    sweep_temp_files,
-    write_manifest,
-)
+from recraft_build.engine.outputs import OutputState, check_output_root, sweep_temp_files
 from recraft_build.engine.plan import Plan, PlanInputs, make_plan
 from recraft_build.engine.pricing import Pricing
-from recraft_build.errors import BudgetError, FrozenError, LockMismatch, PinnedPictureMissing, Problem, SpecError, UsageError
+from recraft_build.errors import (BudgetError, FrozenError, LockMismatch, OutputError, PinnedPictureMissing, Problem,
+                                  SpecError, UsageError)
 from recraft_build.providers.capabilities import ProviderInfo, refusals
 from recraft_build.settings import Settings
 
@@ -233,7 +227,7 @@ class Session:
                 provider=self.provider,
                 records=RecordReader(self.store, self.reporter.warning, memo=True),
                 blob_present=self.store.has_blob,
-                observe=self.state.observe,
+                observe=self._observe(),
                 pricing=self.pricing,
                 step_versions=step_versions(),
                 style_keys={name: ref.key for name, ref in self.styles().items()},
@@ -249,7 +243,26 @@ class Session:
             raise SpecError(problems)
         if audit:
             self._audit(plan, inputs.records)
+        if self.spec.atlases:
+            plan.atlases = self.publisher().check(frozenset(a.name for a in plan.assets if a.status != "up-to-date"))
         return plan
+
+    def _file_names(self) -> Any:
+        """The file written for an output file: content-hashed with ``manifest.hashed_names``."""
+        from recraft_build.engine.manifests import output_path
+
+        manifest = self.spec.manifest
+        return lambda output, rel, digest: output_path(manifest, output, rel, digest)
+
+    def _observe(self) -> Callable[[str], str | None]:
+        """The planner's look at an output file by its logical name (the lock's): with
+        hashed names, the file written under its hashed name is the one looked at."""
+        if not self.spec.manifest.hashed_names:
+            return self.state.observe
+        from recraft_build.engine.manifests import file_views
+
+        disk = {v.file.path: v.path for v in file_views(self.spec, self.lock)}
+        return lambda rel: self.state.observe(disk.get(rel, rel))
 
     def _audit(self, plan: Plan, records: RecordReader) -> None:
         """Mark assets whose locked candidates differ from what their key made."""
@@ -304,6 +317,7 @@ class Session:
             options=options,
             reporter=self.reporter,
             ledger=self.ledger,
+            file_names=self._file_names(),
         )
         result: BuildResult | None = None
         try:
@@ -317,8 +331,10 @@ class Session:
             if self.lock.path.exists():
                 self.store.register_root(self.lock.path)  # cache gc keeps what this lock pins
             changed = result is None or dropped or any(a.status != "up-to-date" for a in result.assets)
-            if changed or not (self.out / MANIFEST_NAME).exists():
-                self.write_manifest()
+            # Atlases (not after an interruption), then manifest.json and the TypeScript module.
+            publish_errors = self.publisher().run(
+                build_atlases=result is not None and not result.interrupted, changed=bool(changed)
+            )
             flush = getattr(self.store, "flush", None)
             if flush is not None:
                 # Uploads to the shared cache finish before the build reports success.
@@ -334,6 +350,8 @@ class Session:
             # --frozen: a file would not have been the one the lock pins (nothing of it was
             # written). Not an asset failure but a plan refusal: exit 3.
             raise LockMismatch("; ".join(a.error for a in mismatched))
+        if publish_errors:
+            raise OutputError("; ".join(publish_errors))
         return result
 
     def _make_provider(self, client: Any) -> Any:
@@ -354,15 +372,15 @@ class Session:
             raise UsageError(exc.args[0] if exc.args else str(exc)) from exc
 
     def write_manifest(self) -> None:
-        """``manifest.json`` from the lock: every file of every asset the spec names."""
-        assets: dict[str, list[dict[str, Any]]] = {}
-        for a in self.spec.assets:
-            entry = self.lock.asset(a.name)
-            if entry is None:
-                continue
-            assets[a.name] = [manifest_entry(f.to_json()) for f in entry.files()]
-        if assets or (self.out / MANIFEST_NAME).exists():
-            write_manifest(self.out, assets)
+        """``manifest.json`` (and the TypeScript module) from the lock, as they stand."""
+        self.publisher().run(build_atlases=False, changed=True)
+
+    def publisher(self) -> Any:
+        """The build's last phase over this session (see :mod:`recraft_build.engine.publish`)."""
+        from recraft_build.engine.publish import Publisher
+
+        return Publisher(self.spec, self.lock, store=self.store, out=self.out, state=self.state,
+                         warn=self.reporter.warning, notice=self.reporter.notice)
 
 
 class _NoProvider:

@@ -65,6 +65,7 @@ from recraft_build.spec.merging import (
 )
 from recraft_build.spec.outputs import OUTPUT_FORMATS, Outputs, plan_output, relative_path_problem
 from recraft_build.spec.problems import ProblemLog
+from recraft_build.spec.publishing import load_atlases, load_manifest
 from recraft_build.spec.schema import schema_problems, value_problems
 from recraft_build.spec.templating import TemplateRenderer
 from recraft_build.spec.values import ValueTemplate, find_value_templates, with_values
@@ -203,6 +204,9 @@ class _Loader:
                 outputs.check_unique_names()
                 outputs.check_collisions()
 
+        # Publishing: atlases name expanded assets; the manifest's module path is checked.
+        atlases = load_atlases(log, data.get("atlases"), assets, touched=report.touches)
+        manifest = load_manifest(log, data.get("manifest"), self.base_dir, touched=report.touches)
         problems = log.problems()
         if problems:
             raise SpecError(problems)
@@ -213,6 +217,8 @@ class _Loader:
             output_dir=data.get("output_dir"),
             styles=styles,
             providers=providers,
+            atlases=atlases,
+            manifest=manifest,
         )
 
     # ---- top-level sections ------------------------------------------------------------
@@ -390,6 +396,9 @@ class _Loader:
                     r.failed = True
                 else:
                     specs.extend(made)
+            rendered_tags = (r.text(t, context, self.log.where(base + ("tags", k)), who)
+                             for k, t in enumerate(raw.get("tags") or ()))
+            tags = tuple(dict.fromkeys(t.strip() for t in rendered_tags if t and t.strip()))
             if r.failed:
                 continue
             request = GenerationRequest(
@@ -408,7 +417,7 @@ class _Loader:
                 text_layout=_text_layout(fields.get("text_layout")),
             )
             assets.append(Asset(name=name, request=request, steps=s.steps,
-                                outputs=tuple(specs), where=asset_where, matrix=combo))
+                                outputs=tuple(specs), where=asset_where, matrix=combo, tags=tags))
         return assets
 
 

@@ -44,6 +44,8 @@ OUTPUT_FORMATS: Mapping[str, str] = {
 #: killed build's are swept away): an output named so would be removed as one.
 RESERVED_PREFIX = TEMP_PREFIX
 
+#: Output options only a favicon set takes (``webmanifest`` fields, the ``url`` it is served at).
+_FAVICON_OPTIONS = ("webmanifest", "url")
 _BAD_PATH_CHARS = re.compile(r'[<>:"|?*\x00-\x1f\x7f]')
 # Windows device names: a file or folder called so (with any extension, in any case)
 # cannot be created. Windows also strips trailing spaces before the extension.
@@ -149,6 +151,13 @@ def plan_output(log: ProblemLog, out: CleanOutput, s: Source) -> OutputPlan:
     ) or (("", steps),)
     options = {k: raw[k] for k in ("quality", "lossless", "strip_metadata", "optimize")
                if k in raw}
+    for k in _FAVICON_OPTIONS:
+        if k in raw and not favicon:
+            log.add(path + (k,), f"{k} applies to favicon outputs only",
+                    "remove it, or set favicon: true on this output")
+            ok = False
+        elif k in raw:
+            options[k] = raw[k]
     return OutputPlan(raw["path"], path, out.path_field, log.where(path),
                       log.where(out.path_field), options, favicon, kind, variants, ok)
 
@@ -232,6 +241,9 @@ class Outputs:
         if not plan.ok:
             return []
         if plan.favicon:
+            # favicon.html links the set where it is served: by default the folder's own
+            # path, with the output folder as the site's root.
+            options = options if "url" in options else {**options, "url": f"/{out_path}/"}
             specs = [OutputSpec(out_path, fmt, plan.variants[0][1], options, (), True,
                                 plan.where)]
         else:

@@ -56,6 +56,8 @@ _PATTERN_WORDS = {
     "^[a-z][a-z0-9_-]*$": "a lowercase name of letters, digits, _ and -",
     "^[A-Z_][A-Z0-9_]*$": "an environment variable name like MY_PROXY_TOKEN",
     "^https?://[^\\s/]+": "an http:// or https:// URL",
+    "^[^\\s\"'<>`]*$": "a URL without spaces, quotes, < or >",
+    "^[^\\s\"'<>`\\\\]*$": "a URL path without spaces, quotes, <, > or backslashes",
 }
 _UUID_PATTERN_START = "^[0-9a-fA-F]{8}-"
 

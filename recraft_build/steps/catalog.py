@@ -233,8 +233,10 @@ def choose_engine(
     return engine, (op if engine == "provider" else None)
 
 
-#: The files a favicon output writes into its folder (``steps.export.favicon_set``).
-FAVICON_FILES = ("favicon.ico", "apple-touch-icon.png", "icon-192.png", "icon-512.png", "site.webmanifest")
+#: The files a favicon output writes into its folder (``steps.export.favicon_set``;
+#: ``icon.svg`` only for an SVG picture).
+FAVICON_FILES = ("favicon.ico", "apple-touch-icon.png", "icon-192.png", "icon-512.png", "site.webmanifest",
+                 "favicon.html", "icon.svg")
 
 
 def export_files_allowed(kind: str, names: list[str]) -> bool:

@@ -27,6 +27,7 @@ Every encoder setting is fixed, so the same picture and options give the same by
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import threading
@@ -266,15 +267,18 @@ def favicon_set(picture: Picture, options: Mapping[str, Any] | None = None) -> d
     ``favicon.ico`` (16, 32, 48 px), ``apple-touch-icon.png`` (180 px, opaque: on
     ``options["background"]``, default white, since iOS fills transparency with
     black), ``icon-192.png`` and ``icon-512.png`` (transparency kept),
-    ``site.webmanifest`` (a JSON snippet naming the two icons, to merge into the
-    site's manifest), and ``icon.svg`` when the picture is an SVG. A picture that is
+    ``site.webmanifest`` (naming the two icons, plus ``name``, ``short_name``,
+    ``theme_color`` and ``background_color`` from ``options["webmanifest"]``; the
+    background colour is also the apple icon's), ``favicon.html`` (the ``<link>`` tags,
+    with the set served at ``options["url"]``), and ``icon.svg`` when the picture is an SVG. A picture that is
     not square is centred on a transparent square. An SVG is rendered at each size
     (crisp); a raster is resampled (Lanczos, premultiplied alpha). ``optimize``
     applies to the PNGs and the SVG as for :func:`encode`; no file carries metadata.
     """
     options = options or {}
     level = _optimize_level(options, 2)
-    background = parse_color(options.get("background", "#ffffff"))
+    app = options.get("webmanifest") or {}
+    background = parse_color(app.get("background_color") or options.get("background", "#ffffff"))
     square = None if picture.is_svg else _square(decode(picture))
 
     def at(side: int) -> Image.Image:
@@ -293,14 +297,40 @@ def favicon_set(picture: Picture, options: Mapping[str, Any] | None = None) -> d
     if picture.is_svg:
         svg = _encode_svg(picture, strip=True, optimize=level is not None)
         files["icon.svg"] = _square_svg(svg)
-    manifest = {
+    manifest: dict[str, Any] = {
         "icons": [
             {"src": "icon-192.png", "sizes": "192x192", "type": "image/png"},
             {"src": "icon-512.png", "sizes": "512x512", "type": "image/png"},
         ]
     }
+    manifest.update({k: app[k] for k in _WEBMANIFEST_FIELDS if app.get(k)})
     files["site.webmanifest"] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    files["favicon.html"] = _link_snippet(options.get("url", ""), svg=picture.is_svg,
+                                          theme=app.get("theme_color"))
     return files
+
+
+#: ``webmanifest`` output option fields copied into ``site.webmanifest``.
+_WEBMANIFEST_FIELDS = ("name", "short_name", "theme_color", "background_color")
+
+
+def _link_snippet(url: str, *, svg: bool, theme: str | None) -> bytes:
+    """``favicon.html``: the ``<link>`` tags for a page's ``<head>``, the set served at
+    ``url`` (a folder URL; "" means relative to the page). Values are HTML-escaped: the
+    URL comes from the spec, which may come from a pull request."""
+    base = url if not url or url.endswith("/") else url + "/"
+
+    def href(name: str) -> str:
+        return html.escape(base + name, quote=True)
+
+    lines = [f'<link rel="icon" href="{href("favicon.ico")}" sizes="32x32">']
+    if svg:
+        lines.append(f'<link rel="icon" href="{href("icon.svg")}" type="image/svg+xml">')
+    lines.append(f'<link rel="apple-touch-icon" href="{href("apple-touch-icon.png")}">')
+    lines.append(f'<link rel="manifest" href="{href("site.webmanifest")}">')
+    if theme:
+        lines.append(f'<meta name="theme-color" content="{html.escape(theme, quote=True)}">')
+    return ("\n".join(lines) + "\n").encode()
 
 
 def _square_svg(data: bytes) -> bytes:

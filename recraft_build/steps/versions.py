@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-__all__ = ["EXPORT_VERSION", "STEP_VERSIONS", "step_versions"]
+__all__ = ["EXPORT_VERSION", "FAVICON_VERSION", "STEP_VERSIONS", "step_versions"]
 
 STEP_VERSIONS: Mapping[str, int] = {
     "remove_background": 1,
@@ -24,11 +24,14 @@ STEP_VERSIONS: Mapping[str, int] = {
 
 #: Version of the encoders in :mod:`recraft_build.steps.export`; part of output keys.
 EXPORT_VERSION = 1
+#: Version of the favicon set (2: the set gained ``favicon.html``, so every cached set
+#: is made again once, locally).
+FAVICON_VERSION = 2
 
 
 def step_versions() -> dict[str, int]:
     """Every keyed operation's version: the steps, plus ``export`` and ``favicon``."""
     versions = dict(STEP_VERSIONS)
     versions.setdefault("export", EXPORT_VERSION)
-    versions.setdefault("favicon", EXPORT_VERSION)
+    versions.setdefault("favicon", FAVICON_VERSION)
     return versions
