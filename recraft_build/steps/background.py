@@ -54,6 +54,10 @@ def remove_background(img: Image.Image, params: Mapping[str, Any] | None = None)
     :class:`StepError` when the border shows no plain background.
     """
     params = params or {}
+    if params.get("key") is not None:
+        from recraft_build.steps.keying import key_out
+
+        return key_out(img, params)
     tolerance = _number(params, "tolerance", 0, 255)
     feather = _number(params, "feather", 0, 20) or 0.0
     rgba = img.convert("RGBA")
@@ -146,7 +150,7 @@ def _distance(img: np.ndarray, model: np.ndarray) -> np.ndarray:
 
 
 def fit_background(
-    img: np.ndarray, where: np.ndarray, *, robust: bool = True
+    img: np.ndarray, where: np.ndarray, *, robust: bool = True, max_samples: int = _MAX_SAMPLES
 ) -> tuple[np.ndarray, float, float]:
     """Fit the quadratic background model to ``img`` at the pixels ``where`` is True.
 
@@ -154,12 +158,13 @@ def fit_background(
     pixels the model explains, and a noise level (95th percentile of their residual).
     ``robust`` starts from the commonest colour and drops pixels that disagree
     (an object touching the border); otherwise every sampled pixel is trusted.
+    At most ``max_samples`` pixels are used, evenly spaced.
     """
     height, width = img.shape[:2]
     index = np.flatnonzero(where.ravel())
-    if index.size > _MAX_SAMPLES:
+    if index.size > max_samples:
         # Even, deterministic subsampling keeps the fit cheap on big pictures.
-        index = index[:: -(-index.size // _MAX_SAMPLES)]
+        index = index[:: -(-index.size // max_samples)]
     colours = img.reshape(-1, 3)[index].astype(np.float64)
     terms = _terms(*_coords(index, height, width))
     if robust:
