@@ -26,7 +26,7 @@ rest of the spec is still checked, so one run shows every mistake.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping
 
@@ -45,6 +45,7 @@ from recraft_build.domain import (
 from recraft_build.errors import Problem, SpecError
 from recraft_build.spec.matrix import count_combinations, expand, matrix_keys, matrix_problems
 from recraft_build.spec.schema import SchemaReport, schema_problems, suggest
+from recraft_build.steps import keycolor
 from recraft_build.steps.catalog import STEPS, scale_params
 from recraft_build.spec.templating import TemplateRenderer, is_template
 from recraft_build.spec.yamlload import YamlDocument, format_path, load_yaml, read_spec_text
@@ -579,6 +580,15 @@ class _Loader:
             self.outputs.extend((named, spec) for spec in specs)
             if template.failed:
                 continue
+            # key: auto / palette: auto (steps/keycolor.py): the picked key colour goes
+            # into the request's controls and the steps. Without them: unchanged.
+            try:
+                controls, chains = keycolor.resolve_steps(
+                    prompt or "", _controls(f.get("controls")), [s.steps, *(o.steps for o in specs)])
+            except keycolor.AutoKeyError as exc:
+                self.add_at(name, in_matrix, exc.where or asset_where, exc.message, exc.hint)
+                continue
+            specs = [replace(o, steps=st) for o, st in zip(specs, chains[1:])]
             request = GenerationRequest(
                 model=s.model.name,
                 prompt=prompt or "",
@@ -591,10 +601,10 @@ class _Loader:
                 aspect_ratio=f.get("aspect_ratio"),
                 n=f.get("n", 1),
                 seed=f.get("seed"),
-                controls=_controls(f.get("controls")),
+                controls=controls,
                 text_layout=_text_layout(f.get("text_layout")),
             )
-            assets.append(Asset(name=name, request=request, steps=s.steps,
+            assets.append(Asset(name=name, request=request, steps=chains[0],
                                 outputs=tuple(specs), where=asset_where, matrix=combo))
         return assets
 

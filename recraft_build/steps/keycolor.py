@@ -17,10 +17,10 @@ placeholder provider import it):
 * :func:`resolve_steps`: what the spec loader calls for each asset: it replaces
   ``key: auto`` by the picked colour in the asset's ``remove_background`` steps and
   returns the request's ``controls`` with that ``background_color``; it also gives
-  ``vectorize`` steps the asset's ``controls.colors`` as the palette to snap to.
+  ``vectorize`` steps that say ``palette: auto`` the asset's ``controls.colors``.
 
-Opt-in by design: an asset whose steps do not say ``key: auto`` keeps its request,
-and so its cache key, exactly as before.
+Opt-in by design: an asset whose steps say neither ``key: auto`` nor ``palette:
+auto`` keeps its request and steps, and so its cache keys, exactly as before.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ __all__ = [
     "SAFE_DISTANCE",
     "SHADOW_FLOOR",
     "hex_rgb",
+    "is_key_like",
     "key_distance",
     "pick_key",
     "prompt_colours",
@@ -112,6 +113,12 @@ def key_distance(colour: Sequence[float], key: Sequence[float]) -> float:
     return math.dist(colour, [s * k for k in key])
 
 
+def is_key_like(colour: Sequence[float]) -> bool:
+    """True for a strongly saturated colour (every key candidate is): a background of
+    such a colour is treated as a key (the placeholder keeps its objects clear of it)."""
+    return max(colour) - min(colour) >= 160
+
+
 def prompt_colours(prompt: str) -> list[RGB]:
     """The colours a prompt names ("a purple potion on grass" -> purple, potion, grass)."""
     return [hex_rgb(_WORDS[w]) for w in _WORD.findall(prompt.lower()) if w in _WORDS]
@@ -150,24 +157,31 @@ def resolve_steps(
     controls: Mapping[str, Any] | None,
     chains: Sequence[tuple[StepSpec, ...]],
 ) -> tuple[Mapping[str, Any] | None, list[tuple[StepSpec, ...]]]:
-    """Resolve ``key: auto`` and the vectorize palette for one asset.
+    """Resolve ``key: auto`` and ``palette: auto`` for one asset.
 
     ``chains`` are the asset's own steps followed by each output's steps; ``controls``
-    the request's normalised controls. Returns ``(controls, chains)``: unchanged
-    objects when nothing applies (so assets without ``key: auto`` keep their request
-    and keys byte for byte). With ``key: auto`` somewhere, every such step gets the
-    colour :func:`pick_key` chooses and ``controls.background_color`` is set to it.
-    Vectorize steps without a ``palette`` get ``controls.colors`` as one.
+    the request's normalised controls. Returns ``(controls, chains)``, the very
+    objects given when no step says ``auto`` (so such an asset keeps its request and
+    keys byte for byte). With ``key: auto`` somewhere, every such step gets the colour
+    :func:`pick_key` chooses and ``controls.background_color`` is set to it;
+    ``palette: auto`` becomes the asset's ``controls.colors``.
 
     Raises :class:`AutoKeyError` when the asset also asks for its own
-    ``controls.background_color`` (two wishes for one background).
+    ``controls.background_color`` (two wishes for one background), or for
+    ``palette: auto`` without ``controls.colors``.
     """
     steps = list(_chain_steps(chains))
     auto = [st for st in steps if st.name == "remove_background" and st.params.get("key") == "auto"]
-    colors = list((controls or {}).get("colors") or ())
-    palette = bool(colors) and any(st.name == "vectorize" and "palette" not in st.params for st in steps)
-    if not auto and not palette:
+    palettes = [st for st in steps if st.name == "vectorize" and st.params.get("palette") == "auto"]
+    if not auto and not palettes:
         return controls, list(chains)
+    colors = list((controls or {}).get("colors") or ())
+    if palettes and not colors:
+        raise AutoKeyError(
+            "palette: auto takes the asset's controls.colors, but the asset has none",
+            "add controls: {colors: [...]}, or list the colours: palette: [\"#2b2d42\"]",
+            palettes[0].where,
+        )
     key = None
     if auto:
         wanted = (controls or {}).get("background_color")
@@ -175,7 +189,7 @@ def resolve_steps(
             raise AutoKeyError(
                 f"key: auto chooses the background colour itself, but the asset also asks "
                 f"for controls.background_color {wanted}",
-                f"remove controls.background_color (null removes a default), or write "
+                f"remove controls.background_color (from the asset and from defaults), or write "
                 f"key: \"{wanted}\" to key out the colour you asked for",
                 auto[0].where,
             )
@@ -185,7 +199,7 @@ def resolve_steps(
     def fix(step: StepSpec) -> StepSpec:
         if key is not None and step.name == "remove_background" and step.params.get("key") == "auto":
             return replace(step, params={**step.params, "key": key})
-        if colors and step.name == "vectorize" and "palette" not in step.params:
+        if step.name == "vectorize" and step.params.get("palette") == "auto":
             return replace(step, params={**step.params, "palette": list(colors)})
         return step
 
