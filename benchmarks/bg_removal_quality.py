@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import statistics
 import sys
 import time
@@ -36,119 +35,37 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))
 
+from icon_pictures import alpha_error, compose, has_holes, has_white_parts, iou  # noqa: E402
 from real_icons import Icon, load_mix  # noqa: E402
 
 from recraft_build.errors import StepError  # noqa: E402
-from recraft_build.steps.background import flood_from_border, remove_background  # noqa: E402
-from recraft_build.steps.keycolor import hex_rgb, pick_key  # noqa: E402
+from recraft_build.steps.background import remove_background  # noqa: E402
+from recraft_build.steps.keycolor import pick_key  # noqa: E402
 
-NOISE = 1.5
-SHADOW_OPACITY = 0.45
-
-# name -> (background, codec, shadow, key mode)
-CONDITIONS: dict[str, tuple[str, str, str | None]] = {
-    "white": ("white", "png", None),
-    "offwhite": ("offwhite", "png", None),
-    "gradient": ("gradient", "png", None),
-    "white-jpeg": ("white", "jpeg", None),
-    "white-webp": ("white", "webp", None),
-    "white-shadow": ("white", "png", "drop"),
-    "key": ("key", "png", None),
-    "key-jpeg": ("key", "jpeg", None),
-    "key-webp": ("key", "webp", None),
-    "key-lit": ("key-lit", "png", None),
-    "key-shadow-keep": ("key", "png", "keep"),
-    "key-shadow-drop": ("key", "png", "drop"),
-    "key-shadow-jpeg": ("key", "jpeg", "keep"),
+# name -> (background, codec, shadow)
+CONDITIONS: dict[str, tuple[str, str, bool]] = {
+    "white": ("white", "png", False),
+    "offwhite": ("offwhite", "png", False),
+    "gradient": ("gradient", "png", False),
+    "white-jpeg": ("white", "jpeg", False),
+    "white-webp": ("white", "webp", False),
+    "white-shadow": ("white", "png", True),
+    "key": ("key", "png", False),
+    "key-jpeg": ("key", "jpeg", False),
+    "key-webp": ("key", "webp", False),
+    "key-lit": ("key-lit", "png", False),
+    "key-shadow-keep": ("key", "png", True),
+    "key-shadow-drop": ("key", "png", True),
+    "key-shadow-jpeg": ("key", "jpeg", True),
 }
-SUBSETS = {"holes": "white", "whiteparts": "white"}
 
 
-def background(kind: str, size: int, key: str) -> np.ndarray:
-    """H x W x 3 float32 background of ``kind``."""
-    y = np.linspace(0, 1, size, dtype=np.float32)[:, None, None]
-    if kind == "white":
-        return np.full((size, size, 3), 255, np.float32)
-    if kind == "offwhite":
-        return np.broadcast_to(np.array([244, 241, 234], np.float32), (size, size, 3)).copy()
-    if kind == "gradient":
-        top, bottom = np.array([255, 255, 255], np.float32), np.array([226, 232, 240], np.float32)
-        return np.broadcast_to(top + (bottom - top) * y, (size, size, 3)).copy()
-    colour = np.array(hex_rgb(key), np.float32)
-    if kind == "key":
-        return np.broadcast_to(colour, (size, size, 3)).copy()
-    if kind == "key-lit":
-        x = np.linspace(-1, 1, size, dtype=np.float32)[None, :, None]
-        light = 1.0 - 0.12 * y - 0.04 * x * x
-        return np.broadcast_to(colour * light, (size, size, 3)).copy()
-    raise ValueError(kind)
-
-
-def _blur(alpha: np.ndarray, sigma: float) -> np.ndarray:
-    img = Image.fromarray(np.clip(alpha * 255, 0, 255).astype(np.uint8), "L")
-    from PIL import ImageFilter
-
-    return np.asarray(img.filter(ImageFilter.GaussianBlur(sigma)), np.float32) / 255
-
-
-def compose(art: np.ndarray, kind: str, codec: str, shadow: str | None, key: str,
-            seed: int) -> tuple[bytes, np.ndarray, np.ndarray]:
-    """The picture as stored (bytes), the subject's true alpha and the alpha with shadow."""
-    size = art.shape[0]
-    alpha = art[..., 3] / 255
-    bg = background(kind, size, key)
-    with_shadow = alpha
-    if shadow:
-        dx, dy = round(size * 0.02), round(size * 0.035)
-        moved = np.zeros_like(alpha)
-        moved[dy:, dx:] = alpha[:size - dy, :size - dx]
-        shade = _blur(moved, size * 0.018) * SHADOW_OPACITY
-        bg = bg * (1 - shade[..., None])
-        with_shadow = alpha + (1 - alpha) * shade
-    pic = art[..., :3] * alpha[..., None] + bg * (1 - alpha[..., None])
-    rng = np.random.default_rng(seed)
-    pic = pic + rng.normal(0, NOISE, pic.shape).astype(np.float32)
-    img = Image.fromarray(np.clip(np.rint(pic), 0, 255).astype(np.uint8), "RGB")
-    buf = io.BytesIO()
-    if codec == "jpeg":
-        img.save(buf, "JPEG", quality=85)
-    elif codec == "webp":
-        img.save(buf, "WEBP", quality=85)
-    else:
-        img.save(buf, "PNG", compress_level=1)
-    return buf.getvalue(), alpha, with_shadow
-
-
-def has_holes(alpha: np.ndarray) -> bool:
-    """Background enclosed by the subject (a ring's inside) of a visible size."""
-    size = alpha.shape[0]
-    border = np.zeros(alpha.shape, bool)
-    border[0], border[-1], border[:, 0], border[:, -1] = True, True, True, True
-    outside = flood_from_border(alpha, 0.5, border)
-    holes = (alpha <= 0.5) & ~outside
-    return holes.sum() >= 0.0005 * size * size
-
-
-def has_white_parts(art: np.ndarray) -> bool:
-    """White or near-white subject pixels on the outline (where the flood eats them)."""
-    alpha = art[..., 3] / 255
-    solid = alpha >= 0.5
-    edge = solid & ~(np.roll(solid, 1, 0) & np.roll(solid, -1, 0) & np.roll(solid, 1, 1) & np.roll(solid, -1, 1))
-    white = art[..., :3].min(axis=2) >= 230
-    return (edge & white).sum() >= max(8, 0.01 * edge.sum())
-
-
-def iou(alpha: np.ndarray, truth: np.ndarray) -> float:
-    a, t = alpha >= 0.5, truth >= 0.5
-    union = (a | t).sum()
-    return float((a & t).sum() / union) if union else 1.0
-
-
-def learned_remover() -> Callable[[Image.Image], Image.Image]:
+def learned_remover() -> Callable[[Any], Any]:
     from recraft_build.steps.matting import matte
 
     return lambda img: matte(img, {})
@@ -178,12 +95,11 @@ def run(methods: list[str], conditions: list[str], size: int, icons: list[Icon],
                 if subset and ident not in subsets[subset]:
                     continue
                 key = pick_key(icon.prompt)
-                data, truth, truth_shadow = compose(arts[ident], kind, codec, shadow, key, n)
-                img = Image.open(io.BytesIO(data))
-                img.load()
+                img, truth, truth_shadow = compose(arts[ident], kind, codec, shadow, key, n)
+                drop = base.endswith("drop")
                 params: dict[str, Any] = {}
                 if method == "key":
-                    params = {"key": key, "shadow": "drop" if shadow == "drop" else "keep"}
+                    params = {"key": key, "shadow": "drop" if drop else "keep"}
                 start = time.perf_counter()
                 try:
                     out = learned(img) if method == "learned" else remove_background(img, params)
@@ -191,9 +107,9 @@ def run(methods: list[str], conditions: list[str], size: int, icons: list[Icon],
                 except StepError:
                     alpha = np.zeros(truth.shape, np.float32)
                 times.append(time.perf_counter() - start)
-                target = truth_shadow if (method == "key" and shadow == "keep") else truth
+                target = truth_shadow if (method == "key" and not drop) else truth
                 scores.append(iou(alpha, target))
-                errors.append(float(np.abs(alpha - target).mean() * 255))
+                errors.append(alpha_error(alpha, target))
                 if writer:
                     writer.writerow([size, condition, method, icon.set, icon.name, key, scores[-1], errors[-1]])
             if not scores:

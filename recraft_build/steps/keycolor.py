@@ -8,7 +8,7 @@ placeholder provider import it):
 
 * :data:`SHADOW_FLOOR` and :func:`key_distance`: what counts as "the key". A shadow
   cast on the key darkens it, so the key is not one colour but the segment from
-  ``SHADOW_FLOOR * key`` to ``key`` (a shadow up to 75 % dark). A subject colour near
+  ``SHADOW_FLOOR * key`` to ``key`` (a shadow up to 55 % dark). A subject colour near
   that segment would be taken for background or shadow: the picker keeps away
   from them, the placeholder never draws them, the keyer removes them.
 * :func:`pick_key`: ``key: auto``: the first of :data:`KEY_CANDIDATES` (magenta,
@@ -49,7 +49,7 @@ __all__ = [
 RGB = tuple[int, int, int]
 
 #: Darkest shade of the key still read as the key under a shadow (fraction of the key).
-SHADOW_FLOOR = 0.25
+SHADOW_FLOOR = 0.45
 
 #: Keys ``auto`` picks from, in order of preference. Saturated colours that flat and
 #: shaded art seldom uses; magenta first, as in the sprite sheets of old games.

@@ -16,11 +16,11 @@ How it works (numpy, about 60 ms for a 1024 x 1024 picture):
    step fails and says so.
 2. **Key or not.** Every pixel is measured against the segment from the background
    ``B`` to ``SHADOW_FLOOR * B`` (the key and its shadows): ``s`` is how dark it is
-   relative to ``B`` (1 = plain key, 0.4 = a 60 % shadow), ``r`` its distance from
-   the segment. Pixels within the tolerance of the segment and connected to a pixel
-   of the plain key (not a shadow) are background, wherever they are; this
-   connection rule keeps the odd key-like pixel that compression makes where two
-   subject colours meet.
+   relative to ``B`` (1 = plain key, 0.6 = a 40 % shadow), ``r`` its distance from
+   the segment. Pixels within the tolerance of the segment are background, wherever
+   they are, when they are plain key (``s`` >= 0.8) or form a region with plain key
+   or a 4 x 4 block wholly of them (a shadow, a hole in shadow); this keeps the thin,
+   dark key-like seams that compression makes where two subject colours meet.
 3. **Soft edge.** On a ring around the boundary, each pixel is a mix
    ``C = a F + (1 - a) s B`` of the subject colour ``F`` (carried outwards from the
    nearest solid subject pixels) and the local, possibly shadowed, background ``s B``
@@ -56,7 +56,8 @@ SHADOWS = ("keep", "drop")
 _NEAR_KEY = 110.0  # a border pixel this close (RGB) to the key's segment is background
 _MIN_KEY_SHARE = 0.25
 _RING = 2  # half-width of the soft-edge ring, px
-_SEED_SHADE = 0.8  # background regions must hold a pixel at least this light (not a shadow)
+_OFF_LINE = 60.0  # RGB distance of a subject colour from the key's line to measure across it
+_PLAIN_SHADE = 0.8  # a pixel this light (relative to the key) is plain key, not shadow
 _BLOCK = 4  # px: the grid on which region connectivity and the local shade are judged
 _FIT_SAMPLES = 8000
 
@@ -171,8 +172,8 @@ def key_out(img: Image.Image, params: Mapping[str, Any]) -> Image.Image:
     s, r = _segment(smooth, model, bb)
     tol = float(tolerance) if tolerance is not None else float(np.clip(4 * noise + 12, 20, 72))
     candidate = r <= tol
-    seeds = candidate & (r <= tol * 0.5) & (s >= _SEED_SHADE)
-    background = seeds | (candidate & _reached(candidate, seeds))
+    seeds = candidate & (s >= _PLAIN_SHADE)
+    background = np.ascontiguousarray(_regions(r, tol, candidate, seeds))
     if background.all():
         raise StepError(
             f"the whole picture is the key colour {key_hex}: no subject was found; check the "
@@ -199,9 +200,24 @@ def key_out(img: Image.Image, params: Mapping[str, Any]) -> Image.Image:
     fb = f - b_loc
     den = np.einsum("ij,ij->i", fb, fb)
     alpha_ring = np.einsum("ij,ij->i", c - b_loc, fb) / np.maximum(den, 1e-6)
+    # Where the subject colour is well off the key's line (through black and the key),
+    # measure across that line instead: a shadow moves a pixel along the line only,
+    # so this alpha needs no estimate of the shade (which changes fast near the
+    # subject, where a drop shadow is darkest).
+    unit = b / np.linalg.norm(b, axis=1, keepdims=True)
+    f_across = f - np.einsum("ij,ij->i", f, unit)[:, None] * unit
+    c_across = c - np.einsum("ij,ij->i", c, unit)[:, None] * unit
+    across = np.einsum("ij,ij->i", f_across, f_across)
+    off_line = across >= _OFF_LINE * _OFF_LINE
+    alpha_ring = np.where(off_line, np.einsum("ij,ij->i", c_across, f_across) / np.maximum(across, 1e-6),
+                          alpha_ring)
+    den = np.where(off_line, across, den)
     measurable = known & (den >= tol * tol)
     fallback = (~background.ravel()[ring_idx]).astype(np.float32)
-    alpha_ring = np.where(measurable, np.clip(alpha_ring, 0.0, 1.0), fallback)
+    # Within the noise of 0 or 1 is 0 or 1: clean zeros beside the subject, no speckle.
+    within = np.clip(3 * noise / np.sqrt(np.maximum(den, 1e-6)), 0.03, 0.2)
+    alpha_ring = np.where(alpha_ring < within, 0.0, np.where(alpha_ring > 1 - within, 1.0, alpha_ring))
+    alpha_ring = np.where(measurable, np.clip(alpha_ring, 0.0, 1.0), fallback).astype(np.float32)
 
     # Un-mix the edge colour, then take out spill: no more lean towards the key than
     # the subject colour next to it.
@@ -226,11 +242,17 @@ def key_out(img: Image.Image, params: Mapping[str, Any]) -> Image.Image:
     if shadow == "keep":
         # Shadow opacity = how much it darkened the key; a dead zone of the noise keeps
         # the plain key at exactly 0. A shadow is black at that opacity.
-        dead = min(0.5, 2.5 * noise / float(np.sqrt(np.mean(bb))))
+        dead = min(0.5, max(0.025, 4 * noise / float(np.sqrt(np.mean(bb)))))
         darkness = 1.0 - shade
         darkness[darkness <= dead] = 0.0
         out[..., 3] = np.where(sure_bg, np.rint(darkness * 255), out[..., 3]).astype(np.uint8)
-        ring_dark = 1.0 - ring_shade
+        # The shade behind a ring pixel, from the pixel itself where enough of it is
+        # background: C = a F + (1 - a) s B gives s; else from the background nearby.
+        part = 1.0 - alpha_ring
+        own = np.einsum("ij,ij->i", c - alpha_ring[:, None] * f, b) / (
+            np.maximum(part, 1e-3) * np.einsum("ij,ij->i", b, b))
+        behind = np.where(part >= 0.3, np.clip(own, 0.0, 1.0), ring_shade)
+        ring_dark = 1.0 - behind
         ring_dark = np.where(ring_dark > dead, ring_dark, 0.0)
         total = alpha_ring + (1 - alpha_ring) * ring_dark
         ring_rgb = unmixed * (alpha_ring / np.maximum(total, 1e-6))[:, None]
@@ -252,24 +274,16 @@ def key_out(img: Image.Image, params: Mapping[str, Any]) -> Image.Image:
     return Image.fromarray(out, "RGBA")
 
 
-def _reached(candidate: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-    """Candidate pixels connected to a seed, judged on ``_BLOCK`` x ``_BLOCK`` blocks.
-
-    A block is background when most of it is a candidate; blocks connected (4-way)
-    to a block holding a seed are reached, and so are their neighbours (the edge of
-    a region is a partial block). Thin key-like seams inside the subject (JPEG
-    colour bleeding between two subject colours) fill no block, so stay subject.
-    """
+def _regions(r: np.ndarray, tol: float, candidate: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """Candidate pixels 4-connected to a seed (a pixel of the plain key) or to a
+    ``_BLOCK`` x ``_BLOCK`` block made wholly of candidates (a shadow, a hole in
+    shadow). A dark, thin key-like seam inside the subject (JPEG colour bleeding
+    between two subject colours) is neither, so it stays subject."""
     height, width = candidate.shape
     factor = _BLOCK if min(height, width) >= 16 * _BLOCK else 1
-    area = factor * factor
-    frac = _block_sum(candidate.astype(np.float32), factor) / area
-    seeded = _block_sum(seeds.astype(np.float32), factor) > 0
-    blocks = frac >= 0.5
-    reached = flood_from_border(np.where(blocks, 0.0, 1.0), 0.5, seeded & blocks)
-    reached = _shift_max(reached.view(np.uint8), 1).view(bool)
-    full = np.repeat(np.repeat(reached, factor, axis=0), factor, axis=1)
-    return full[:height, :width]
+    whole = _block_sum(candidate.astype(np.float32), factor) >= factor * factor
+    solid = np.repeat(np.repeat(whole, factor, axis=0), factor, axis=1)[:height, :width]
+    return flood_from_border(r, tol, seeds | solid)
 
 
 def _local_shade(shade: np.ndarray, sure_bg: np.ndarray, ring_idx: np.ndarray,

@@ -182,12 +182,19 @@ def _vtracer(img: Image.Image, params: Mapping[str, Any]) -> bytes:
         # Binary mode thresholds brightness; clear pixels must read as light, not black.
         white = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(white, img).convert("RGB")
+    if img.mode not in ("RGB", "RGBA"):
+        img = img.convert("RGBA")
+    if img.mode == "RGBA" and img.getchannel("A").getextrema()[0] == 255:
+        img = img.convert("RGB")  # opaque: the alpha channel carries nothing
     buf = io.BytesIO()
-    img.save(buf, format="PNG", compress_level=1)
+    # Opaque pictures go as BMP: no compression to do and undo (a PNG round trip was a
+    # fifth of the time); vtracer reads no alpha from BMP, so RGBA goes as PNG.
+    fmt = "bmp" if img.mode == "RGB" else "png"
+    img.save(buf, format=fmt.upper(), **({"compress_level": 1} if fmt == "png" else {}))
     try:
         import vtracer
 
-        svg = vtracer.convert_raw_image_to_svg(buf.getvalue(), img_format="png", **options)
+        svg = vtracer.convert_raw_image_to_svg(buf.getvalue(), img_format=fmt, **options)
     except Exception as exc:  # vtracer raises bare Exceptions from Rust; none are ours
         raise StepError(f"vtracer could not trace the picture: {exc}") from exc
     return svg.encode("utf-8")
