@@ -44,7 +44,7 @@ def test_prompt_colours_reads_colour_words_and_coloured_things():
 def test_pick_key_prefers_magenta_and_avoids_named_colours():
     assert pick_key("a sword") == KEY_CANDIDATES[0] == "#ff00ff"
     assert pick_key("a purple potion") != "#ff00ff"
-    assert pick_key("a pink flamingo") != "#ff00ff"
+    assert pick_key("a violet flower") != "#ff00ff"
     green_and_purple = pick_key("a green dragon with purple wings")
     assert green_and_purple not in ("#ff00ff", "#00ff00")
     # controls.colors count like prompt colours

@@ -183,6 +183,9 @@ def _look(request: GenerationRequest, base: bytes, index: int) -> _Look:
     hue0 = base[0] / 256
     background = _hex_color(controls.get("background_color")) or _hsv(hue0 + 0.5, 0.05, 0.97)
     ink: RGB = (40, 40, 48) if _luma(background) > 0.5 else (236, 236, 240)
+    if keycolor.is_key_like(background):
+        # On a key, pure black or white ink: farthest from the key's shadows too.
+        ink = (0, 0, 0) if _luma(background) > 0.5 else (255, 255, 255)
     palette = [c for c in (_hex_color(v) for v in (controls.get("colors") or ())) if c]
     if palette:
         fill = palette[index % len(palette)]

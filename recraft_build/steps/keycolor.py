@@ -57,7 +57,7 @@ KEY_CANDIDATES: tuple[str, ...] = ("#ff00ff", "#00ff00", "#0000ff", "#00ffff", "
 
 #: A candidate at least this far (RGB distance) from every named colour is taken
 #: at once; otherwise the candidate farthest from them is.
-SAFE_DISTANCE = 150.0
+SAFE_DISTANCE = 90.0
 
 # Colour words and things whose colour a prompt implies. Only what moves the choice
 # matters: words near one of the candidates above (purple, pink, green, blue...).
