@@ -55,7 +55,9 @@ SHADOWS = ("keep", "drop")
 
 _NEAR_KEY = 110.0  # a border pixel this close (RGB) to the key's segment is background
 _MIN_KEY_SHARE = 0.25
-_RING = 2  # half-width of the soft-edge ring, px
+_RING = 2  # half-width of the soft-edge ring, px, below _WIDE_FROM px
+_WIDE_RING = 4  # from _WIDE_FROM px: soft edges (glows, 3D renders) are wider there
+_WIDE_FROM = 384
 _OFF_LINE = 60.0  # RGB distance of a subject colour from the key's line to measure across it
 _PLAIN_SHADE = 0.8  # a pixel this light (relative to the key) is plain key, not shadow
 _BLOCK = 4  # px: the grid on which region connectivity and the local shade are judged
@@ -181,8 +183,9 @@ def key_out(img: Image.Image, params: Mapping[str, Any]) -> Image.Image:
         )
 
     # 3. The ring where alpha is measured, and the local shade of the background.
-    near_bg = _shift_max(background.view(np.uint8), _RING).view(bool)
-    near_fg = _shift_max((~background).view(np.uint8), _RING).view(bool)
+    reach = _WIDE_RING if min(height, width) >= _WIDE_FROM else _RING
+    near_bg = _shift_max(background.view(np.uint8), reach).view(bool)
+    near_fg = _shift_max((~background).view(np.uint8), reach).view(bool)
     ring = near_bg & near_fg
     sure_bg = background & ~ring
     sure_fg = ~background & ~ring
@@ -192,7 +195,7 @@ def key_out(img: Image.Image, params: Mapping[str, Any]) -> Image.Image:
 
     # Subject colour next to each ring pixel: carried outwards from the sure subject.
     rgb = src[..., :3].astype(np.float32)
-    colour, known = _carry_colour(rgb, sure_fg, ring_idx, width)
+    colour, known = _carry_colour(rgb, sure_fg, ring_idx, width, 2 * reach + 2)
     c = rgb.reshape(-1, 3)[ring_idx]
     b = np.broadcast_to(model.reshape(3), c.shape) if flat_model else model.reshape(-1, 3)[ring_idx]
     b_loc = b * ring_shade[:, None]
@@ -246,13 +249,9 @@ def key_out(img: Image.Image, params: Mapping[str, Any]) -> Image.Image:
         darkness = 1.0 - shade
         darkness[darkness <= dead] = 0.0
         out[..., 3] = np.where(sure_bg, np.rint(darkness * 255), out[..., 3]).astype(np.uint8)
-        # The shade behind a ring pixel, from the pixel itself where enough of it is
-        # background: C = a F + (1 - a) s B gives s; else from the background nearby.
-        part = 1.0 - alpha_ring
-        own = np.einsum("ij,ij->i", c - alpha_ring[:, None] * f, b) / (
-            np.maximum(part, 1e-3) * np.einsum("ij,ij->i", b, b))
-        behind = np.where(part >= 0.3, np.clip(own, 0.0, 1.0), ring_shade)
-        ring_dark = 1.0 - behind
+        # The shade behind a ring pixel: that of the background next to it (the pixel's
+        # own colour is a mix, and compression smears the subject's colour into it).
+        ring_dark = 1.0 - ring_shade
         ring_dark = np.where(ring_dark > dead, ring_dark, 0.0)
         total = alpha_ring + (1 - alpha_ring) * ring_dark
         ring_rgb = unmixed * (alpha_ring / np.maximum(total, 1e-6))[:, None]
@@ -302,12 +301,12 @@ def _local_shade(shade: np.ndarray, sure_bg: np.ndarray, ring_idx: np.ndarray,
 
 
 def _carry_colour(rgb: np.ndarray, sure_fg: np.ndarray, ring_idx: np.ndarray,
-                  width: int) -> tuple[np.ndarray, np.ndarray]:
+                  width: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
     """The subject colour next to each ring pixel: ``(colours, known)``.
 
     Colours spread from solid subject pixels into the ring one 4-neighbour step at a
-    time (the mean of the neighbours already known), for up to ``2 * _RING + 2``
-    steps; ring pixels still unreached (a line thinner than the ring) are not known.
+    time (the mean of the neighbours already known), for up to ``steps`` steps;
+    ring pixels still unreached (a line thinner than the ring) are not known.
     """
     n = len(ring_idx)
     total = rgb.shape[0] * rgb.shape[1]
@@ -326,7 +325,7 @@ def _carry_colour(rgb: np.ndarray, sure_fg: np.ndarray, ring_idx: np.ndarray,
                           (width, ring_idx < total - width)):
         nb = np.where(valid, ring_idx + offset, ring_idx)
         neighbours.append((nb, valid))
-    for _ in range(2 * _RING + 2):
+    for _ in range(steps):
         pending = ~known
         if not pending.any():
             break
