@@ -1,6 +1,10 @@
 """Local background removal: model the background from the border, flood it away.
 
-How it works (numpy only, a few hundred milliseconds for a 1024 x 1024 picture):
+This is the default method (``method: flood``). ``remove_background`` also takes
+``key`` (cut out a key colour the picture was drawn on, :mod:`.keying`) and
+``method: learned`` (U²-Net, :mod:`.matting`); :func:`remove_background` picks.
+
+How it works (numpy only, about 120 ms of CPU for a 1024 x 1024 picture):
 
 1. **Model the background.** Pixels in a thin band along the picture's border are
    fitted, per channel, with a quadratic surface in x and y (``1, x, y, xy, x², y²``),
@@ -12,7 +16,8 @@ How it works (numpy only, a few hundred milliseconds for a 1024 x 1024 picture):
 2. **Flood from the border.** After a light 3x3 blur (JPEG and WebP noise), a pixel
    is background-like when no channel is further than ``tolerance`` from the
    modelled background. The background is what is background-like *and connected
-   to the border* (4-connected), so a white highlight inside the object stays. The
+   to the border* (4-connected; runs of pixels joined into components, so the cost
+   hardly depends on the shape), so a white highlight inside the object stays. The
    model is then refitted on the whole flooded background and the flood repeated,
    which corrects the extrapolation of a gradient towards the middle.
 3. **Soft edge.** On a two-pixel ring of the object's edge, alpha is measured, not
@@ -26,7 +31,8 @@ border, at least 12), ``feather`` 0..20 pixels (default 0: only the measured ram
 A picture whose border is already mostly transparent is returned unchanged.
 Limits: a background region enclosed by the object (the inside of a ring) is kept,
 as the connected-region rule requires; an object the colour of the background at
-its edge loses that part of its edge.
+its edge loses that part of its edge; a drop shadow is kept, opaque. A key colour
+(``key: auto``) solves all three for pictures still to be generated.
 """
 
 from __future__ import annotations
