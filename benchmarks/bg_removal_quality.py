@@ -72,9 +72,9 @@ def learned_remover() -> Callable[[Any], Any]:
 
 
 def run(methods: list[str], conditions: list[str], size: int, icons: list[Icon],
-        writer: Any) -> None:
+        writer: Any, forced_key: str | None = None) -> None:
     print(f"\n{len(icons)} icons, {size} x {size}")
-    print(f"| condition | method | icons | mean IoU | IoU >= 0.98 | alpha error (levels) | worst IoU | ms/picture |")
+    print("| condition | method | icons | mean IoU | IoU >= 0.98 | alpha error (levels) | worst IoU | ms/picture |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     arts = {icon.name + icon.set: icon.render(size) for icon in icons}
     subsets = {
@@ -94,7 +94,7 @@ def run(methods: list[str], conditions: list[str], size: int, icons: list[Icon],
                 ident = icon.name + icon.set
                 if subset and ident not in subsets[subset]:
                     continue
-                key = pick_key(icon.prompt)
+                key = forced_key or pick_key(icon.prompt)
                 img, truth, truth_shadow = compose(arts[ident], kind, codec, shadow, key, n)
                 drop = base.endswith("drop")
                 params: dict[str, Any] = {}
@@ -130,6 +130,7 @@ def main() -> None:
                                              "key@whiteparts", "key-shadow-drop@holes"]
     parser.add_argument("--conditions", default=",".join(default_conditions))
     parser.add_argument("--csv", type=Path, help="also write one row per icon here")
+    parser.add_argument("--key", help="use this key colour for every icon instead of key: auto's pick")
     args = parser.parse_args()
     writer = None
     if args.csv:
@@ -138,7 +139,7 @@ def main() -> None:
         writer.writerow(["size", "condition", "method", "set", "icon", "key", "iou", "alpha_error"])
     for size in (int(s) for s in args.sizes.split(",")):
         count = args.count if size < 1024 else args.count_1024
-        run(args.methods.split(","), args.conditions.split(","), size, load_mix(count), writer)
+        run(args.methods.split(","), args.conditions.split(","), size, load_mix(count), writer, args.key)
 
 
 if __name__ == "__main__":

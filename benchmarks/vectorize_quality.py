@@ -74,7 +74,8 @@ def main() -> None:
                 ssims.append(ssim(ref, back))
                 maes.append(mean_abs_error(ref, back))
                 white = ref[..., :3].min(axis=2) == 255
-                whites.append(float(np.abs(back[..., :3][white] - 255).mean()) if white.any() else 0.0)
+                shown = back[..., :3] * back[..., 3:] / 255 + 255 * (1 - back[..., 3:] / 255)
+                whites.append(float(np.abs(shown[white] - 255).mean()) if white.any() else 0.0)
                 sizes.append(len(svg))
             for img in big:
                 start = time.perf_counter()

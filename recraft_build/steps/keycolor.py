@@ -81,7 +81,7 @@ _WORDS: Mapping[str, str] = {
     "orchid": "#da70d6", "flamingo": "#fc8eac", "unicorn": "#e58ee5", "potion": "#a020f0",
     "magic": "#9b30ff", "crystal": "#b28dff", "gem": "#b0308f", "berry": "#a0205f",
     "sky": "#87ceeb", "ocean": "#1e6fd9", "sea": "#1e6fd9", "water": "#3f8fe0",
-    "ice": "#a5e3ff", "sapphires": "#0f52ba",
+    "ice": "#a5e3ff",
 }
 _WORD = re.compile(r"[a-z]+")
 
