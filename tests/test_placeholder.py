@@ -180,6 +180,27 @@ def test_dark_background_still_shows_the_object() -> None:
     assert image.getpixel((512, 512)) != (0, 0, 0)
 
 
+@pytest.mark.parametrize("key", ["#ff00ff", "#00ff00"])
+def test_a_key_background_is_honoured_and_keys_out_cleanly(key) -> None:
+    # remove_background {key: auto} asks for a key colour: the offline preview draws on
+    # it, with objects clear of the key and its shadows, so keying them out leaves
+    # the object whole (colours near the key would be taken for background).
+    import numpy as np
+
+    from recraft_build.steps.background import remove_background
+    from recraft_build.steps.keycolor import hex_rgb, key_distance
+
+    pictures = _generate(n=6, size="256x256", controls={"background_color": key,
+                                                        "colors": ["#c020c0", "#20c040"]})
+    for picture in pictures:
+        image = _rgb(picture)
+        assert image.getpixel((0, 0)) == hex_rgb(key)
+        colours = {c for _, c in image.getcolors(maxcolors=16)}
+        assert all(key_distance(c, hex_rgb(key)) >= 100 for c in colours if c != hex_rgb(key))
+        cut = np.asarray(remove_background(image, {"key": key}))
+        assert cut[128, 128, 3] == 255 and cut[0, 0, 3] == 0
+
+
 def test_vector_request_gives_svg_with_viewbox() -> None:
     pictures = _generate(style="vector_illustration", size="1820x1024", prompt="a <shield> & potion", n=2)
     assert len({p.data for p in pictures}) == 2

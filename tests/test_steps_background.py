@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from recraft_build.errors import StepError
 from recraft_build.steps.background import flood_from_border, remove_background
@@ -159,3 +159,67 @@ def test_flood_follows_connected_regions_around_turns():
     reached = flood_from_border(d, 5, seeds)
     assert all(reached[p] for p in path)
     assert reached.sum() == len(path)
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def _reference_flood(distance: np.ndarray, tolerance: float, seeds: np.ndarray) -> np.ndarray:
+    """Breadth-first 4-connected flood, pixel by pixel: the definition."""
+    from collections import deque
+
+    mask = distance <= tolerance
+    out = np.zeros(mask.shape, bool)
+    queue = deque(zip(*np.nonzero(mask & seeds)))
+    for y, x in queue:
+        out[y, x] = True
+    while queue:
+        y, x = queue.popleft()
+        for ny, nx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+            if 0 <= ny < mask.shape[0] and 0 <= nx < mask.shape[1] and mask[ny, nx] and not out[ny, nx]:
+                out[ny, nx] = True
+                queue.append((ny, nx))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_flood_matches_the_pixel_by_pixel_definition(seed):
+    rng = np.random.default_rng(seed)
+    h, w = (int(v) for v in rng.integers(3, 70, 2))
+    noise = Image.fromarray((rng.random((h, w)) * 255).astype(np.uint8))
+    distance = np.asarray(noise.filter(ImageFilter.GaussianBlur(float(rng.uniform(0, 3)))), np.float32)
+    tolerance = float(np.percentile(distance, rng.uniform(20, 80)))
+    seeds = np.zeros((h, w), bool)
+    if seed % 2:
+        seeds[0], seeds[-1], seeds[:, 0], seeds[:, -1] = True, True, True, True
+    else:
+        seeds[rng.integers(0, h, 4), rng.integers(0, w, 4)] = True
+    assert np.array_equal(flood_from_border(distance, tolerance, seeds),
+                          _reference_flood(distance, tolerance, seeds))
+
+
+def test_flood_follows_a_spiral():
+    # A maze-like shape: many turns, one connected corridor.
+    size = 61
+    wall = np.zeros((size, size), bool)
+    for k in range(0, size // 2, 4):
+        wall[k, k:size - k] = wall[size - 1 - k, k:size - k] = True
+        wall[k:size - k, k] = wall[k:size - k, size - 1 - k] = True
+        if k + 2 < size - k:
+            wall[k + 2, k] = False  # a gap into the next ring
+    seeds = np.zeros_like(wall)
+    seeds[size // 2, size // 2] = True
+    distance = wall.astype(np.float32)
+    assert np.array_equal(flood_from_border(distance, 0.5, seeds), _reference_flood(distance, 0.5, seeds))
+
+
+@pytest.mark.parametrize("radius", [1, 2, 5, 7])
+def test_max_filter_matches_the_window_definition(radius):
+    from recraft_build.steps.background import _shift_max
+
+    rng = np.random.default_rng(radius)
+    values = (rng.random((23, 31)) * 100).astype(np.float32)
+    padded = np.pad(values, radius, mode="edge")
+    expected = np.array([[padded[y:y + 2 * radius + 1, x:x + 2 * radius + 1].max()
+                          for x in range(values.shape[1])] for y in range(values.shape[0])])
+    assert np.array_equal(_shift_max(values, radius), expected)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -10,7 +11,8 @@ from PIL import Image, ImageDraw
 
 from recraft_build.errors import StepError
 from recraft_build.steps.images import decode, rasterize_svg, svg_info
-from recraft_build.steps.vectorize import vectorize
+from icon_pictures import committed, render_svg
+from recraft_build.steps.vectorize import snap_colours, vectorize
 from synthetic_pictures import make_flat_art, mean_abs_error, ssim
 
 
@@ -91,3 +93,115 @@ def test_bad_parameters_are_named(params):
     key = next(iter(params))
     with pytest.raises(StepError, match=key):
         vectorize(Image.new("RGB", (8, 8)), params)
+
+
+# --------------------------------------------------------------------------- real icons
+
+
+def _on_white(art: np.ndarray) -> Image.Image:
+    alpha = art[..., 3:] / 255
+    rgb = art[..., :3] * alpha + 255 * (1 - alpha)
+    return Image.fromarray(np.clip(np.rint(rgb), 0, 255).astype(np.uint8), "RGB")
+
+
+@pytest.mark.parametrize("folder", ["flat", "fluent"])
+def test_real_icons_trace_closely(folder):
+    ssims, errors = [], []
+    for svg in committed(folder).values():
+        img = _on_white(render_svg(svg, 160))
+        back = _render_back(vectorize(img), img.size)
+        ref = np.asarray(img.convert("RGBA"))
+        ssims.append(ssim(ref, back))
+        errors.append(mean_abs_error(ref, back))
+    # Gradients flatten into bands: the shaded set is traced less closely.
+    floor, most = (0.95, 4.0) if folder == "flat" else (0.93, 6.0)
+    assert np.mean(ssims) >= floor, ssims
+    assert np.mean(errors) <= most, errors
+
+
+def test_white_is_traced_as_white_not_a_tint():
+    img = _on_white(render_svg(committed("flat")["ghost"], 160))
+    snapped = vectorize(img).decode()
+    fills = set(re.findall(r'fill="(#[0-9A-Fa-f]{6})"', snapped))
+    assert "#ffffff" in fills
+    assert not any(f.lower() in ("#fefefe", "#fdfdfd", "#fcfcfc") for f in fills)
+    back = _render_back(snapped.encode(), img.size)
+    white = np.asarray(img).min(axis=2) == 255
+    assert np.abs(back[..., :3][white].astype(int) - 255).mean() < 0.5
+
+
+def test_snap_zero_keeps_the_traced_colours():
+    img = Image.new("RGB", (64, 64), (250, 250, 250))
+    ImageDraw.Draw(img).rectangle((16, 16, 48, 48), fill=(239, 35, 60))
+    off = set(re.findall(r'fill="(#[0-9A-Fa-f]{6})"', vectorize(img, {"snap": 0}).decode()))
+    on = set(re.findall(r'fill="(#[0-9A-Fa-f]{6})"', vectorize(img).decode()))
+    assert "#ffffff" not in {f.lower() for f in off}
+    assert "#ffffff" in on
+
+
+def test_palette_colours_are_snapped_to_exactly():
+    img = Image.new("RGB", (64, 64), "white")
+    ImageDraw.Draw(img).rectangle((16, 16, 48, 48), fill=(236, 38, 63))  # near #ef233c
+    fills = {f.lower() for f in re.findall(r'fill="(#[0-9A-Fa-f]{6})"',
+                                           vectorize(img, {"palette": ["#EF233C"]}).decode())}
+    assert "#ef233c" in fills
+    far = {f.lower() for f in re.findall(r'fill="(#[0-9A-Fa-f]{6})"',
+                                         vectorize(img, {"palette": ["#2b2d42"]}).decode())}
+    assert "#ef233c" not in far and "#2b2d42" not in far
+
+
+def test_snap_colours_picks_the_nearest_target_within_reach():
+    svg = b'<svg><path fill="#FEFEFE"/><path fill="#0A0A0A"/><path fill="#808080"/></svg>'
+    out = snap_colours(svg, [(255, 255, 255), (0, 0, 0)], 12)
+    assert out == b'<svg><path fill="#ffffff"/><path fill="#000000"/><path fill="#808080"/></svg>'
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [({"snap": 100}, "snap"), ({"palette": "auto"}, "not resolved"), ({"palette": ["red"]}, "#rrggbb"),
+     ({"tracer": "inkscape"}, "tracer"), ({"tracer": "potrace", "color_precision": 4}, "color_precision"),
+     ({"tracer": "potrace", "threshold": 0}, "threshold")],
+)
+def test_bad_new_parameters_are_named(params, fragment):
+    with pytest.raises(StepError, match=fragment):
+        vectorize(Image.new("RGB", (8, 8)), params)
+
+
+needs_potrace = pytest.mark.skipif(shutil.which("potrace") is None,
+                                   reason="Debian's potrace program is not installed (.ci/run installs it)")
+
+
+@needs_potrace
+def test_potrace_traces_line_art_closer_and_smaller_than_vtracer_binary():
+    ours, theirs, our_size, their_size = [], [], [], []
+    for svg in committed("lineart").values():
+        img = _on_white(render_svg(svg, 192))
+        ref = np.asarray(img.convert("RGBA"))
+        traced = vectorize(img, {"tracer": "potrace"})
+        binary = vectorize(img, {"color_mode": "binary"})
+        ours.append(ssim(ref, _render_back(traced, img.size)))
+        theirs.append(ssim(ref, _render_back(binary, img.size)))
+        our_size.append(len(traced))
+        their_size.append(len(binary))
+    assert np.mean(ours) >= 0.95, ours
+    assert np.mean(ours) > np.mean(theirs)
+    assert np.mean(our_size) < np.mean(their_size)
+
+
+@needs_potrace
+def test_potrace_svg_has_the_picture_size_and_the_palette_ink():
+    img = Image.new("RGBA", (80, 50), (0, 0, 0, 0))
+    ImageDraw.Draw(img).ellipse((10, 5, 70, 45), outline=(20, 20, 30, 255), width=4)
+    svg = vectorize(img, {"tracer": "potrace", "palette": ["#2b2d42", "#ffd166"]})
+    info = svg_info(svg)
+    assert info.viewbox == (0, 0, 80, 50) and info.pixel_size() == (80, 50)
+    assert set(re.findall(rb'fill="(#[0-9a-f]{6})"', svg)) == {b"#2b2d42"}
+    back = _render_back(svg, img.size)
+    assert back[2, 2, 3] == 0 and back[25, 12, 3] == 255  # clear outside, ink on the ring
+    assert vectorize(img, {"tracer": "potrace"}) == vectorize(img.copy(), {"tracer": "potrace"})
+
+
+def test_potrace_missing_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(StepError, match="apt-get install potrace"):
+        vectorize(Image.new("RGB", (8, 8)), {"tracer": "potrace"})

@@ -228,7 +228,9 @@ class _Chain:
         locked: LockedStep | LockedOutput | None,
     ) -> StepPlan:
         resolved, op = resolve_engine(name, params, self.provider, where=self.where)
-        version = self.versions.get(name, 1)
+        # A provider-run step is the provider's code, not ours: bumping the local
+        # implementation's version must not re-run (and re-pay) it. It stays at 1.
+        version = self.versions.get(name, 1) if op is None else 1
         sp = StepPlan(name=name, params=resolved, version=version, operation=op)
         if op is not None and self.provider.paid:
             sp.credits = float(self.pricing.operation(op))

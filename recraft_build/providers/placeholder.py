@@ -18,7 +18,10 @@ Each picture is:
   or star, filled and outlined) on a plain background with a plain margin, so that
   background removal has real work to do. The background is the request's
   ``controls.background_color`` when set, else a light tint; the object takes the
-  request's ``controls.colors`` in turn when set, else a colour from the seed;
+  request's ``controls.colors`` in turn when set, else a colour from the seed. On a
+  saturated background (a key colour from ``remove_background: {key: auto}``) the
+  object and its outline keep clear of the key and its shadows, so the offline
+  preview keys out as a real generation would;
 * different for each candidate: candidate ``i`` has the next shape and a hue a
   golden-ratio step further round the colour wheel.
 
@@ -45,6 +48,7 @@ from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 from recraft_build.domain import GenerationRequest, Picture
 from recraft_build.errors import RequestRejected
 from recraft_build.providers.base import GenerationResult, Provider
+from recraft_build.steps import keycolor
 
 __all__ = ["PlaceholderProvider"]
 
@@ -60,6 +64,7 @@ _GOLDEN = 0.6180339887498949
 # Palette indices of the four colours a raster placeholder uses.
 _BG, _FILL, _EDGE, _INK = 0, 1, 2, 3
 _SVG_FONTS = "DejaVu Sans, Helvetica, Arial, sans-serif"
+_KEY_CLEARANCE = 100.0  # RGB distance an object keeps from a key background's colours
 
 RGB = tuple[int, int, int]
 
@@ -178,6 +183,9 @@ def _look(request: GenerationRequest, base: bytes, index: int) -> _Look:
     hue0 = base[0] / 256
     background = _hex_color(controls.get("background_color")) or _hsv(hue0 + 0.5, 0.05, 0.97)
     ink: RGB = (40, 40, 48) if _luma(background) > 0.5 else (236, 236, 240)
+    if keycolor.is_key_like(background):
+        # On a key, pure black or white ink: farthest from the key's shadows too.
+        ink = (0, 0, 0) if _luma(background) > 0.5 else (255, 255, 255)
     palette = [c for c in (_hex_color(v) for v in (controls.get("colors") or ())) if c]
     if palette:
         fill = palette[index % len(palette)]
@@ -187,6 +195,13 @@ def _look(request: GenerationRequest, base: bytes, index: int) -> _Look:
         # The object must stand out from the background for removal to find it.
         fill = ink
     edge: RGB = tuple(round(c * 0.55) for c in fill)  # type: ignore[assignment]
+    if keycolor.is_key_like(background) and min(
+        keycolor.key_distance(fill, background), keycolor.key_distance(edge, background)
+    ) < _KEY_CLEARANCE:
+        # A key background (remove_background key: auto): the object, and its darker
+        # outline, keep clear of the key and its shadows, as the keyer removes those.
+        fill = ink
+        edge = tuple(round(c * 0.55) for c in fill)  # type: ignore[assignment]
     shape = _SHAPES[(base[1] + index) % len(_SHAPES)]
     return _Look(background, fill, edge, ink, shape)
 

@@ -29,7 +29,7 @@ rest of the spec is still checked, so one run shows every mistake.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping
 
@@ -70,6 +70,7 @@ from recraft_build.spec.schema import schema_problems, value_problems
 from recraft_build.spec.templating import TemplateRenderer
 from recraft_build.spec.values import ValueTemplate, find_value_templates, with_values
 from recraft_build.spec.yamlload import load_yaml, read_spec_text
+from recraft_build.steps import keycolor
 
 __all__ = [
     "DEFAULT_MAX_ASSETS",
@@ -401,6 +402,16 @@ class _Loader:
             tags = tuple(dict.fromkeys(t.strip() for t in rendered_tags if t and t.strip()))
             if r.failed:
                 continue
+            # key: auto / palette: auto (steps/keycolor.py): the picked key colour goes
+            # into the request's controls and the steps. Without them: unchanged objects.
+            try:
+                controls, chains = keycolor.resolve_steps(
+                    prompt or "", _controls(fields.get("controls")), [s.steps, *(o.steps for o in specs)])
+            except keycolor.AutoKeyError as exc:
+                w = exc.where or asset_where
+                self.log.add_placed(who, in_matrix, Problem(w.file, w.line, w.col, w.path, exc.message, exc.hint))
+                continue
+            specs = [replace(o, steps=st) for o, st in zip(specs, chains[1:])]
             request = GenerationRequest(
                 model=s.model.name,
                 prompt=prompt or "",
@@ -413,10 +424,10 @@ class _Loader:
                 aspect_ratio=fields.get("aspect_ratio"),
                 n=fields.get("n", 1),
                 seed=fields.get("seed"),
-                controls=_controls(fields.get("controls")),
+                controls=controls,
                 text_layout=_text_layout(fields.get("text_layout")),
             )
-            assets.append(Asset(name=name, request=request, steps=s.steps,
+            assets.append(Asset(name=name, request=request, steps=chains[0],
                                 outputs=tuple(specs), where=asset_where, matrix=combo, tags=tags))
         return assets
 

@@ -4,6 +4,8 @@ Kept apart from the implementations (which import numpy, Pillow, vtracer) so tha
 planning and a no-op build never pay for those imports. Bump a step's number when a
 change to its code changes its output bytes: every cached result of that step is
 then recomputed (never re-generated: generation keys do not hold step versions).
+Only local runs take these versions: a step the provider runs keeps version 1 in its
+key (``engine.plan``), so a local change never pays for a provider call again.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ __all__ = ["EXPORT_VERSION", "FAVICON_VERSION", "STEP_VERSIONS", "step_versions"
 
 STEP_VERSIONS: Mapping[str, int] = {
     "remove_background": 1,
-    "vectorize": 1,
+    "vectorize": 2,  # 2: colours snap to white, black and the palette
     "resize": 1,
     "crop": 1,
     "trim": 1,
