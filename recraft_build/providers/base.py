@@ -17,7 +17,10 @@ Contract for implementations:
   an ambiguous failure (an answer lost after the request was sent, or a 500/504
   without the API's error body): each may have been billed twice, on top of
   ``credits``. 0 when every paid request was answered (or, for Replicate, when a lost
-  create was found again by listing predictions, so nothing was sent twice).
+  create was found again by listing predictions, so nothing was sent twice). A resend
+  repeats one request: for Recraft the whole call (all ``n`` pictures of a
+  generation), for Replicate one prediction (one picture), so the call's estimate
+  times ``resends`` is an upper bound of the possible extra charge.
 * Nothing a provider raises, returns or logs contains a token.
 """
 
