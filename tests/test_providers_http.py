@@ -552,3 +552,12 @@ def test_404_suggests_the_base_url_that_fits(protocol: str, base: str, expected:
     other = "/replicate/v1" if protocol == "recraft" else "/recraft/v1"
     origin = str(httpx.URL(base).copy_with(path="/")).rstrip("/")
     assert origin + other not in message.replace(base, "")  # never the other protocol's prefix
+
+
+def test_retries_that_run_out_after_a_resend_leave_the_call_ambiguous() -> None:
+    # The lost answer may have been billed, whatever the later attempts said.
+    stats = CallStats()
+    script = Script(httpx.RemoteProtocolError("gone"), answer(503, text="busy"))
+    with pytest.raises(AmbiguousError, match="1 resend"):
+        call(script, policy=HttpPolicy(max_retries=2), stats=stats)
+    assert len(script.requests) == 4 and stats.resends == 1

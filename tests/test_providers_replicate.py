@@ -392,3 +392,11 @@ def test_under_heavy_faults_every_picture_is_billed_exactly_once(client: httpx.C
         assert server.counts["creates"] == pictures == server.paid_calls
         assert sum(r.resends for r in results) == 0
         assert server.counts["lists"] > 0, "the faults should have lost some creates"
+
+
+def test_a_create_that_fails_after_being_created_again_is_ambiguous(client: httpx.Client) -> None:
+    with FakeServer() as server:
+        server.add_fault("create", "drop_before", times=1)  # lost, and not listed
+        server.add_fault("create", "status", status=503)  # then the service is down
+        with pytest.raises(AmbiguousError, match="billed"):
+            provider(server, client, policy=HttpPolicy(max_retries=2, backoff_base=0.001)).generate(req(), asset="a")

@@ -418,7 +418,9 @@ def send(
 
     Raises :class:`AuthError`, :class:`RequestRejected`, :class:`AmbiguousError`,
     :class:`TransientError` or :class:`ProviderError` (a local problem such as an
-    unusable base URL); every one chained to the httpx exception, if any.
+    unusable base URL); every one chained to the httpx exception, if any. Retries
+    that run out after a resend raise :class:`AmbiguousError`, not
+    :class:`TransientError`: the lost answer before it may have been billed.
     """
     all_headers = {**(dict(headers) if headers else {}), **ctx.auth_headers()}
     timeout = timeout or policy.timeout()
@@ -504,7 +506,7 @@ def send(
                 if asked is not None:
                     if asked > policy.retry_after_cap:
                         raise ctx.error(
-                            TransientError,
+                            AmbiguousError if resent else TransientError,
                             f"{what}: the server asked to wait {asked:.0f} s before retrying "
                             f"({text}), longer than the {policy.retry_after_cap:.0f} s we wait. "
                             "Run the build again later, or lower -j and the provider's rate "
@@ -551,8 +553,9 @@ def send(
         billed = "Nothing was billed for the failed attempts; "
     else:
         billed = ""
+    # After a lost answer the call's fate stays unknown, however the resends ended.
     raise ctx.error(
-        TransientError,
+        AmbiguousError if resent else TransientError,
         f"{what} still failed after {retries + resent + 1} attempt(s): {last_problem}. {billed}{advice}",
         status=last_status,
         request_id=last_request_id,

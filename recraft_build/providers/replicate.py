@@ -318,6 +318,19 @@ class ReplicateProvider(HttpProvider):
                 )
             except AmbiguousError as exc:
                 lost = exc
+            except TransientError as exc:
+                if not resent:
+                    raise
+                # An earlier create that was not listed may exist after all: its fate,
+                # and so this call's, stays unknown.
+                raise self._ctx.error(
+                    AmbiguousError,
+                    f"{exc.args[0]} It had been created again {resent} time(s) after lost "
+                    "answers, which may have been billed",
+                    status=exc.status,
+                    request_id=exc.request_id,
+                    asset=asset,
+                ) from exc
             else:
                 pid = prediction.get("id")
                 if isinstance(pid, str) and _ID_RE.match(pid):
