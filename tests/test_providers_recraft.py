@@ -499,9 +499,19 @@ def test_resends_are_bounded_per_call(client: httpx.Client) -> None:
     with FakeServer() as server:
         server.add_fault("generate", "drop_after")
         policy = HttpPolicy(max_retries=2, backoff_base=0.001, max_resends=2)
-        with pytest.raises(AmbiguousError, match="billed up to 3 times"):
+        with pytest.raises(AmbiguousError, match="billed up to 3 times") as info:
             provider(server, client, policy=policy).generate(req(), asset="a")
         assert server.counts["generations"] == 3
+        assert info.value.resends == 2  # a failed call tells the engine what it may have cost
+
+
+def test_a_call_that_fails_after_a_resend_carries_its_resends(client: httpx.Client) -> None:
+    with FakeServer() as server:
+        server.add_fault("generate", "drop_after", times=1)
+        server.add_fault("download", "not_found")  # the resent call's picture is gone
+        with pytest.raises(BadResultError) as info:
+            provider(server, client).generate(req(), asset="a")
+        assert info.value.resends == 1 and server.counts["generations"] == 2
 
 
 def test_under_heavy_faults_every_call_finishes_and_each_extra_charge_is_reported(client: httpx.Client) -> None:

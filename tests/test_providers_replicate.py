@@ -398,5 +398,6 @@ def test_a_create_that_fails_after_being_created_again_is_ambiguous(client: http
     with FakeServer() as server:
         server.add_fault("create", "drop_before", times=1)  # lost, and not listed
         server.add_fault("create", "status", status=503)  # then the service is down
-        with pytest.raises(AmbiguousError, match="billed"):
+        with pytest.raises(AmbiguousError, match="billed") as info:
             provider(server, client, policy=HttpPolicy(max_retries=2, backoff_base=0.001)).generate(req(), asset="a")
+        assert info.value.resends == 1

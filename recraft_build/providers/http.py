@@ -55,8 +55,9 @@ from __future__ import annotations
 
 import random
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import httpx
 
@@ -364,6 +365,16 @@ class CallStats:
     """
 
     resends: int = 0
+
+    @contextmanager
+    def on_errors(self) -> Iterator[None]:
+        """Within: a :class:`ProviderError` leaving the call carries ``resends`` too, so
+        the engine counts what a failed call may have been billed."""
+        try:
+            yield
+        except ProviderError as exc:
+            exc.resends = max(exc.resends, self.resends)
+            raise
 
 
 def _billing_note(resent: int) -> str:

@@ -436,25 +436,26 @@ class RecraftProvider(HttpProvider):
             raise self._reject(f"{exc}", asset=asset) from exc
         what = "generation (POST /images/generations)"
         stats = CallStats()
-        answer, response = self._post(
-            "images/generations",
-            what=what,
-            asset=asset,
-            stats=stats,
-            images=request.n,
-            hint=self._style_hint(request),
-            json_body=body,
-        )
-        request_id = _request_id(answer, response)
-        pictures = self._pictures(
-            answer,
-            count=request.n,
-            expect="svg" if request.vector else "raster",
-            asset=asset,
-            what=what,
-            status=response.status_code,
-            request_id=request_id,
-        )
+        with stats.on_errors():
+            answer, response = self._post(
+                "images/generations",
+                what=what,
+                asset=asset,
+                stats=stats,
+                images=request.n,
+                hint=self._style_hint(request),
+                json_body=body,
+            )
+            request_id = _request_id(answer, response)
+            pictures = self._pictures(
+                answer,
+                count=request.n,
+                expect="svg" if request.vector else "raster",
+                asset=asset,
+                what=what,
+                status=response.status_code,
+                request_id=request_id,
+            )
         meta = {"request_id": request_id} if request_id else {}
         return GenerationResult(pictures=pictures, credits=_credits(answer), meta=meta, resends=stats.resends)
 
@@ -501,17 +502,18 @@ class RecraftProvider(HttpProvider):
         files = {self.file_field: (f"image.{ext}", picture.data, picture.media_type)}
         what = f"{operation} (POST /{path})"
         stats = CallStats()
-        answer, response = self._post(path, what=what, asset=asset, stats=stats, data=form, files=files)
-        request_id = _request_id(answer, response)
-        (result,) = self._pictures(
-            answer,
-            count=1,
-            expect=expect,
-            asset=asset,
-            what=what,
-            status=response.status_code,
-            request_id=request_id,
-        )
+        with stats.on_errors():
+            answer, response = self._post(path, what=what, asset=asset, stats=stats, data=form, files=files)
+            request_id = _request_id(answer, response)
+            (result,) = self._pictures(
+                answer,
+                count=1,
+                expect=expect,
+                asset=asset,
+                what=what,
+                status=response.status_code,
+                request_id=request_id,
+            )
         meta = {"request_id": request_id} if request_id else {}
         return TransformResult(picture=result, credits=_credits(answer), meta=meta, resends=stats.resends)
 
@@ -566,17 +568,18 @@ class RecraftProvider(HttpProvider):
         ]
         what = f"creating custom style {name!r} (POST /styles)"
         stats = CallStats()
-        answer, response = self._post(
-            "styles", what=what, asset=None, stats=stats, data={"style": base_style}, files=files
-        )
-        style_id = answer.get("id") or answer.get("style_id")
-        request_id = _request_id(answer, response)
-        if not isinstance(style_id, str) or not style_id:
-            raise self._ctx.error(
-                BadResultError,
-                f"{what} answered without a style id; the call may have been billed",
-                status=response.status_code,
-                request_id=request_id,
+        with stats.on_errors():
+            answer, response = self._post(
+                "styles", what=what, asset=None, stats=stats, data={"style": base_style}, files=files
             )
+            style_id = answer.get("id") or answer.get("style_id")
+            request_id = _request_id(answer, response)
+            if not isinstance(style_id, str) or not style_id:
+                raise self._ctx.error(
+                    BadResultError,
+                    f"{what} answered without a style id; the call may have been billed",
+                    status=response.status_code,
+                    request_id=request_id,
+                )
         meta = {"request_id": request_id} if request_id else {}
         return StyleResult(style_id=style_id, credits=_credits(answer), meta=meta, resends=stats.resends)

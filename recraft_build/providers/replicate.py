@@ -531,7 +531,8 @@ class ReplicateProvider(HttpProvider):
             raise self._reject(str(exc), asset=asset) from exc
         expect = "svg" if request.vector or model.endswith("-svg") else "raster"
         stats = CallStats()
-        pictures = [self._run(model, inp, asset=asset, expect=expect, stats=stats) for _ in range(request.n)]
+        with stats.on_errors():
+            pictures = [self._run(model, inp, asset=asset, expect=expect, stats=stats) for _ in range(request.n)]
         ids = [p.meta.get("prediction_id") for p in pictures]
         return GenerationResult(
             pictures=pictures, credits=None, meta={"model": model, "prediction_ids": ids}, resends=stats.resends
@@ -559,7 +560,8 @@ class ReplicateProvider(HttpProvider):
         uri = f"data:{picture.media_type};base64,{base64.b64encode(picture.data).decode('ascii')}"
         expect = "svg" if operation == "vectorize" else "raster"
         stats = CallStats()
-        result = self._run(model, {"image": uri}, asset=asset, expect=expect, stats=stats)
+        with stats.on_errors():
+            result = self._run(model, {"image": uri}, asset=asset, expect=expect, stats=stats)
         return TransformResult(
             picture=result, credits=None, meta={"model": model, **result.meta}, resends=stats.resends
         )
