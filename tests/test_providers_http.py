@@ -561,3 +561,19 @@ def test_retries_that_run_out_after_a_resend_leave_the_call_ambiguous() -> None:
     with pytest.raises(AmbiguousError, match="1 resend"):
         call(script, policy=HttpPolicy(max_retries=2), stats=stats)
     assert len(script.requests) == 4 and stats.resends == 1
+
+
+def test_a_resend_asks_the_permit_first() -> None:
+    asked: list[bool] = []
+
+    def no_room() -> bool:
+        asked.append(True)
+        return False
+
+    script = Script(httpx.RemoteProtocolError("gone"), answer(200))
+    with pytest.raises(AmbiguousError, match="credit limit") as info:
+        call(script, resend_permit=no_room)
+    assert len(script.requests) == 1 and asked == [True] and info.value.resends == 0
+    script = Script(httpx.RemoteProtocolError("gone"), answer(200))
+    assert call(script, resend_permit=lambda: True).status_code == 200
+    assert len(script.requests) == 2

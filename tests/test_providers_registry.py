@@ -10,7 +10,7 @@ import pytest
 
 from fakeserver import FakeServer, local_client
 from recraft_build.domain import GenerationRequest, ProviderProfile
-from recraft_build.errors import AuthError, PlanError, UsageError
+from recraft_build.errors import AmbiguousError, AuthError, PlanError, UsageError
 from recraft_build.providers.recraft import RecraftProvider
 from recraft_build.providers.registry import make_provider
 from recraft_build.providers.replicate import ReplicateProvider
@@ -250,3 +250,15 @@ def test_the_spec_s_profile_keys_reach_the_provider(tmp_path: Any) -> None:
     policy = make("elk", {"ELK_KEY": TOKEN}, profiles)._policy
     assert (policy.resend_ambiguous, policy.max_resends) == (False, 2)
     assert (policy.response_deadline, policy.download_deadline) == (45.0, 20.0)
+
+
+def test_the_resend_permit_reaches_the_provider() -> None:
+    with FakeServer(token=TOKEN) as server:
+        server.add_fault("generate", "drop_after", times=1)
+        env = {"RECRAFT_API_TOKEN": TOKEN, "RECRAFT_API_BASE": server.recraft_base}
+        client = local_client()
+        with make_provider("recraft", profiles={}, env=env, client=client, resend_permit=lambda: False) as p:
+            with pytest.raises(AmbiguousError, match="credit limit"):
+                p.generate(GenerationRequest(model="recraftv3", prompt="a house", style="digital_illustration"), asset="a")
+        client.close()
+        assert server.counts["generations"] == 1

@@ -401,3 +401,11 @@ def test_a_create_that_fails_after_being_created_again_is_ambiguous(client: http
         with pytest.raises(AmbiguousError, match="billed") as info:
             provider(server, client, policy=HttpPolicy(max_retries=2, backoff_base=0.001)).generate(req(), asset="a")
         assert info.value.resends == 1
+
+
+def test_creating_again_asks_the_permit_first(client: httpx.Client) -> None:
+    with FakeServer() as server:
+        server.add_fault("create", "drop_before", times=1)
+        with pytest.raises(AmbiguousError, match="not created again"):
+            provider(server, client, resend_permit=lambda: False).generate(req(), asset="a")
+        assert server.counts["creates"] == 0

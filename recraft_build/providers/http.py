@@ -411,6 +411,7 @@ def send(
     api_error: Callable[[httpx.Response], bool] | None = None,
     resends: int | None = None,
     stats: CallStats | None = None,
+    resend_permit: Callable[[], bool] | None = None,
 ) -> httpx.Response:
     """Send one API request with the retry rules of this module; return a 2xx response.
 
@@ -423,7 +424,8 @@ def send(
     says whether an error answer carries the API's own error body (a 500 with it was
     not billed, and is retried). ``resends`` is how many times an ambiguous paid call
     may be sent again (default: the policy's; 0 is the strict rule); each resend is
-    counted in ``stats``. Redirects are not followed: an API that redirects is
+    counted in ``stats``, and ``resend_permit()`` (the build's credit limit, say) is
+    asked first: False keeps the strict rule for this one. Redirects are not followed: an API that redirects is
     misconfigured (or the base URL is), and a POST must not silently turn into a GET.
     The response returned has been read completely.
 
@@ -528,6 +530,16 @@ def send(
                         ) from cause
                     delay = retrier.delay(retries, retry_after=asked)
         if ambiguous is not None:
+            if resends_left > 0 and resend_permit is not None and not resend_permit():
+                raise ctx.error(
+                    AmbiguousError,
+                    f"{ambiguous}; it may have been billed. It was not sent again: the build's "
+                    f"credit limit (--max-credits) has no room for a second charge.{_billing_note(resent)} "
+                    "Check the account's usage; the next build will try this asset again",
+                    status=last_status,
+                    request_id=last_request_id,
+                    asset=asset,
+                ) from cause
             if resends_left <= 0:
                 raise ctx.error(
                     AmbiguousError,

@@ -42,7 +42,9 @@ class HttpProvider(Provider):
     ``client`` is shared by all worker threads and closed by :meth:`close` only when
     ``owns_client`` is true. ``token_env`` is named when the server refuses the token.
     ``on_retry`` gets a line for each retried call. ``allow_http`` permits a plain
-    ``http://`` base URL to another machine. ``clock`` is monotonic (poll deadlines,
+    ``http://`` base URL to another machine. ``resend_permit()`` is asked before a
+    paid call whose answer was lost is sent again (the engine's credit limit: False
+    keeps the strict rule for that call). ``clock`` is monotonic (poll deadlines,
     rate limits); ``wall_clock`` is the time of day (``Retry-After`` dates, and
     listing Replicate predictions created since a moment).
     """
@@ -71,6 +73,7 @@ class HttpProvider(Provider):
         allow_http: bool = False,
         on_retry: Callable[[str], None] | None = None,
         owns_client: bool = False,
+        resend_permit: Callable[[], bool] | None = None,
     ):
         self.name = name
         self.base_url = check_base_url(base_url, provider=name, allow_http=allow_http)
@@ -91,6 +94,7 @@ class HttpProvider(Provider):
             client, ctx=self._ctx, policy=self._policy, max_bytes=max_download_bytes,
             sleep=sleep, rand=rand, wall_clock=wall_clock,
         )
+        self._resend_permit = resend_permit
         self._closed = False
 
     def __repr__(self) -> str:
@@ -139,6 +143,7 @@ class HttpProvider(Provider):
             before_attempt=before,
             api_error=self.api_error,
             stats=stats,
+            resend_permit=self._resend_permit,
             **kwargs,
         )
         return json_of(response, ctx=self._ctx, what=what, asset=asset, paid=paid), response

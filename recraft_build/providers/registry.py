@@ -199,12 +199,14 @@ def make_provider(
     clock: Callable[[], float] = time.monotonic,
     notice: Callable[[str], None] | None = None,
     on_retry: Callable[[str], None] | None = None,
+    resend_permit: Callable[[], bool] | None = None,
 ) -> Provider:
     """The provider called ``name``, ready to use (see the module docstring).
 
     ``client`` is shared and left open by the provider; without it the provider makes
     and owns one. ``notice`` gets one line when ``auto`` falls back to the
-    placeholder; ``on_retry`` gets a line for every retried call.
+    placeholder; ``on_retry`` gets a line for every retried call; ``resend_permit()``
+    is asked before a paid call whose answer was lost is sent again (False: not).
 
     Raises :class:`UsageError` for an unknown name, :class:`AuthError` when the token
     variable is unset, :class:`PlanError` for a bad profile (protocol, option, URL).
@@ -224,7 +226,7 @@ def make_provider(
         raise UsageError(f"unknown provider {name!r} (known: {known})")
     return _from_profile(
         profile, env=env, client=client, sleep=sleep, clock=clock, on_retry=on_retry, notice=notice,
-        builtin=name not in profiles,
+        builtin=name not in profiles, resend_permit=resend_permit,
     )
 
 
@@ -265,6 +267,7 @@ def _from_profile(
     on_retry: Callable[[str], None] | None,
     notice: Callable[[str], None] | None = None,
     builtin: bool = False,
+    resend_permit: Callable[[], bool] | None = None,
 ) -> Provider:
     name, protocol = profile.name, profile.protocol
     if protocol not in PROTOCOLS:
@@ -328,6 +331,7 @@ def _from_profile(
         allow_http=allow_http,
         on_retry=on_retry,
         owns_client=owns,
+        resend_permit=resend_permit,
     )
     try:
         if protocol == "recraft":

@@ -350,7 +350,10 @@ class ReplicateProvider(HttpProvider):
                     "the recent predictions; following it (nothing was created twice)"
                 )
                 return found
-            if resent >= self._policy.resends:
+            permitted = resent < self._policy.resends and (
+                self._resend_permit is None or self._resend_permit()
+            )
+            if not permitted:
                 cause = lost.__cause__
                 reason = f"{type(cause).__name__}: {cause}" if cause is not None else lost.args[0]
                 raise self._ctx.error(
