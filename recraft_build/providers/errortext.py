@@ -1,4 +1,4 @@
-"""What a server said: its error text in one short line, its request id, base-URL advice.
+"""What a server said, and what to tell the user: error text, request id, advice.
 
 Pure functions over ``httpx.Response`` values and URLs, shared by :mod:`.http` and
 the protocol modules; nothing here sends a request.
@@ -15,10 +15,12 @@ __all__ = [
     "OFFICIAL_BASES",
     "PROXY_PREFIXES",
     "REQUEST_ID_HEADERS",
+    "auth_message",
     "base_url_advice",
     "error_text",
     "json_object_of",
     "origin_path",
+    "rejected_message",
     "request_id_of",
 ]
 
@@ -176,3 +178,38 @@ def json_object_of(response: httpx.Response) -> dict[str, Any] | None:
     except (ValueError, httpx.ResponseNotRead, UnicodeDecodeError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def auth_message(token_env: str | None, status: int, text: str, what: str) -> str:
+    """What to do about a 401 or 403, naming the variable that holds the token."""
+    env = token_env or "the provider's token variable"
+    if status == 401:
+        return (
+            f"{what} was refused: the token is missing or wrong (server said: {text}). "
+            f"Set {env} to a valid token and run the build again"
+        )
+    return (
+        f"{what} was forbidden (server said: {text}). The token in {env} is not allowed "
+        "to do this, or the account has no credits left: check the account, or set "
+        f"{env} to another token"
+    )
+
+
+def rejected_message(
+    status: int, text: str, what: str, url: str, *, base_url: str | None = None, protocol: str | None = None
+) -> str:
+    """What to do about a refused request (402, 404 with base-URL advice, other 4xx)."""
+    if status == 402:
+        return f"{what} was refused for payment (server said: {text}). Top up the account's credits"
+    if status == 404 and base_url and protocol in PROXY_PREFIXES:
+        return (
+            f"{what} was rejected: not found (server said: {text}). Check the base URL "
+            f"({base_url}): {base_url_advice(base_url, protocol)}"
+        )
+    if status == 404:
+        return (
+            f"{what} was rejected: not found (server said: {text}). Check the base URL "
+            f"({origin_path(url)}): a proxy usually needs its prefix, such as /recraft/v1 "
+            "or /replicate/v1"
+        )
+    return f"{what} was rejected (server said: {text}). Fix the request in the spec; resending it as is cannot help"

@@ -75,9 +75,11 @@ from recraft_build.providers.errortext import (
     OFFICIAL_BASES,
     PROXY_PREFIXES,
     REQUEST_ID_HEADERS,
+    auth_message,
     base_url_advice,
     error_text,
     origin_path,
+    rejected_message,
     request_id_of,
 )
 from recraft_build.providers.ratelimit import RateLimiter
@@ -323,39 +325,6 @@ def retry_after_seconds(response: httpx.Response, *, wall_clock: Callable[[], fl
     return retry_after_of(response.headers, clock=wall_clock)
 
 
-def _auth_message(ctx: CallContext, status: int, text: str, what: str) -> str:
-    env = ctx.token_env or "the provider's token variable"
-    if status == 401:
-        return (
-            f"{what} was refused: the token is missing or wrong (server said: {text}). "
-            f"Set {env} to a valid token and run the build again"
-        )
-    return (
-        f"{what} was forbidden (server said: {text}). The token in {env} is not allowed "
-        "to do this, or the account has no credits left: check the account, or set "
-        f"{env} to another token"
-    )
-
-
-
-def _rejected_message(status: int, text: str, what: str, url: str, ctx: CallContext | None = None) -> str:
-    if status == 402:
-        return f"{what} was refused for payment (server said: {text}). Top up the account's credits"
-    if status == 404 and ctx is not None and ctx.base_url and ctx.protocol in PROXY_PREFIXES:
-        return (
-            f"{what} was rejected: not found (server said: {text}). Check the base URL "
-            f"({ctx.base_url}): {base_url_advice(ctx.base_url, ctx.protocol)}"
-        )
-    if status == 404:
-        return (
-            f"{what} was rejected: not found (server said: {text}). Check the base URL "
-            f"({origin_path(url)}): a proxy usually needs its prefix, such as /recraft/v1 "
-            "or /replicate/v1"
-        )
-    return f"{what} was rejected (server said: {text}). Fix the request in the spec; resending it as is cannot help"
-
-
-
 @dataclass
 class CallStats:
     """What one provider call did beyond its answer, for the result the engine reads.
@@ -483,7 +452,7 @@ def send(
             if status in (401, 403):
                 raise ctx.error(
                     AuthError,
-                    _auth_message(ctx, status, text, what),
+                    auth_message(ctx.token_env, status, text, what),
                     status=status,
                     request_id=request_id,
                     asset=asset,
@@ -507,7 +476,7 @@ def send(
                         "provider's base URL to the final address"
                     )
                 else:
-                    message = _rejected_message(status, text, what, url, ctx)
+                    message = rejected_message(status, text, what, url, base_url=ctx.base_url, protocol=ctx.protocol)
                     extra = hint(status, text) if hint is not None else None
                     if extra:
                         message = f"{message}. {extra}"
