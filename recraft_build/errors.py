@@ -19,7 +19,7 @@ with ``from`` so a bug report still has the original.
     │   ├── AuthError           401/403: the token is missing or wrong
     │   ├── RequestRejected     400/404/422: the request itself is wrong; never retried
     │   ├── TransientError      429/5xx/connection: retried; raised when retries run out
-    │   ├── AmbiguousError      a paid POST whose answer was lost; never retried blindly
+    │   ├── AmbiguousError      a paid POST whose answer was lost: it may have been billed
     │   └── BadResultError      the result is not a usable picture; never cached
     ├── StepError               a post-processing step failed (has asset and step)
     ├── OutputError             an output cannot be written where the spec says
@@ -174,7 +174,9 @@ class ProviderError(RecraftBuildError):
     """A provider call failed.
 
     Carries the provider's name, the HTTP status (if any) and the server's request id
-    (if it gave one). Messages never contain a token.
+    (if it gave one). ``resends`` is the number of paid requests the failed call had
+    sent again after lost answers (each may have been billed, like the result field of
+    the same name). Messages never contain a token.
     """
 
     def __init__(
@@ -185,11 +187,13 @@ class ProviderError(RecraftBuildError):
         status: int | None = None,
         request_id: str | None = None,
         asset: str | None = None,
+        resends: int = 0,
     ):
         self.provider = provider
         self.status = status
         self.request_id = request_id
         self.asset = asset
+        self.resends = resends
         super().__init__(message)
 
     def __str__(self) -> str:

@@ -11,9 +11,12 @@ here touches the internet. One server speaks:
   (``metadata.credits``, ``metadata.images[].image_id``).
 * **Replicate predictions** under ``replicate_prefix`` (default ``/v1``;
   ``/replicate/v1`` for a kkiai-like proxy): ``POST models/{owner}/{name}/predictions``
-  honouring ``Prefer: wait=N`` (when ``honour_wait``), ``GET predictions/{id}`` and
-  ``POST predictions/{id}/cancel``. With ``foreign_urls`` (default on) the prediction's
-  ``urls`` point at ``https://api.replicate.com``, like the proxies do: a client that
+  honouring ``Prefer: wait=N`` (when ``honour_wait``), ``GET predictions/{id}``,
+  ``POST predictions/{id}/cancel`` and ``GET predictions`` (the listing: newest first,
+  ``list_page_size`` a page, ``created_after`` honoured, a ``next`` URL with a
+  ``cursor``; ``list_predictions=False`` answers 404 there, like a proxy without it).
+  With ``foreign_urls`` (default on) the prediction's ``urls`` and the listing's
+  ``next`` point at ``https://api.replicate.com``, like the proxies do: a client that
   follows them fails the test.
 * **Result files** under ``/files/`` (no auth; the server records any
   ``Authorization`` header that arrives there in ``download_auth_seen``).
@@ -27,11 +30,24 @@ It checks the ``Authorization`` header (``auth="bearer"``: ``Bearer <token>``;
 sums the calls) so tests can assert that nothing was paid for twice.
 
 Faults are injected with :meth:`FakeServer.add_fault` (see :class:`Fault`), by route
-(``generate``, ``tool``, ``style``, ``create``, ``poll``, ``download`` or ``*``),
-either for the first ``times`` matching requests or at a ``rate`` drawn from a seeded
-random generator. Faults that happen *before* the work is done do not count as paid;
-``drop_after`` and ``status`` with ``after_work=True`` do the (paid) work and then lose
-the answer, which is what a client must never resend.
+(``generate``, ``tool``, ``style``, ``create``, ``poll``, ``list``, ``cancel``,
+``download`` or ``*``), either for the first ``times`` matching requests or at a
+``rate``. Rates are exact shares: one draw per request is split among the matching
+rate faults (15 % 500s and 10 % drops are 15 % and 10 % of requests). The draw is
+seeded by ``seed``, the request (route, path, body) and how many times that same
+request came before, so it does not depend on which thread got there first: a
+multi-threaded run under faults is reproducible. Result-file and prediction ids are
+derived the same way.
+
+The server **bills only answered calls**, as the real APIs do: a call is counted as
+paid when the work is done, whatever happens to the answer afterwards. Faults that
+happen *before* the work (``drop_before``, ``status`` without ``after_work``) are not
+paid; ``drop_after``, ``status`` with ``after_work=True`` and ``trickle`` do the (paid)
+work and then lose or slow the answer, so a client that sends such a call again is
+seen paying twice. A ``status`` fault's body is the protocol's own error shape
+(``error_body="api"``: Recraft's JSON ``{"code", "message"}``, Replicate's problem
+details), or plain text (``"text"``); by default (``"auto"``) Replicate answers before
+the work get its problem details and everything else the text as given.
 
 Use::
 
@@ -48,7 +64,6 @@ import base64
 import hashlib
 import io
 import json
-import random
 import re
 import socket
 import threading
@@ -56,10 +71,12 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
+from urllib.parse import parse_qs, urlencode
 
 import httpx
 from PIL import Image, ImageDraw
@@ -77,12 +94,13 @@ __all__ = [
 ]
 
 #: Route names faults can target.
-ROUTES = ("generate", "tool", "style", "create", "poll", "cancel", "download", "*")
+ROUTES = ("generate", "tool", "style", "create", "poll", "list", "cancel", "download", "*")
 _FAULT_KINDS = (
     "status",  # answer `status` with `body` (Retry-After if given); before the work unless after_work
     "drop_before",  # close the connection without reading the body or answering
     "drop_after",  # read the body, do the (paid) work, close without answering
     "slow",  # sleep `delay` seconds, then answer normally (the work counts)
+    "trickle",  # do the (paid) work, then send the answer one byte every `delay` seconds
     "html",  # answer 200 with an HTML page (downloads) or HTML instead of JSON (API)
     "html_as_image",  # download: an HTML page labelled image/png
     "oversize",  # download: a body of `size` bytes (declared unless declare_length=False)
@@ -135,6 +153,8 @@ class Fault:
     after_work: bool = False
     times: int | None = None
     rate: float = 1.0
+    error_body: str = "auto"  # status faults: "api" (the protocol's error shape), "text" or "auto"
+    trickle_headers: bool = False  # trickle: the status line and headers too, not only the body
     fired: int = 0
 
     def __post_init__(self) -> None:
@@ -142,6 +162,10 @@ class Fault:
             raise ValueError(f"unknown route {self.route!r} (known: {ROUTES})")
         if self.kind not in _FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r} (known: {_FAULT_KINDS})")
+        if self.error_body not in ("auto", "api", "text"):
+            raise ValueError(f"error_body must be auto, api or text (got {self.error_body!r})")
+        if not 0.0 <= self.rate <= 1.0:
+            raise ValueError(f"rate must be between 0 and 1 (got {self.rate})")
 
 
 def _color(seed: str) -> tuple[int, int, int]:
@@ -177,6 +201,15 @@ def make_svg(width: int, height: int, seed: str = "", view_box: bool = True) -> 
         f'<circle cx="{width // 2}" cy="{height // 2}" r="{min(width, height) // 4}" fill="#000000"/>'
         f"</svg>"
     ).encode()
+
+
+def _parse_time(text: str) -> float | None:
+    """Seconds since the epoch of an ISO 8601 UTC time (``...Z`` or ``+00:00``), or None."""
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def _dims(size: str | None, aspect_ratio: str | None) -> tuple[int, int] | None:
@@ -252,6 +285,7 @@ class _Prediction:
     error: str | None = None
     final: str = "succeeded"
     final_error: str | None = None
+    created: float = 0.0  # wall clock, for created_at and the listing
 
 
 @dataclass
@@ -289,6 +323,8 @@ class FakeServer:
         file_fields: tuple[str, ...] = ("file", "image"),
         seed: int = 1234,
         credits_per_image: int = 40,
+        list_predictions: bool = True,
+        list_page_size: int = 100,
     ):
         self.token = token
         self.auth = auth
@@ -306,6 +342,9 @@ class FakeServer:
         self.check_styles = check_styles
         self.file_fields = file_fields
         self.credits_per_image = credits_per_image
+        self.list_predictions = list_predictions
+        self.list_page_size = list_page_size
+        self.seed = seed
         self.counts: Counter[str] = Counter()
         self.requests: list[RequestRecord] = []
         self.bodies: dict[str, list[Any]] = {}
@@ -316,7 +355,7 @@ class FakeServer:
         self._image_cache: dict[tuple[Any, ...], bytes] = {}
         self._predictions: dict[str, _Prediction] = {}
         self._lock = threading.Lock()
-        self._rng = random.Random(seed)
+        self._seen: Counter[str] = Counter()  # how often each request (or stored file) came
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -390,21 +429,45 @@ class FakeServer:
         with self._lock:
             self.bodies.setdefault(route, []).append(body)
 
-    def _pick_fault(self, route: str) -> Fault | None:
+    def _occurrence(self, key: str) -> int:
+        """How many times ``key`` came before (0 the first time); thread-safe."""
         with self._lock:
-            for f in self.faults:
-                if f.route not in (route, "*"):
-                    continue
-                if f.times is not None and f.fired >= f.times:
-                    continue
-                if f.rate < 1.0 and self._rng.random() >= f.rate:
-                    continue
-                f.fired += 1
+            k = self._seen[key]
+            self._seen[key] += 1
+        return k
+
+    def _draw(self, key: str) -> float:
+        """A number in [0, 1) for the k-th arrival of request ``key``: reproducible
+        whatever the order in which threads arrive."""
+        digest = hashlib.sha256(f"{self.seed}|{key}|{self._occurrence(key)}".encode()).digest()
+        return int.from_bytes(digest[:7], "big") / 2**56
+
+    def _pick_fault(self, route: str, key: str = "") -> Fault | None:
+        """The fault for this request, if any: ``times`` faults first come, first
+        served; rate faults share one draw (so their rates are exact shares)."""
+        draw: float | None = None
+        with self._lock:
+            faults = [f for f in self.faults if f.route in (route, "*") and (f.times is None or f.fired < f.times)]
+        share = 0.0
+        for f in faults:
+            if f.rate >= 1.0:
+                chosen = True
+            else:
+                if draw is None:
+                    draw = self._draw(f"fault|{route}|{key}")
+                share += f.rate
+                chosen = draw < share
+            if chosen:
+                with self._lock:
+                    if f.times is not None and f.fired >= f.times:
+                        continue
+                    f.fired += 1
                 return f
         return None
 
     def _store(self, data: bytes, ctype: str, ext: str) -> str:
-        fid = uuid.uuid4().hex
+        digest = hashlib.sha256(data).hexdigest()
+        fid = hashlib.sha256(f"{self.seed}|{digest}|{self._occurrence('file|' + digest)}".encode()).hexdigest()[:32]
         with self._lock:
             self._files[fid] = (data, ctype)
         return f"{self.url}/files/{fid}.{ext}"
@@ -444,6 +507,8 @@ class FakeServer:
                 m = re.fullmatch(r"models/([\w.-]+)/([\w.-]+)/predictions", rest)
                 if method == "POST" and m:
                     return proto, "create", {"model": f"{m.group(1)}/{m.group(2)}"}
+                if method == "GET" and rest == "predictions":
+                    return proto, "list", {}
                 m = re.fullmatch(r"predictions/([\w.-]+)", rest)
                 if method == "GET" and m:
                     return proto, "poll", {"id": m.group(1)}
@@ -453,8 +518,9 @@ class FakeServer:
         return "", "", {}
 
     def _dispatch(self, h: _Handler, method: str) -> None:
-        path = h.path.split("?", 1)[0]
+        path, _, query = h.path.partition("?")
         proto, route, params = self._route(method, path)
+        params["query"] = query
         auth = h.headers.get("Authorization")
         auth_ok = auth == self.auth_header_value()
         with self._lock:
@@ -469,14 +535,15 @@ class FakeServer:
                         self.download_auth_seen.append(path)
                 self._download(h, params["id"])
                 return
+            body = self._read_body(h)
             if not route:
-                self._read_body(h)
                 self._send(h, 404, b"404 page not found", "text/plain")
                 return
-            fault = self._pick_fault(route)
+            # The same request (route, path, body) meets the same faults each time it
+            # comes, whichever thread sends it.
+            fault = self._pick_fault(route, f"{method} {path} {hashlib.sha256(body).hexdigest()}")
             if fault is not None and fault.kind == "drop_before":
                 raise _Drop()
-            body = self._read_body(h)
             if not auth_ok:
                 self._count("unauthorized")
                 if proto == "replicate":
@@ -503,6 +570,9 @@ class FakeServer:
                 self._fault_status(h, fault, proto)
                 return
             data = json.dumps(payload).encode()
+            if fault is not None and fault.kind == "trickle":
+                self._trickle(h, status, data, "application/json", headers, fault)
+                return
             self._send(h, status, data, "application/json", headers)
         except _Drop:
             self._drop(h)
@@ -535,10 +605,40 @@ class FakeServer:
         if fault.retry_after is not None:
             headers["Retry-After"] = fault.retry_after
         text = fault.body or {429: "Too many requests", 500: "internal error"}.get(fault.status, "error")
-        if proto == "replicate" and fault.content_type == "text/plain":
+        shape = fault.error_body
+        if shape == "auto":
+            # Replicate's API answers its problem details; a crash after the work
+            # (after_work) leaves whatever a gateway says: text.
+            plain = fault.content_type == "text/plain"
+            shape = "api" if proto == "replicate" and plain and not fault.after_work else "text"
+        if shape == "api" and proto == "replicate":
             self._problem(h, fault.status, "Error", text, headers)
+        elif shape == "api" and proto == "recraft":
+            payload = {"code": "internal_error" if fault.status >= 500 else "error", "message": text}
+            self._send(h, fault.status, json.dumps(payload).encode(), "application/json", headers)
         else:
             self._send(h, fault.status, text.encode(), fault.content_type, headers)
+
+    @staticmethod
+    def _trickle(
+        h: _Handler, status: int, data: bytes, ctype: str, headers: dict[str, str] | None, fault: Fault
+    ) -> None:
+        """Answer one byte every ``fault.delay`` seconds (the body only, or everything)."""
+        head = [f"HTTP/1.1 {status} OK", f"Content-Type: {ctype}", f"Content-Length: {len(data)}", "Connection: close"]
+        head += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        raw = ("\r\n".join(head) + "\r\n\r\n").encode()
+        h.close_connection = True
+        try:
+            if not fault.trickle_headers:
+                h.wfile.write(raw)
+                h.wfile.flush()
+                raw = b""
+            for i in range(len(raw) + len(data)):
+                h.wfile.write((raw + data)[i : i + 1])
+                h.wfile.flush()
+                time.sleep(fault.delay)
+        except OSError:
+            pass  # the client gave up: what a deadline is for
 
     @staticmethod
     def _drop(h: _Handler) -> None:
@@ -552,13 +652,16 @@ class FakeServer:
 
     def _download(self, h: _Handler, fid: str) -> None:
         self._count("downloads")
-        fault = self._pick_fault("download")
+        fault = self._pick_fault("download", fid)
         with self._lock:
             stored = self._files.get(fid)
         if fault is not None:
             kind = fault.kind
-            if kind == "drop_before":
+            if kind in ("drop_before", "drop_after"):
                 raise _Drop()
+            if kind == "trickle" and stored is not None:
+                self._trickle(h, 200, stored[0], stored[1], None, fault)
+                return
             if kind == "slow":
                 time.sleep(fault.delay)
             elif kind == "status":
@@ -771,17 +874,21 @@ class FakeServer:
 
     def _prediction_json(self, p: _Prediction) -> dict[str, Any]:
         host = "https://api.replicate.com/v1" if self.foreign_urls else self.replicate_base
+        created = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(p.created)) + f".{int(p.created % 1 * 1e6):06d}Z"
         return {
             "id": p.id,
             "model": p.model,
             "version": "hidden",
-            "input": {k: (v[:40] + "..." if isinstance(v, str) and len(v) > 40 else v) for k, v in p.input.items()},
+            # Files sent inline come back shortened (what Replicate echoes for them is
+            # not known); text inputs come back as sent.
+            "input": {k: (v[:40] + "..." if isinstance(v, str) and v.startswith("data:") else v) for k, v in p.input.items()},
             "logs": "",
             "output": p.output,
             "data_removed": False,
             "error": p.error,
             "status": p.status,
-            "created_at": "2025-07-30T01:45:30.496Z",
+            "created_at": created,
+            "source": "api",
             "urls": {
                 "cancel": f"{host}/predictions/{p.id}/cancel",
                 "get": f"{host}/predictions/{p.id}",
@@ -852,9 +959,9 @@ class FakeServer:
             ):
                 self._problem(h, 422, "Input validation failed", f"- input.style: style must be one of the allowed values (got {style})")
                 return None
-        pid = "".join(self._rng_choice() for _ in range(26))
+        pid = self._prediction_id(model, raw)
         latency = self.tool_latency if kind.startswith("tool:") else self.latency
-        p = _Prediction(pid, model, inp, kind, ready_at=time.monotonic() + latency)
+        p = _Prediction(pid, model, inp, kind, ready_at=time.monotonic() + latency, created=time.time())
         if fault is not None and fault.kind == "prediction_failed":
             p.final, p.final_error = "failed", fault.body or "NSFW content detected"
         elif fault is not None and fault.kind == "prediction_canceled":
@@ -875,9 +982,38 @@ class FakeServer:
             payload = self._prediction_json(p)
         return 201, payload, {"Location": payload["urls"]["get"]}
 
-    def _rng_choice(self) -> str:
+    def _prediction_id(self, model: str, raw: bytes) -> str:
+        """26 characters, derived from the create (and how many identical ones came)."""
+        key = f"id|{model}|{hashlib.sha256(raw).hexdigest()}"
+        digest = hashlib.sha256(f"{self.seed}|{key}|{self._occurrence(key)}".encode()).digest()
+        alphabet = "abcdefghjkmnpqrstvwxyz0123456789"
+        return "".join(alphabet[b % len(alphabet)] for b in digest[:26])
+
+    def _list(self, h: _Handler, raw: bytes, params: dict[str, str], fault: Fault | None) -> Any:
+        """``GET predictions``: newest first, a page at a time, ``created_after`` honoured."""
+        self._count("lists")
+        if not self.list_predictions:
+            self._send(h, 404, b"404 page not found", "text/plain")
+            return None
+        query = {k: v[-1] for k, v in parse_qs(params.get("query", "")).items()}
+        after = _parse_time(query["created_after"]) if "created_after" in query else None
+        if "created_after" in query and after is None:
+            self._problem(h, 400, "Bad request", "created_after must be an ISO 8601 time")
+            return None
+        offset = int(query["cursor"][1:]) if query.get("cursor", "").startswith("o") else 0
         with self._lock:
-            return self._rng.choice("abcdefghjkmnpqrstvwxyz0123456789")
+            everything = sorted(self._predictions.values(), key=lambda p: p.created, reverse=True)
+            if after is not None:
+                everything = [p for p in everything if p.created >= after]
+            for p in everything:
+                self._advance(p)
+            page = [self._prediction_json(p) for p in everything[offset : offset + self.list_page_size]]
+        more = offset + self.list_page_size < len(everything)
+        host = "https://api.replicate.com/v1" if self.foreign_urls else self.replicate_base
+        rest = {**({"created_after": query["created_after"]} if "created_after" in query else {}),
+                "cursor": f"o{offset + self.list_page_size}"}
+        nxt = f"{host}/predictions?{urlencode(rest)}" if more else None
+        return 200, {"next": nxt, "previous": None, "results": page}, {}
 
     def _poll(self, h: _Handler, raw: bytes, params: dict[str, str], fault: Fault | None) -> Any:
         self._count("polls")

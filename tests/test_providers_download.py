@@ -255,6 +255,35 @@ def test_html_labelled_as_png_from_the_server(server: FakeServer) -> None:
         real_downloader().fetch(stored_url(server), asset="a")
 
 
+def test_a_trickled_download_is_cut_at_its_deadline_and_fetched_again(server: FakeServer) -> None:
+    # PNG is a few hundred bytes: at one byte every 50 ms it would take many seconds.
+    server.add_fault("download", "trickle", delay=0.05, times=1)
+    d = Downloader(local_client(), ctx=CallContext("recraft"), policy=HttpPolicy(max_retries=2, download_deadline=0.3), sleep=lambda s: None)
+    assert d.fetch(stored_url(server), asset="a").data == PNG
+    assert server.counts["downloads"] == 2
+
+
+def test_redirects_are_followed_without_credentials() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.host == "img.test":
+            return httpx.Response(302, headers={"Location": "https://cdn.test/file.png?sig=2"})
+        return httpx.Response(200, content=PNG, headers={"Content-Type": "image/png"})
+
+    client = httpx.Client(transport=httpx.MockTransport(handler), headers={"Authorization": f"Bearer {TOKEN}"}, cookies={"s": "1"})
+    assert downloader(None, client=client).fetch("https://img.test/a.png?sig=1", asset="a").data == PNG
+    assert [r.url.host for r in seen] == ["img.test", "cdn.test"]
+    assert all("authorization" not in r.headers and "cookie" not in r.headers for r in seen)
+
+
+def test_endless_redirects_are_a_bad_result() -> None:
+    loop = lambda r: httpx.Response(302, headers={"Location": "https://img.test/again"})  # noqa: E731
+    with pytest.raises(BadResultError, match="redirect"):
+        downloader(loop).fetch("https://img.test/a.png", asset="a")
+
+
 # -- one pixel limit, one SVG rule ------------------------------------------------------
 
 

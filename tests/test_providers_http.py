@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Callable
 
 import httpx
@@ -20,6 +21,7 @@ from recraft_build.errors import (
 )
 from recraft_build.providers.http import (
     CallContext,
+    CallStats,
     HttpPolicy,
     RateLimiter,
     check_base_url,
@@ -32,6 +34,8 @@ from recraft_build.providers.http import (
 from recraft_build.providers.redact import Secret
 
 TOKEN = "sk-live-SECRET-abcdef123456"
+#: The strict rule: an ambiguous paid call is never sent again.
+STRICT = HttpPolicy(max_retries=4, resend_ambiguous=False)
 URL = "https://api.example.test/v1/images/generations"
 
 
@@ -150,7 +154,7 @@ def test_paid_post_is_resent_when_it_never_reached_the_server(exc: Exception) ->
 def test_paid_post_whose_answer_was_lost_is_never_resent(exc: Exception) -> None:
     script = Script(exc, answer(200))
     with pytest.raises(AmbiguousError) as info:
-        call(script)
+        call(script, policy=STRICT)
     assert len(script.requests) == 1
     message = str(info.value)
     assert "may have been billed" in message
@@ -163,11 +167,109 @@ def test_paid_post_whose_answer_was_lost_is_never_resent(exc: Exception) -> None
 def test_paid_post_answered_500_or_504_is_ambiguous_and_not_resent(status: int) -> None:
     script = Script(answer(status, text="boom", headers={"X-Request-Id": "req-9"}), answer(200))
     with pytest.raises(AmbiguousError) as info:
-        call(script)
+        call(script, policy=STRICT)
     assert len(script.requests) == 1
     assert info.value.status == status
     assert info.value.request_id == "req-9"
     assert "request id req-9" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [httpx.ReadTimeout("timed out"), httpx.RemoteProtocolError("Server disconnected"), answer(500, text="boom"), answer(504, text="gw")],
+)
+def test_ambiguous_paid_post_is_resent_by_default_and_counted(fault: Any) -> None:
+    notes: list[str] = []
+    stats = CallStats()
+    ctx = CallContext("recraft", secret=Secret(TOKEN), on_retry=notes.append)
+    script = Script(fault, answer(200))
+    assert call(script, ctx=ctx, stats=stats).status_code == 200
+    assert len(script.requests) == 2
+    assert stats.resends == 1  # the engine counts it: it may have been billed twice
+    assert len(notes) == 1 and "billed twice" in notes[0]
+
+
+def test_resends_are_bounded_and_the_error_says_how_often_it_may_have_been_billed() -> None:
+    stats = CallStats()
+    script = Script(httpx.RemoteProtocolError("gone"))
+    with pytest.raises(AmbiguousError) as info:
+        call(script, policy=HttpPolicy(max_retries=4, max_resends=2), stats=stats)
+    assert len(script.requests) == 3 and stats.resends == 2
+    assert "billed up to 3 times" in str(info.value)
+
+
+def test_a_500_with_the_api_error_body_is_retried_as_not_billed() -> None:
+    stats = CallStats()
+    api_body = answer(500, {"code": "internal_error", "message": "try again"})
+    script = Script(api_body, api_body, answer(200))
+    response = call(script, policy=STRICT, stats=stats, api_error=lambda r: "code" in r.json())
+    assert response.status_code == 200 and len(script.requests) == 3
+    assert stats.resends == 0  # a refusal, not a lost answer
+
+
+def test_a_500_is_ambiguous_when_the_body_is_not_the_api_s() -> None:
+    # The same JSON under a gateway's text/plain label, or no recogniser at all.
+    script = Script(answer(500, text='{"code": "x", "message": "y"}'))
+    with pytest.raises(AmbiguousError):
+        call(script, policy=STRICT, api_error=lambda r: r.headers.get("content-type") == "application/json")
+    with pytest.raises(AmbiguousError):
+        call(Script(answer(500, {"code": "x"})), policy=STRICT)
+    assert len(script.requests) == 1
+
+
+def test_a_500_with_the_api_error_body_on_a_get_is_retried_too() -> None:
+    script = Script(answer(500, {"detail": "oops"}), answer(200))
+    assert call(script, paid=False, method="GET", api_error=lambda r: True).status_code == 200
+
+
+class SlowStream(httpx.SyncByteStream):
+    """A body that comes one byte every ``delay`` seconds (real time)."""
+
+    def __init__(self, size: int = 200, delay: float = 0.02):
+        self.size, self.delay = size, delay
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        for _ in range(self.size):
+            time.sleep(self.delay)
+            yield b" "
+
+
+def trickle(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, headers={"Content-Type": "application/json"}, stream=SlowStream())
+
+
+def test_a_trickled_get_is_cut_at_the_deadline_and_retried() -> None:
+    script = Script(trickle, answer(200))
+    response = call(script, paid=False, method="GET", deadline=0.2)
+    assert response.status_code == 200 and len(script.requests) == 2
+
+
+def test_a_trickled_paid_answer_is_ambiguous_at_the_deadline() -> None:
+    script = Script(trickle, answer(200))
+    with pytest.raises(AmbiguousError, match="deadline") as info:
+        call(script, policy=STRICT, deadline=0.2)
+    assert "may have been billed" in str(info.value) and len(script.requests) == 1
+    stats = CallStats()
+    script = Script(trickle, answer(200))
+    assert call(script, deadline=0.2, stats=stats).status_code == 200  # the default: resent
+    assert stats.resends == 1
+
+
+def test_the_response_deadline_comes_from_the_policy() -> None:
+    script = Script(trickle, answer(200))
+    with pytest.raises(AmbiguousError, match="0.2 s"):
+        call(script, policy=HttpPolicy(response_deadline=0.2, resend_ambiguous=False))
+
+
+def test_policy_reads_the_resend_and_deadline_options() -> None:
+    p = HttpPolicy.from_options({"resend_ambiguous": False, "max_resends": 1, "response_deadline": 30, "download_deadline": 0})
+    assert (p.resend_ambiguous, p.max_resends, p.resends) == (False, 1, 0)
+    assert p.deadline(p.response_deadline) == 30.0 and p.deadline(p.download_deadline) is None
+    assert HttpPolicy().resends == 3 and HttpPolicy(max_resends=1).resends == 1
+    with pytest.raises(PlanError, match="true or false"):
+        HttpPolicy.from_options({"resend_ambiguous": "no"})
+    with pytest.raises(PlanError, match="whole number"):
+        HttpPolicy.from_options({"max_resends": 1.5})
 
 
 @pytest.mark.parametrize("fault", [answer(500, text="boom"), answer(504, text="gw"), httpx.ReadTimeout("t"), httpx.RemoteProtocolError("gone")])
@@ -450,3 +552,28 @@ def test_404_suggests_the_base_url_that_fits(protocol: str, base: str, expected:
     other = "/replicate/v1" if protocol == "recraft" else "/recraft/v1"
     origin = str(httpx.URL(base).copy_with(path="/")).rstrip("/")
     assert origin + other not in message.replace(base, "")  # never the other protocol's prefix
+
+
+def test_retries_that_run_out_after_a_resend_leave_the_call_ambiguous() -> None:
+    # The lost answer may have been billed, whatever the later attempts said.
+    stats = CallStats()
+    script = Script(httpx.RemoteProtocolError("gone"), answer(503, text="busy"))
+    with pytest.raises(AmbiguousError, match="1 resend"):
+        call(script, policy=HttpPolicy(max_retries=2), stats=stats)
+    assert len(script.requests) == 4 and stats.resends == 1
+
+
+def test_a_resend_asks_the_permit_first() -> None:
+    asked: list[bool] = []
+
+    def no_room() -> bool:
+        asked.append(True)
+        return False
+
+    script = Script(httpx.RemoteProtocolError("gone"), answer(200))
+    with pytest.raises(AmbiguousError, match="credit limit") as info:
+        call(script, resend_permit=no_room)
+    assert len(script.requests) == 1 and asked == [True] and info.value.resends == 0
+    script = Script(httpx.RemoteProtocolError("gone"), answer(200))
+    assert call(script, resend_permit=lambda: True).status_code == 200
+    assert len(script.requests) == 2

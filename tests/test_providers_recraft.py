@@ -23,6 +23,8 @@ from recraft_build.providers.recraft import RecraftProvider, recraft_body
 
 PNG = make_raster(64, 64, "PNG", "ref")
 FAST = HttpPolicy(max_retries=8, backoff_base=0.001, backoff_cap=0.01)
+#: FAST under the strict rule: an ambiguous paid call is never sent again.
+STRICT = HttpPolicy(max_retries=8, backoff_base=0.001, backoff_cap=0.01, resend_ambiguous=False)
 
 
 def req(**kw: Any) -> GenerationRequest:
@@ -357,7 +359,7 @@ def test_lost_answer_to_a_generation_is_never_resent(client: httpx.Client, fault
     with FakeServer() as server:
         server.add_fault("generate", **fault)
         with pytest.raises(AmbiguousError, match="may have been billed"):
-            provider(server, client).generate(req(), asset="a")
+            provider(server, client, policy=STRICT).generate(req(), asset="a")
         assert [r.route for r in server.requests] == ["generate"]
         assert server.counts["generations"] <= 1
 
@@ -365,7 +367,7 @@ def test_lost_answer_to_a_generation_is_never_resent(client: httpx.Client, fault
 def test_read_timeout_on_a_generation_is_ambiguous(client: httpx.Client) -> None:
     with FakeServer() as server:
         server.add_fault("generate", "slow", delay=1.0)
-        policy = HttpPolicy(read_timeout=0.2, max_retries=5)
+        policy = HttpPolicy(read_timeout=0.2, max_retries=5, resend_ambiguous=False)
         with pytest.raises(AmbiguousError, match="ReadTimeout"):
             provider(server, client, policy=policy).generate(req(), asset="a")
         assert [r.route for r in server.requests] == ["generate"]
@@ -416,3 +418,115 @@ def test_token_never_appears_in_any_error(client: httpx.Client) -> None:
             for text in (str(chain), repr(chain), json.dumps([str(a) for a in chain.args])):
                 assert token not in text, f"token leaked in {type(chain).__name__}: {text}"
             chain = chain.__cause__ or chain.__context__
+
+
+# -- issue 11: a flaky network finishes the job; a possible double charge is counted ----------
+
+
+@pytest.mark.parametrize(
+    "response,ours",
+    [
+        (httpx.Response(500, json={"code": "internal_error", "message": "try again"}), True),
+        (httpx.Response(500, json={"message": "generation failed"}), True),
+        (httpx.Response(500, json={"error": {"message": "upstream error", "type": "server_error"}}), True),
+        (httpx.Response(500, json={"error": "overloaded"}), True),
+        (httpx.Response(500, text="internal error"), False),
+        (httpx.Response(500, text='{"message": "x"}', headers={"content-type": "text/plain"}), False),
+        (httpx.Response(500, text="<html>500</html>", headers={"content-type": "text/html"}), False),
+        (httpx.Response(500, json={"data": []}), False),
+        (httpx.Response(500, json=["message"]), False),
+    ],
+)
+def test_the_api_s_own_error_body_is_recognised(response: httpx.Response, ours: bool) -> None:
+    from recraft_build.providers.recraft import is_api_error
+
+    assert is_api_error(response) is ours
+
+
+def test_a_lost_generation_is_sent_again_once_and_reported(client: httpx.Client) -> None:
+    with FakeServer() as server:
+        server.add_fault("generate", "drop_after", times=1)
+        notes: list[str] = []
+        result = provider(server, client, on_retry=notes.append).generate(req(n=2), asset="a")
+        assert len(result.pictures) == 2
+        assert result.resends == 1
+        # The server billed the lost call and the resend: what resends tells the engine.
+        assert server.counts["generations"] == 2 and server.counts["images"] == 4
+        assert any("billed twice" in n for n in notes)
+
+
+def test_a_500_with_recraft_s_error_body_is_retried_and_not_billed(client: httpx.Client) -> None:
+    with FakeServer() as server:
+        server.add_fault("generate", "status", status=500, error_body="api", times=2)
+        result = provider(server, client, policy=STRICT).generate(req(), asset="a")
+        assert result.resends == 0 and len(result.pictures) == 1
+        assert server.counts["generations"] == 1
+        assert [r.route for r in server.requests].count("generate") == 3
+
+
+def test_a_500_without_recraft_s_error_body_after_the_work_is_a_possible_double_charge(client: httpx.Client) -> None:
+    with FakeServer() as server:
+        server.add_fault("generate", "status", status=500, after_work=True, times=1)
+        result = provider(server, client).generate(req(), asset="a")
+        assert result.resends == 1 and server.counts["generations"] == 2
+
+
+def test_a_trickled_answer_is_cut_at_the_deadline_and_counted(client: httpx.Client) -> None:
+    with FakeServer() as server:
+        server.add_fault("generate", "trickle", delay=0.05, times=1)
+        policy = HttpPolicy(max_retries=2, backoff_base=0.001, response_deadline=0.3)
+        result = provider(server, client, policy=policy).generate(req(), asset="a")
+        assert result.resends == 1 and server.counts["generations"] == 2
+        with pytest.raises(AmbiguousError, match="deadline"):
+            server.add_fault("generate", "trickle", delay=0.05, times=1)
+            strict = HttpPolicy(max_retries=2, backoff_base=0.001, response_deadline=0.3, resend_ambiguous=False)
+            provider(server, client, policy=strict).generate(req(prompt="another"), asset="b")
+
+
+def test_tools_and_styles_report_their_resends(client: httpx.Client) -> None:
+    with FakeServer() as server:
+        p = provider(server, client)
+        pic = Picture(PNG, "image/png")
+        server.add_fault("tool", "drop_after", times=1)
+        assert p.transform("remove_background", pic, {}, asset="a").resends == 1
+        assert p.transform("vectorize", pic, {}, asset="a").resends == 0
+        server.add_fault("style", "drop_after", times=1)
+        assert p.create_style("digital_illustration", [pic], name="house").resends == 1
+        assert server.counts["tools"] == 3 and server.counts["styles"] == 2
+
+
+def test_resends_are_bounded_per_call(client: httpx.Client) -> None:
+    with FakeServer() as server:
+        server.add_fault("generate", "drop_after")
+        policy = HttpPolicy(max_retries=2, backoff_base=0.001, max_resends=2)
+        with pytest.raises(AmbiguousError, match="billed up to 3 times") as info:
+            provider(server, client, policy=policy).generate(req(), asset="a")
+        assert server.counts["generations"] == 3
+        assert info.value.resends == 2  # a failed call tells the engine what it may have cost
+
+
+def test_a_call_that_fails_after_a_resend_carries_its_resends(client: httpx.Client) -> None:
+    with FakeServer() as server:
+        server.add_fault("generate", "drop_after", times=1)
+        server.add_fault("download", "not_found")  # the resent call's picture is gone
+        with pytest.raises(BadResultError) as info:
+            provider(server, client).generate(req(), asset="a")
+        assert info.value.resends == 1 and server.counts["generations"] == 2
+
+
+def test_under_heavy_faults_every_call_finishes_and_each_extra_charge_is_reported(client: httpx.Client) -> None:
+    """The issue's network (15 % 500s with the API's body, 15 % 429s, 10 % answers
+    lost after the work), four workers: every generation succeeds, and what the server
+    billed beyond the pictures is exactly what the results report as resends."""
+    with FakeServer(latency=0.005) as server:
+        server.add_fault("*", "status", status=500, error_body="api", rate=0.15)
+        server.add_fault("*", "status", status=429, retry_after="0", rate=0.15)
+        server.add_fault("*", "drop_after", rate=0.10)
+        p = provider(server, client)
+        requests = [req(prompt=f"asset {i}") for i in range(20)]
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda ir: p.generate(ir[1], asset=f"a{ir[0]}"), enumerate(requests)))
+        assert all(len(r.pictures) == 1 for r in results)
+        resends = sum(r.resends for r in results)
+        assert resends > 0, "the faults should have lost some answers"
+        assert server.counts["generations"] - len(requests) == resends

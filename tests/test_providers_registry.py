@@ -10,7 +10,7 @@ import pytest
 
 from fakeserver import FakeServer, local_client
 from recraft_build.domain import GenerationRequest, ProviderProfile
-from recraft_build.errors import AuthError, PlanError, UsageError
+from recraft_build.errors import AmbiguousError, AuthError, PlanError, UsageError
 from recraft_build.providers.recraft import RecraftProvider
 from recraft_build.providers.registry import make_provider
 from recraft_build.providers.replicate import ReplicateProvider
@@ -198,3 +198,67 @@ def test_waiting_for_the_rate_limit_is_reported_through_notice() -> None:
     for _ in range(8):  # eight workers at once: the last ones wait for the 100/min limit
         provider._limiter.acquire(images=1)
     assert any("rate limit (100 images/min)" in n and "RECRAFT_BUILD_IMAGES_PER_MINUTE" in n for n in notices)
+
+
+# -- issue 11: resending ambiguous paid calls is the default; one switch restores the strict rule
+
+
+def test_ambiguous_calls_are_resent_by_default_and_a_variable_turns_it_off() -> None:
+    env = {"RECRAFT_API_TOKEN": TOKEN, "REPLICATE_API_TOKEN": TOKEN}
+    assert make("recraft", env)._policy.resends == 3
+    for value in ("0", "false", "No", "off"):
+        strict = {**env, "RECRAFT_BUILD_RESEND_AMBIGUOUS": value}
+        assert make("recraft", strict)._policy.resends == 0
+        assert make("replicate", strict)._policy.resends == 0
+    assert make("recraft", {**env, "RECRAFT_BUILD_RESEND_AMBIGUOUS": "yes"})._policy.resends == 3
+    with pytest.raises(UsageError, match="RECRAFT_BUILD_RESEND_AMBIGUOUS"):
+        make("recraft", {**env, "RECRAFT_BUILD_RESEND_AMBIGUOUS": "sometimes"})
+
+
+def test_a_profile_says_for_itself_whether_it_resends() -> None:
+    env = {"ELK_KEY": TOKEN, "RECRAFT_BUILD_RESEND_AMBIGUOUS": "1"}
+    strict = ProviderProfile("elk", "recraft", token_env="ELK_KEY", options={"resend_ambiguous": False})
+    assert make("elk", env, {"elk": strict})._policy.resends == 0  # the variable is for the built-ins
+    twice = ProviderProfile("elk", "recraft", token_env="ELK_KEY", options={"max_resends": 1, "response_deadline": 30})
+    policy = make("elk", env, {"elk": twice})._policy
+    assert (policy.resends, policy.response_deadline) == (1, 30.0)
+    with pytest.raises(PlanError, match="resend_ambiguous must be true or false"):
+        make("elk", env, {"elk": ProviderProfile("elk", "recraft", token_env="ELK_KEY", options={"resend_ambiguous": "no"})})
+
+
+def test_the_spec_s_profile_keys_reach_the_provider(tmp_path: Any) -> None:
+    from recraft_build.spec.loader import load_spec as load
+
+    spec = tmp_path / "assets.yaml"
+    spec.write_text(
+        "version: 1\n"
+        "providers:\n"
+        "  elk:\n"
+        "    protocol: recraft\n"
+        "    base_url: https://proxy.example/recraft/v1\n"
+        "    token_env: ELK_KEY\n"
+        "    resend_ambiguous: false\n"
+        "    max_resends: 2\n"
+        "    response_deadline: 45\n"
+        "    download_deadline: 20\n"
+        "assets:\n"
+        "  - name: a\n"
+        "    prompt: a fox\n"
+        "    output: a.png\n"
+    )
+    profiles = load(spec).providers
+    policy = make("elk", {"ELK_KEY": TOKEN}, profiles)._policy
+    assert (policy.resend_ambiguous, policy.max_resends) == (False, 2)
+    assert (policy.response_deadline, policy.download_deadline) == (45.0, 20.0)
+
+
+def test_the_resend_permit_reaches_the_provider() -> None:
+    with FakeServer(token=TOKEN) as server:
+        server.add_fault("generate", "drop_after", times=1)
+        env = {"RECRAFT_API_TOKEN": TOKEN, "RECRAFT_API_BASE": server.recraft_base}
+        client = local_client()
+        with make_provider("recraft", profiles={}, env=env, client=client, resend_permit=lambda: False) as p:
+            with pytest.raises(AmbiguousError, match="credit limit"):
+                p.generate(GenerationRequest(model="recraftv3", prompt="a house", style="digital_illustration"), asset="a")
+        client.close()
+        assert server.counts["generations"] == 1

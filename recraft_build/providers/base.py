@@ -13,6 +13,14 @@ Contract for implementations:
   :class:`~recraft_build.errors.ProviderError` subclass otherwise.
 * ``transform`` runs one of :data:`OPERATIONS` and returns one picture.
 * ``credits`` in a result is what the server says it charged (None if it did not say).
+* ``resends`` in a result is the number of paid requests this call sent again after
+  an ambiguous failure (an answer lost after the request was sent, or a 500/504
+  without the API's error body): each may have been billed twice, on top of
+  ``credits``. 0 when every paid request was answered (or, for Replicate, when a lost
+  create was found again by listing predictions, so nothing was sent twice). A resend
+  repeats one request: for Recraft the whole call (all ``n`` pictures of a
+  generation), for Replicate one prediction (one picture), so the call's estimate
+  times ``resends`` is an upper bound of the possible extra charge.
 * Nothing a provider raises, returns or logs contains a token.
 """
 
@@ -45,6 +53,8 @@ class GenerationResult:
     pictures: Sequence[Picture]
     credits: float | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
+    #: Paid requests sent again after an ambiguous failure (see the module docstring).
+    resends: int = 0
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,8 @@ class TransformResult:
     picture: Picture
     credits: float | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
+    #: Paid requests sent again after an ambiguous failure (see the module docstring).
+    resends: int = 0
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,8 @@ class StyleResult:
     style_id: str
     credits: float | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
+    #: Paid requests sent again after an ambiguous failure (see the module docstring).
+    resends: int = 0
 
 
 class Provider(abc.ABC):

@@ -29,8 +29,10 @@ Download requests carry **no** ``Authorization`` (or cookie) header, whatever th
 client's defaults: the URLs are public and signed, often on a third-party host, and
 a token must never be sent there. GETs are idempotent, so 429/5xx and network
 failures are retried with the policy's backoff; 403/404/410 (expired or unknown
-URL) are not. Every final failure is a :class:`~recraft_build.errors.BadResultError`
-on the asset, and nothing is cached.
+URL) are not. A download has an overall deadline (the policy's
+``download_deadline``, :mod:`.deadline`): a file trickled in one byte at a time is cut
+there and fetched again. Every final failure is a
+:class:`~recraft_build.errors.BadResultError` on the asset, and nothing is cached.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from recraft_build.domain import Picture
 from recraft_build.domain import sniff_media_type
 from recraft_build.errors import BadResultError
 from recraft_build.errors import StepError
+from recraft_build.providers.deadline import exchange
 from recraft_build.providers.http import CallContext, HttpPolicy, retry_after_seconds
 from recraft_build.steps.images import MAX_PIXELS, check_pixels
 from recraft_build.steps.svgsafe import UnsafeSvg, check_svg
@@ -327,47 +330,48 @@ class Downloader:
             for name in _STRIP_HEADERS:
                 if name in request.headers:
                     del request.headers[name]
+
+            def read(response: httpx.Response, cancelled: Callable[[], bool]) -> bytes:
+                # Only a 200 has a body worth reading; an error page is not.
+                return self._read_capped(response, shown, asset, cancelled) if response.status_code == 200 else b""
+
             try:
-                response = self._client.send(request, stream=True, auth=None, follow_redirects=True)
+                # Redirects are followed by hand below (a signed URL may redirect to a CDN).
+                response = self._follow(request, read, policy)
             except httpx.HTTPError as exc:
                 if not isinstance(exc, httpx.TransportError) or isinstance(exc, httpx.UnsupportedProtocol):
                     raise self._bad(f"could not download {shown} ({type(exc).__name__}: {exc})", asset=asset) from exc
+                # Unreachable, reset, broken off mid-body, timed out or past the deadline:
+                # retry the GET.
                 problem, status, cause = f"{type(exc).__name__}: {exc}", None, exc
             else:
-                try:
-                    status = response.status_code
-                    if status == 200:
-                        data = self._read_capped(response, shown, asset)
-                        return self.picture(
-                            data,
-                            asset=asset,
-                            content_type=response.headers.get("content-type"),
-                            expect=expect,
-                            meta=meta,
-                            source=f"the download from {shown}",
-                        )
-                    if status in (403, 404, 410):
-                        raise self._bad(
-                            f"the result URL {shown} answered {status}: it expired or never "
-                            "existed. Nothing was cached; the next build will generate this asset again",
-                            asset=asset,
-                            status=status,
-                        )
-                    if status not in policy.idempotent_retry_statuses:
-                        raise self._bad(
-                            f"the result URL {shown} answered {status}; nothing was cached",
-                            asset=asset,
-                            status=status,
-                        )
-                    problem, cause = f"HTTP {status}", None
-                    asked = retry_after_seconds(response, wall_clock=self._wall_clock)
-                    if asked is not None and asked <= policy.retry_after_cap:
-                        delay = asked
-                except httpx.TransportError as exc:
-                    # The body broke off (truncated, reset, timed out): retry the GET.
-                    problem, cause = f"the download broke off ({type(exc).__name__}: {exc})", exc
-                finally:
-                    response.close()
+                status = response.status_code
+                if status == 200:
+                    return self.picture(
+                        response.content,
+                        asset=asset,
+                        content_type=response.headers.get("content-type"),
+                        expect=expect,
+                        meta=meta,
+                        source=f"the download from {shown}",
+                    )
+                if status in (403, 404, 410):
+                    raise self._bad(
+                        f"the result URL {shown} answered {status}: it expired or never "
+                        "existed. Nothing was cached; the next build will generate this asset again",
+                        asset=asset,
+                        status=status,
+                    )
+                if status not in policy.idempotent_retry_statuses:
+                    raise self._bad(
+                        f"the result URL {shown} answered {status}; nothing was cached",
+                        asset=asset,
+                        status=status,
+                    )
+                problem, cause = f"HTTP {status}", None
+                asked = retry_after_seconds(response, wall_clock=self._wall_clock)
+                if asked is not None and asked <= policy.retry_after_cap:
+                    delay = asked
             if attempt + 1 >= attempts:
                 break
             if delay is None:
@@ -384,7 +388,24 @@ class Downloader:
             raise err from cause
         raise err
 
-    def _read_capped(self, response: httpx.Response, shown: str, asset: str | None) -> bytes:
+    def _follow(self, request: httpx.Request, read: Any, policy: HttpPolicy) -> httpx.Response:
+        """One GET, following up to 5 redirects (never with credentials), each hop
+        under the download deadline."""
+        deadline = policy.deadline(policy.download_deadline)
+        for _ in range(6):
+            response = exchange(self._client, request, deadline=deadline, reader=read)
+            location = response.headers.get("location")
+            if response.status_code not in (301, 302, 303, 307, 308) or not location:
+                return response
+            request = self._client.build_request("GET", request.url.join(location), timeout=request.extensions.get("timeout"))
+            for name in _STRIP_HEADERS:
+                if name in request.headers:
+                    del request.headers[name]
+        raise httpx.TooManyRedirects("more than 5 redirects", request=request)
+
+    def _read_capped(
+        self, response: httpx.Response, shown: str, asset: str | None, cancelled: Callable[[], bool] = lambda: False
+    ) -> bytes:
         length = response.headers.get("content-length")
         if length and length.isdigit() and int(length) > self.max_bytes:
             raise self._bad(
@@ -403,6 +424,8 @@ class Downloader:
         chunks = []
         total = 0
         for chunk in response.iter_bytes():
+            if cancelled():
+                raise httpx.ReadTimeout("the download was abandoned at its deadline", request=response.request)
             total += len(chunk)
             if total > self.max_bytes:
                 raise self._bad(

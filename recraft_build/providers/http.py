@@ -1,10 +1,11 @@
-"""Network discipline shared by both protocols: timeouts, retries, rate limits, errors.
+"""Network discipline shared by both protocols: timeouts, retries, deadlines, errors.
 
-The rule this module exists for: **a flaky network may cost time, never money twice.**
+The rule this module exists for: **a flaky network may cost time; money paid twice
+is always counted and reported, never silent.**
 
 What is retried (with exponential backoff and jitter, ``Retry-After`` honoured as
 seconds or an HTTP date; the timing is :mod:`recraft_build.retry`'s, shared with the
-remote caches):
+remote caches), up to ``max_retries`` times:
 
 * any request, when the failure happened before the request reached the server:
   ``httpx.ConnectError``, ``ConnectTimeout``, ``PoolTimeout``, ``ProxyError``, and a
@@ -12,19 +13,32 @@ remote caches):
   so the server cannot have accepted the request);
 * any request answered 429, 408, 502 or 503: the server (or its gateway) says it did
   not do the work;
-* idempotent requests (GET: polls, downloads) on every other 5xx and on a lost
-  answer (``ReadTimeout``, ``ReadError``, ``RemoteProtocolError``).
+* any request answered **500 with the API's own error body** (``api_error``: a JSON
+  error object from Recraft, problem details from Replicate): the application
+  itself refused the call, and APIs bill work they did, not errors they answered
+  (recraft-api.md 1.8 and 3.2; an assumption, marked uncertain there);
+* idempotent requests (GET: polls, listings, downloads) on every other 5xx and on a
+  lost answer (``ReadTimeout``, ``ReadError``, ``RemoteProtocolError``, the overall
+  deadline).
 
-**The careful rule for a paid POST** (a generation, a tool call, a style creation, a
-prediction create): when the request was sent but its answer was lost (read timeout,
-connection reset or closed after sending, or a 500/504, which say the server or its
-gateway got the request and then failed or gave up), the call *may have been billed*.
-It is never resent automatically: :func:`send` raises
-:class:`~recraft_build.errors.AmbiguousError`, the asset fails, nothing is cached,
-and the message tells the user to check the account's usage; the next build tries
-the asset again (one deliberate, visible retry instead of a silent double charge).
-For Replicate a lost create could in principle be recovered by listing recent
-predictions; we keep the rule simple and the same for both protocols.
+**Ambiguous paid calls.** When a paid POST (a generation, a tool call, a style, a
+prediction create) was sent but its answer was lost (read timeout, the overall
+deadline, connection reset or closed after sending) or came back 500 without the
+API's error body or 504 (the server or its gateway got the request and then failed
+or gave up), the call *may have been billed*. By default (``resend_ambiguous``) it
+is sent again, at most ``max_resends`` times per call; each such resend is counted in
+the call's :class:`CallStats` (``resends``), which the provider hands to the engine
+in its result, so the build can count it against ``--max-credits`` and report it
+("possibly billed twice"). With ``resend_ambiguous`` off (the strict rule), or once
+the resends are used up, :func:`send` raises
+:class:`~recraft_build.errors.AmbiguousError`, the asset fails and nothing is cached.
+The Replicate provider resends nothing blindly: it first looks the prediction up
+(``providers/replicate.py``).
+
+**Overall deadline.** Besides the per-read timeouts, every exchange has a total
+deadline (``response_deadline`` for API calls, ``download_deadline`` for result
+files; :mod:`.deadline`): a server trickling its answer one byte at a time is cut
+there, as a lost answer.
 
 Never retried: 400, 401, 403, 404, 422 and every other 4xx (the request itself is
 wrong; resending it cannot help).
@@ -33,17 +47,17 @@ Statuses map to the error tree: 401/403 -> :class:`AuthError` naming the env var
 set; other 4xx -> :class:`RequestRejected` with the server's text; retries run out
 -> :class:`TransientError`. Every message names the provider, the status and the
 request id (from ``X-Request-Id``, ``X-Recraft-Requestid``... when the server sent
-one), and never contains a token.
+one), and never contains a token. Reading error bodies is :mod:`.errortext`'s job,
+client-side rate limits :mod:`.ratelimit`'s; both are re-exported here.
 """
 
 from __future__ import annotations
 
-import json
 import random
-import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import httpx
 
@@ -56,12 +70,27 @@ from recraft_build.errors import (
     RequestRejected,
     TransientError,
 )
+from recraft_build.providers.deadline import DeadlineExceeded, exchange
+from recraft_build.providers.errortext import (
+    OFFICIAL_BASES,
+    PROXY_PREFIXES,
+    REQUEST_ID_HEADERS,
+    auth_message,
+    base_url_advice,
+    error_text,
+    origin_path,
+    rejected_message,
+    request_id_of,
+)
+from recraft_build.providers.ratelimit import RateLimiter
 from recraft_build.providers.redact import Secret, redact_text
 from recraft_build.retry import Backoff, Retrier, retry_after_of
 
 __all__ = [
     "AUTH_SCHEMES",
     "CallContext",
+    "CallStats",
+    "DeadlineExceeded",
     "HttpPolicy",
     "OFFICIAL_BASES",
     "PROXY_PREFIXES",
@@ -79,17 +108,6 @@ __all__ = [
 #: How a token is put into the ``Authorization`` header.
 AUTH_SCHEMES = ("bearer", "raw")
 
-#: Response headers that may carry the server's id for a request, most specific first.
-REQUEST_ID_HEADERS = (
-    "x-recraft-requestid",
-    "x-recraft-request-id",
-    "x-request-id",
-    "request-id",
-    "x-amzn-requestid",
-    "x-correlation-id",
-    "cf-ray",
-)
-
 # Failures before the request reached the server: always safe to retry.
 _NOT_SENT = (
     httpx.ConnectError,
@@ -99,7 +117,8 @@ _NOT_SENT = (
     httpx.WriteError,
     httpx.WriteTimeout,
 )
-# Failures after the request was sent: the answer is lost.
+# Failures after the request was sent: the answer is lost. (DeadlineExceeded is a
+# ReadTimeout: the overall deadline passed.)
 _ANSWER_LOST = (
     httpx.ReadTimeout,
     httpx.ReadError,
@@ -107,36 +126,46 @@ _ANSWER_LOST = (
     httpx.CloseError,
 )
 
-# Longest server text kept in a message; error pages can be huge.
-_MAX_TEXT = 300
 # Longest request id kept in a message.
 _MAX_REQUEST_ID = 200
 
 
 @dataclass(frozen=True)
 class HttpPolicy:
-    """Timeouts and retry settings for one provider.
+    """Timeouts, deadlines and retry settings for one provider.
 
-    Timeouts are in seconds. ``read_timeout`` must outlast a generation (the Recraft
-    API answers when the picture is done, typically 5-60 s), because a read timeout
-    on a paid POST is an ambiguous, possibly billed call. ``max_retries`` counts
-    retries after the first attempt. The delay before retry ``k`` (0-based) is
-    ``min(backoff_cap, backoff_base * 2**k)`` scaled by a random factor in
-    ``[1 - jitter, 1 + jitter]``; a ``Retry-After`` from the server replaces it (plus
-    a little jitter), and one longer than ``retry_after_cap`` ends the retries at once.
-    ``paid_retry_statuses`` are the statuses on which a paid POST is resent (see the
-    module docstring for why 500 and 504 are not among them).
+    Timeouts are in seconds. ``read_timeout`` (the longest silence while reading)
+    must outlast a generation (the Recraft API answers when the picture is done,
+    typically 5-60 s), because a read timeout on a paid POST is an ambiguous, possibly
+    billed call. ``response_deadline`` bounds a whole API answer and
+    ``download_deadline`` a whole result file, however the bytes trickle in (0 turns
+    a deadline off). ``max_retries`` counts retries after the first attempt. The
+    delay before retry ``k`` (0-based) is ``min(backoff_cap, backoff_base * 2**k)``
+    scaled by a random factor in ``[1 - jitter, 1 + jitter]``; a ``Retry-After`` from
+    the server replaces it (plus a little jitter), and one longer than
+    ``retry_after_cap`` ends the retries at once. ``paid_retry_statuses`` are the
+    statuses on which a paid POST is resent as not billed (see the module docstring
+    for 500 and 504). ``resend_ambiguous`` and ``max_resends`` say whether, and how
+    many times per call, a paid POST whose answer was lost is sent again.
     """
 
     connect_timeout: float = 10.0
     read_timeout: float = 180.0
     write_timeout: float = 60.0
     pool_timeout: float = 60.0
-    max_retries: int = 6
+    response_deadline: float = 180.0
+    download_deadline: float = 60.0
+    # Enough that a network failing 40 % of requests still lets nearly every call
+    # through (0.4 ** 11: about 4 in 100,000), as replicate-python's 10 attempts do.
+    max_retries: int = 10
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     jitter: float = 0.2
     retry_after_cap: float = 120.0
+    resend_ambiguous: bool = True
+    # Each resend may be billed; more than one per call only matters on a network
+    # that loses a tenth of all answers, where one would fail about 1 call in 50.
+    max_resends: int = 3
     paid_retry_statuses: frozenset[int] = field(
         default_factory=lambda: frozenset({408, 429, 502, 503})
     )
@@ -144,23 +173,29 @@ class HttpPolicy:
         default_factory=lambda: frozenset({408, 429, 500, 502, 503, 504})
     )
 
-    #: Option names accepted by :meth:`from_options` (a profile's ``options``).
+    #: Numeric option names accepted by :meth:`from_options` (a profile's ``options``).
     OPTION_NAMES = (
         "connect_timeout",
         "read_timeout",
         "write_timeout",
         "pool_timeout",
+        "response_deadline",
+        "download_deadline",
         "max_retries",
         "backoff_base",
         "backoff_cap",
         "jitter",
         "retry_after_cap",
+        "max_resends",
     )
+    #: True/false option names accepted by :meth:`from_options`.
+    FLAG_NAMES = ("resend_ambiguous",)
+    _WHOLE = frozenset({"max_retries", "max_resends"})
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, (int, float)) and value < 0:
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
                 raise PlanError(f"HTTP setting {f.name} must not be negative (got {value})")
         if self.jitter >= 1:
             raise PlanError(f"HTTP setting jitter must be below 1 (got {self.jitter})")
@@ -174,8 +209,24 @@ class HttpPolicy:
                 value = options[name]
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise PlanError(f"provider option {name} must be a number (got {value!r})")
-                changes[name] = int(value) if name == "max_retries" else float(value)
+                if name in cls._WHOLE and value != int(value):
+                    raise PlanError(f"provider option {name} must be a whole number (got {value!r})")
+                changes[name] = int(value) if name in cls._WHOLE else float(value)
+        for name in cls.FLAG_NAMES:
+            if name in options and options[name] is not None:
+                if not isinstance(options[name], bool):
+                    raise PlanError(f"provider option {name} must be true or false (got {options[name]!r})")
+                changes[name] = options[name]
         return replace(base or cls(), **changes)
+
+    @property
+    def resends(self) -> int:
+        """How many times one paid call may be sent again after a lost answer."""
+        return self.max_resends if self.resend_ambiguous else 0
+
+    def deadline(self, seconds: float) -> float | None:
+        """A deadline setting as :func:`.deadline.exchange` takes it (0 means none)."""
+        return seconds or None
 
     def timeout(self, *, read: float | None = None) -> httpx.Timeout:
         """An ``httpx.Timeout`` with these settings (``read`` overrides the read timeout)."""
@@ -198,131 +249,6 @@ class HttpPolicy:
     def backoff(self, retry: int, rand: Callable[[], float]) -> float:
         """Seconds to wait before retry number ``retry`` (0-based), with jitter."""
         return self.schedule().backoff(retry, rand)
-
-
-class _Bucket:
-    """A token bucket that may go into debt: callers reserve, then sleep off the debt.
-
-    Reserving first and sleeping outside the lock keeps the order of callers (FIFO
-    in practice) and never holds the lock while sleeping.
-    """
-
-    def __init__(self, rate: float, burst: float, now: float):
-        self.rate = rate
-        self.burst = burst
-        self.tokens = burst
-        self.last = now
-
-    def reserve(self, amount: float, now: float) -> float:
-        """Take ``amount`` tokens; return the seconds until they are really available."""
-        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        self.tokens -= amount
-        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
-
-
-class RateLimiter:
-    """Client-side rate limits for one provider, shared by all worker threads.
-
-    Three optional token buckets: requests per second (every HTTP attempt), images
-    per minute (pictures asked for by generations) and creates per minute
-    (Replicate prediction creates). ``None`` or 0 turns a limit off. Each bucket
-    allows a burst of ``burst_seconds`` worth of its rate (at least the largest single
-    request, 6 images), then throttles to the rate. The server's own 429 answers
-    still get retried; this limiter only keeps them rare.
-
-    ``clock`` and ``sleep`` are injected (tests pass a fake clock whose sleep
-    advances it).
-
-    ``on_wait`` (the provider's notice callback) hears about waits, so a build that
-    slows down says why: a wait of :data:`NOTICE_AFTER` seconds or more gives one line,
-    ``waiting 4 s for the rate limit (100 images/min)``, plus ``advice[bucket]`` if
-    given (how to raise it); at most one line per :data:`NOTICE_EVERY` seconds, since
-    every worker waits in turn once the limit is reached.
-    """
-
-    #: Shortest wait (seconds) that is reported through ``on_wait``.
-    NOTICE_AFTER = 1.0
-    #: Least time (seconds, on the limiter's clock) between two reported waits.
-    NOTICE_EVERY = 30.0
-    _UNITS = {"requests": ("requests/s", 1.0), "images": ("images/min", 60.0), "creates": ("creates/min", 60.0)}
-
-    def __init__(
-        self,
-        *,
-        requests_per_second: float | None = None,
-        images_per_minute: float | None = None,
-        creates_per_minute: float | None = None,
-        burst_seconds: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-        on_wait: Callable[[str], None] | None = None,
-        advice: Mapping[str, str] | None = None,
-    ):
-        self._clock = clock
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self._on_wait = on_wait
-        self._advice = dict(advice or {})
-        self._last_notice: float | None = None
-        now = clock()
-        self._buckets: dict[str, _Bucket] = {}
-        self._shown: dict[str, str] = {}
-        for key, limit in (
-            ("requests", requests_per_second),
-            ("images", images_per_minute),
-            ("creates", creates_per_minute),
-        ):
-            if limit is None or limit == 0:
-                continue
-            if limit < 0:
-                raise PlanError(f"rate limit for {key} must be positive (got {limit})")
-            unit, per = self._UNITS[key]
-            rate = float(limit) / per
-            burst = max(rate * burst_seconds, 6.0 if key == "images" else 1.0)
-            self._buckets[key] = _Bucket(rate, burst, now)
-            self._shown[key] = f"{limit:g} {unit}"
-
-    @classmethod
-    def unlimited(cls) -> "RateLimiter":
-        """A limiter that never waits."""
-        return cls()
-
-    @property
-    def limits(self) -> dict[str, float]:
-        """The configured rates, per second, by bucket name (for messages and tests)."""
-        return {k: b.rate for k, b in self._buckets.items()}
-
-    def acquire(self, *, requests: int = 1, images: int = 0, creates: int = 0) -> float:
-        """Block until the call may go; return the seconds waited (0 if none)."""
-        wanted = {"requests": requests, "images": images, "creates": creates}
-        notice = None
-        with self._lock:
-            now = self._clock()
-            wait = 0.0
-            slowest = ""
-            for key, bucket in self._buckets.items():
-                if wanted[key]:
-                    needed = bucket.reserve(wanted[key], now)
-                    if needed > wait:
-                        wait, slowest = needed, key
-            if (
-                self._on_wait is not None
-                and wait >= self.NOTICE_AFTER
-                and (self._last_notice is None or now - self._last_notice >= self.NOTICE_EVERY)
-            ):
-                self._last_notice = now
-                advice = self._advice.get(slowest)
-                notice = (
-                    f"waiting {wait:.0f} s for the rate limit ({self._shown[slowest]})"
-                    + (f"; {advice}" if advice else "")
-                )
-        if notice is not None:
-            assert self._on_wait is not None
-            self._on_wait(notice)
-        if wait > 0:
-            self._sleep(wait)
-        return wait
 
 
 @dataclass(frozen=True)
@@ -388,74 +314,6 @@ class CallContext:
             self.on_retry(self.clean(note))
 
 
-def request_id_of(response: httpx.Response) -> str | None:
-    """The server's id for this request, from the first header in :data:`REQUEST_ID_HEADERS`."""
-    for name in REQUEST_ID_HEADERS:
-        value = response.headers.get(name)
-        if value:
-            return value.strip()
-    return None
-
-
-def _shorten(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."
-
-
-def error_text(response: httpx.Response, *, redact: Callable[[str], str] | None = None) -> str:
-    """What the server said about a failure, in one short line.
-
-    Handles Recraft's plain-text bodies (``request unauthorized``), JSON bodies
-    (``{"error": ...}``, ``{"message": ...}``, ``{"code":..., "message":...}``) and
-    Replicate's problem+json (``detail``, ``title``). An HTML error page becomes a
-    note that it was HTML. Never raises.
-
-    ``redact`` (e.g. :meth:`CallContext.clean`) masks secrets **before** the text is
-    cut to its length limit: cutting first could split a token the server echoed, and
-    the part before the cut would no longer match the token and would survive.
-    """
-    def shorten(text: str) -> str:
-        return _shorten(redact(text) if redact is not None else text)
-
-    try:
-        raw = response.read()
-    except httpx.HTTPError:
-        return "(the error body could not be read)"
-    text = raw.decode("utf-8", errors="replace").strip()
-    if not text:
-        return response.reason_phrase or "(empty body)"
-    ctype = response.headers.get("content-type", "").lower()
-    if "html" in ctype or text[:15].lower().startswith(("<!doctype html", "<html")):
-        return f"an HTML page instead of an API answer ({response.reason_phrase or 'no reason'})"
-    if "json" in ctype or text[:1] in "{[":
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return shorten(text)
-        found = _message_from_json(data)
-        if found:
-            return shorten(found)
-    return shorten(text)
-
-
-def _message_from_json(data: Any) -> str | None:
-    if isinstance(data, str):
-        return data
-    if isinstance(data, list):
-        parts = [m for m in (_message_from_json(x) for x in data[:5]) if m]
-        return "; ".join(parts) or None
-    if not isinstance(data, dict):
-        return None
-    if isinstance(data.get("loc"), list) and "msg" in data:
-        # FastAPI-style validation entries keep the field they are about.
-        return f"{'.'.join(str(p) for p in data['loc'])}: {data['msg']}"
-    for key in ("detail", "message", "error", "msg", "title", "code"):
-        if key in data:
-            found = _message_from_json(data[key])
-            if found:
-                return found
-    return None
-
 
 def retry_after_seconds(response: httpx.Response, *, wall_clock: Callable[[], float] = time.time) -> float | None:
     """Seconds the server asked us to wait (``Retry-After``, delta or HTTP date), or None.
@@ -467,89 +325,35 @@ def retry_after_seconds(response: httpx.Response, *, wall_clock: Callable[[], fl
     return retry_after_of(response.headers, clock=wall_clock)
 
 
-def _auth_message(ctx: CallContext, status: int, text: str, what: str) -> str:
-    env = ctx.token_env or "the provider's token variable"
-    if status == 401:
-        return (
-            f"{what} was refused: the token is missing or wrong (server said: {text}). "
-            f"Set {env} to a valid token and run the build again"
-        )
-    return (
-        f"{what} was forbidden (server said: {text}). The token in {env} is not allowed "
-        "to do this, or the account has no credits left: check the account, or set "
-        f"{env} to another token"
-    )
+@dataclass
+class CallStats:
+    """What one provider call did beyond its answer, for the result the engine reads.
 
-
-#: Per protocol: the official base URL, and the path prefix a proxy of it usually has.
-OFFICIAL_BASES = {"recraft": "https://external.api.recraft.ai/v1", "replicate": "https://api.replicate.com/v1"}
-PROXY_PREFIXES = {"recraft": "/recraft/v1", "replicate": "/replicate/v1"}
-
-
-def base_url_advice(base_url: str, protocol: str) -> str:
-    """What to try when ``base_url`` answered 404, for a provider of ``protocol``.
-
-    The base URL ends where the API's own paths begin (``.../images/generations``,
-    ``.../models/...``), so it includes the version: the official APIs want ``/v1``,
-    and proxies put their own prefix before it (ElkAPI ``/recraft/v1``, kkiai
-    ``/replicate/v1``). The advice suggests the form that fits what was given.
+    ``resends`` counts paid requests sent again after an ambiguous failure (each may
+    have been billed twice). One value per provider call, used by one thread.
     """
-    official = OFFICIAL_BASES[protocol]
-    prefix = PROXY_PREFIXES[protocol]
-    bare_prefix = prefix[: -len("/v1")]
-    other = next(p for name, p in PROXY_PREFIXES.items() if name != protocol)
-    url = httpx.URL(base_url)
-    origin = str(url.copy_with(path="/", query=None, fragment=None)).rstrip("/")
-    path = url.path.rstrip("/")
-    official_url = httpx.URL(official)
-    if url.host == official_url.host:
-        if path != official_url.path:
-            return f"the official API's base URL is {official}"
-        return "it is the official base URL, so the API itself does not know this endpoint"
-    if path.endswith(other) or path.endswith(other[: -len("/v1")]):
-        return (
-            f"{path} is the other protocol's prefix: use {origin}{prefix} with the {protocol} "
-            "protocol, or choose the provider (or profile protocol) that matches this proxy"
-        )
-    if path.endswith(bare_prefix):
-        return f"add the API version: {origin}{path}/v1"
-    if path.endswith(prefix):
-        return (
-            f"it already ends in {prefix}; check the proxy's documentation for the exact path "
-            "(everything before /images/... or /models/... in its examples)"
-        )
-    if path in ("", "/v1"):
-        return f"a proxy of the {protocol} API usually serves it under {prefix}: try {origin}{prefix}"
+
+    resends: int = 0
+
+    @contextmanager
+    def on_errors(self) -> Iterator[None]:
+        """Within: a :class:`ProviderError` leaving the call carries ``resends`` too, so
+        the engine counts what a failed call may have been billed."""
+        try:
+            yield
+        except ProviderError as exc:
+            exc.resends = max(exc.resends, self.resends)
+            raise
+
+
+def _billing_note(resent: int) -> str:
+    """How a failed paid call's resends may have been billed, for a message."""
+    if not resent:
+        return ""
     return (
-        f"for the official API use {official}; for a proxy, everything before "
-        f"/{'images' if protocol == 'recraft' else 'models'}/... in its examples, usually {origin}{prefix}"
+        f" It had already been sent again {resent} time(s) after lost answers, so it may "
+        f"have been billed up to {resent + 1} times."
     )
-
-
-def _rejected_message(status: int, text: str, what: str, url: str, ctx: CallContext | None = None) -> str:
-    if status == 402:
-        return f"{what} was refused for payment (server said: {text}). Top up the account's credits"
-    if status == 404 and ctx is not None and ctx.base_url and ctx.protocol in PROXY_PREFIXES:
-        return (
-            f"{what} was rejected: not found (server said: {text}). Check the base URL "
-            f"({ctx.base_url}): {base_url_advice(ctx.base_url, ctx.protocol)}"
-        )
-    if status == 404:
-        return (
-            f"{what} was rejected: not found (server said: {text}). Check the base URL "
-            f"({_origin_path(url)}): a proxy usually needs its prefix, such as /recraft/v1 "
-            "or /replicate/v1"
-        )
-    return f"{what} was rejected (server said: {text}). Fix the request in the spec; resending it as is cannot help"
-
-
-def _origin_path(url: str) -> str:
-    # Drop any query string: a signed URL's query is a credential of sorts.
-    try:
-        u = httpx.URL(url)
-    except Exception:  # pragma: no cover - url came from httpx already
-        return "(unparseable URL)"
-    return str(u.copy_with(query=None, fragment=None))
 
 
 def send(
@@ -568,64 +372,69 @@ def send(
     before_attempt: Callable[[int], None] | None = None,
     hint: Callable[[int, str], str | None] | None = None,
     timeout: httpx.Timeout | None = None,
+    deadline: float | None = None,
     headers: Mapping[str, str] | None = None,
     json_body: Any = None,
     data: Mapping[str, Any] | None = None,
     files: Any = None,
+    api_error: Callable[[httpx.Response], bool] | None = None,
+    resends: int | None = None,
+    stats: CallStats | None = None,
+    resend_permit: Callable[[], bool] | None = None,
 ) -> httpx.Response:
     """Send one API request with the retry rules of this module; return a 2xx response.
 
-    ``paid`` marks a POST that costs money (see the careful rule). ``what`` names
+    ``paid`` marks a POST that costs money (see the module docstring). ``what`` names
     the call in messages (``"generation (POST /images/generations)"``).
     ``before_attempt(n)`` runs before each attempt (0-based), e.g. to take a
     rate-limit token. ``hint(status, server_text)`` may return extra advice for a
-    rejected request (an unknown style -> the allowed ones). Redirects are not
-    followed: an API that redirects is misconfigured (or the base URL is), and a
-    POST must not silently turn into a GET. The response body is read before
-    returning.
+    rejected request (an unknown style -> the allowed ones). ``deadline`` bounds each
+    whole exchange (default: the policy's ``response_deadline``). ``api_error(response)``
+    says whether an error answer carries the API's own error body (a 500 with it was
+    not billed, and is retried). ``resends`` is how many times an ambiguous paid call
+    may be sent again (default: the policy's; 0 is the strict rule); each resend is
+    counted in ``stats``, and ``resend_permit()`` (the build's credit limit, say) is
+    asked first: False keeps the strict rule for this one. Redirects are not followed: an API that redirects is
+    misconfigured (or the base URL is), and a POST must not silently turn into a GET.
+    The response returned has been read completely.
 
     Raises :class:`AuthError`, :class:`RequestRejected`, :class:`AmbiguousError`,
     :class:`TransientError` or :class:`ProviderError` (a local problem such as an
-    unusable base URL); every one chained to the httpx exception, if any.
+    unusable base URL); every one chained to the httpx exception, if any. Retries
+    that run out after a resend raise :class:`AmbiguousError`, not
+    :class:`TransientError`: the lost answer before it may have been billed.
     """
     all_headers = {**(dict(headers) if headers else {}), **ctx.auth_headers()}
     timeout = timeout or policy.timeout()
+    if deadline is None:
+        deadline = policy.deadline(policy.response_deadline)
     retrier = Retrier(policy.schedule(), sleep=sleep, clock=wall_clock, rand=rand)
-    attempts = policy.max_retries + 1
+    stats = stats if stats is not None else CallStats()
+    resends_left = (policy.resends if resends is None else resends) if paid else 0
+    resent = 0
+    retries = 0  # transient retries so far (the backoff exponent counts resends too)
     last_problem = ""
     last_status: int | None = None
     last_request_id: str | None = None
-    for attempt in range(attempts):
+    cause: BaseException | None = None
+    for attempt in range(policy.max_retries + resends_left + 1):
         if before_attempt is not None:
             before_attempt(attempt)
         delay: float | None = None
+        ambiguous: str | None = None
         try:
-            response = client.request(
-                method,
-                url,
-                headers=all_headers,
-                json=json_body,
-                data=data,
-                files=files,
-                timeout=timeout,
-                follow_redirects=False,
+            request = client.build_request(
+                method, url, headers=all_headers, json=json_body, data=data, files=files, timeout=timeout,
             )
+            response = exchange(client, request, deadline=deadline)
         except _NOT_SENT as exc:
             last_problem = f"could not reach the server ({type(exc).__name__}: {exc})"
-            last_status, last_request_id = None, None
-            cause: BaseException = exc
+            last_status, last_request_id, cause = None, None, exc
         except _ANSWER_LOST as exc:
-            if paid:
-                raise ctx.error(
-                    AmbiguousError,
-                    f"{what} was sent but its answer was lost ({type(exc).__name__}: {exc}); "
-                    "it may have been billed. It was not resent, so you are not charged twice. "
-                    "Check the account's usage; the next build will try this asset again",
-                    asset=asset,
-                ) from exc
             last_problem = f"the answer was lost ({type(exc).__name__}: {exc})"
-            last_status, last_request_id = None, None
-            cause = exc
+            last_status, last_request_id, cause = None, None, exc
+            if paid:
+                ambiguous = f"{what} was sent but its answer was lost ({type(exc).__name__}: {exc})"
         except httpx.HTTPError as exc:
             # UnsupportedProtocol, LocalProtocolError, InvalidURL...: our side is wrong.
             raise ctx.error(
@@ -637,81 +446,125 @@ def send(
         else:
             status = response.status_code
             if 200 <= status < 300:
-                response.read()
                 return response
             text = error_text(response, redact=ctx.clean)
             request_id = request_id_of(response)
-            response.close()
             if status in (401, 403):
                 raise ctx.error(
                     AuthError,
-                    _auth_message(ctx, status, text, what),
+                    auth_message(ctx.token_env, status, text, what),
                     status=status,
                     request_id=request_id,
                     asset=asset,
                 )
             retryable = policy.paid_retry_statuses if paid else policy.idempotent_retry_statuses
-            if status >= 500 and paid and status not in retryable:
-                raise ctx.error(
-                    AmbiguousError,
+            # The API's own error body on a 500: it refused the call, nothing was done.
+            unbilled = status == 500 and api_error is not None and api_error(response)
+            last_problem = f"HTTP {status} ({text})"
+            last_status, last_request_id = status, request_id
+            cause = httpx.HTTPStatusError(last_problem, request=response.request, response=response)
+            if status >= 500 and paid and status not in retryable and not unbilled:
+                ambiguous = (
                     f"{what} failed on the server side (server said: {text}) after the request "
-                    "was received; it may have been billed. It was not resent, so you are not "
-                    "charged twice. Check the account's usage; the next build will try this "
-                    "asset again",
-                    status=status,
-                    request_id=request_id,
-                    asset=asset,
+                    "was received"
                 )
-            if status not in retryable:
+            elif status not in retryable and not unbilled:
                 if 300 <= status < 400:
                     where = response.headers.get("location", "(no location)")
                     message = (
-                        f"{what} was redirected to {ctx.clean(_origin_path(where))}; set the "
+                        f"{what} was redirected to {ctx.clean(origin_path(where))}; set the "
                         "provider's base URL to the final address"
                     )
                 else:
-                    message = _rejected_message(status, text, what, url, ctx)
+                    message = rejected_message(status, text, what, url, base_url=ctx.base_url, protocol=ctx.protocol)
                     extra = hint(status, text) if hint is not None else None
                     if extra:
                         message = f"{message}. {extra}"
                 raise ctx.error(
                     RequestRejected, message, status=status, request_id=request_id, asset=asset
                 )
-            last_problem = f"HTTP {status} ({text})"
-            last_status, last_request_id = status, request_id
-            cause = httpx.HTTPStatusError(last_problem, request=response.request, response=response)
-            asked = retrier.retry_after(response.headers)
-            if asked is not None:
-                if asked > policy.retry_after_cap:
-                    raise ctx.error(
-                        TransientError,
-                        f"{what}: the server asked to wait {asked:.0f} s before retrying "
-                        f"({text}), longer than the {policy.retry_after_cap:.0f} s we wait. "
-                        "Run the build again later, or lower -j and the provider's rate limits",
-                        status=status,
-                        request_id=request_id,
-                        asset=asset,
-                    ) from cause
-                delay = retrier.delay(attempt, retry_after=asked)
-        if attempt + 1 >= attempts:
+            else:
+                asked = retrier.retry_after(response.headers)
+                if asked is not None:
+                    if asked > policy.retry_after_cap:
+                        raise ctx.error(
+                            AmbiguousError if resent else TransientError,
+                            f"{what}: the server asked to wait {asked:.0f} s before retrying "
+                            f"({text}), longer than the {policy.retry_after_cap:.0f} s we wait. "
+                            "Run the build again later, or lower -j and the provider's rate "
+                            f"limits.{_billing_note(resent)}",
+                            status=status,
+                            request_id=request_id,
+                            asset=asset,
+                        ) from cause
+                    delay = retrier.delay(retries, retry_after=asked)
+        if ambiguous is not None:
+            if resends_left > 0 and resend_permit is not None and not resend_permit():
+                raise ctx.error(
+                    AmbiguousError,
+                    f"{ambiguous}; it may have been billed. It was not sent again: the build's "
+                    f"credit limit (--max-credits) has no room for a second charge.{_billing_note(resent)} "
+                    "Check the account's usage; the next build will try this asset again",
+                    status=last_status,
+                    request_id=last_request_id,
+                    asset=asset,
+                ) from cause
+            if resends_left <= 0:
+                raise ctx.error(
+                    AmbiguousError,
+                    _ambiguous_message(ambiguous, resent),
+                    status=last_status,
+                    request_id=last_request_id,
+                    asset=asset,
+                ) from cause
+            resends_left -= 1
+            resent += 1
+            stats.resends += 1
+            delay = retrier.delay(retries + resent - 1)
+            ctx.retried(
+                f"{ambiguous}; it may have been billed. Sending it again in {delay:.1f} s "
+                f"(resend {resent}), so it may be billed twice"
+            )
+            retrier.sleep(delay)
+            continue
+        if retries >= policy.max_retries:
             break
         if delay is None:
-            delay = retrier.delay(attempt)
-        ctx.retried(f"{what}: {last_problem}; retrying in {delay:.1f} s ({attempt + 1}/{policy.max_retries})")
+            delay = retrier.delay(retries)
+        retries += 1
+        ctx.retried(f"{what}: {last_problem}; retrying in {delay:.1f} s ({retries}/{policy.max_retries})")
         retrier.sleep(delay)
     advice = (
         "lower -j or the provider's rate limits, and run the build again"
         if last_status == 429
         else "check the network or the service status, and run the build again"
     )
-    billed = "Nothing was billed for the failed attempts; " if paid else ""
+    if paid and resent:
+        billed = f"{resent} resend(s) after lost answers may have been billed; "
+    elif paid:
+        billed = "Nothing was billed for the failed attempts; "
+    else:
+        billed = ""
+    # After a lost answer the call's fate stays unknown, however the resends ended.
     raise ctx.error(
-        TransientError,
-        f"{what} still failed after {attempts} attempt(s): {last_problem}. {billed}{advice}",
+        AmbiguousError if resent else TransientError,
+        f"{what} still failed after {retries + resent + 1} attempt(s): {last_problem}. {billed}{advice}",
         status=last_status,
         request_id=last_request_id,
         asset=asset,
     ) from cause
+
+
+def _ambiguous_message(problem: str, resent: int) -> str:
+    if resent:
+        return (
+            f"{problem}; it may have been billed.{_billing_note(resent)} It was not sent "
+            "again. Check the account's usage; the next build will try this asset again"
+        )
+    return (
+        f"{problem}; it may have been billed. It was not resent, so you are not charged "
+        "twice. Check the account's usage; the next build will try this asset again"
+    )
 
 
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})

@@ -2,10 +2,12 @@
 
 :class:`HttpProvider` holds the base URL (checked), the token (as a
 :class:`~.redact.Secret`), the shared ``httpx.Client``, the retry policy, the rate
-limiter, the injected ``sleep``/``clock``/``rand`` and a :class:`~.download.Downloader`.
-:meth:`HttpProvider._call` sends one API request through :func:`.http.send` (so the
-retry rules and the careful rule for paid POSTs apply), taking rate-limit tokens
-before each attempt, and returns the answer's JSON object.
+limiter, the injected ``sleep``/``clock``/``wall_clock``/``rand`` and a
+:class:`~.download.Downloader`. :meth:`HttpProvider._call` sends one API request
+through :func:`.http.send` (so the retry rules and the rules for ambiguous paid POSTs
+apply), taking rate-limit tokens before each attempt, recognising the protocol's own
+error bodies (:meth:`HttpProvider.api_error`), counting resends in the caller's
+:class:`~.http.CallStats`, and returns the answer's JSON object.
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ import httpx
 from recraft_build.errors import RequestRejected
 from recraft_build.providers.base import Provider
 from recraft_build.providers.download import DEFAULT_MAX_BYTES, Downloader
-from recraft_build.providers.http import CallContext, HttpPolicy, RateLimiter, check_base_url, json_of, send
+from recraft_build.providers.http import (
+    CallContext,
+    CallStats,
+    HttpPolicy,
+    RateLimiter,
+    check_base_url,
+    json_of,
+    send,
+)
 from recraft_build.providers.redact import Secret
 
 __all__ = ["HttpProvider"]
@@ -32,7 +42,11 @@ class HttpProvider(Provider):
     ``client`` is shared by all worker threads and closed by :meth:`close` only when
     ``owns_client`` is true. ``token_env`` is named when the server refuses the token.
     ``on_retry`` gets a line for each retried call. ``allow_http`` permits a plain
-    ``http://`` base URL to another machine.
+    ``http://`` base URL to another machine. ``resend_permit()`` is asked before a
+    paid call whose answer was lost is sent again (the engine's credit limit: False
+    keeps the strict rule for that call). ``clock`` is monotonic (poll deadlines,
+    rate limits); ``wall_clock`` is the time of day (``Retry-After`` dates, and
+    listing Replicate predictions created since a moment).
     """
 
     family = "recraft"
@@ -53,11 +67,13 @@ class HttpProvider(Provider):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
+        wall_clock: Callable[[], float] = time.time,
         token_env: str | None = None,
         max_download_bytes: int = DEFAULT_MAX_BYTES,
         allow_http: bool = False,
         on_retry: Callable[[str], None] | None = None,
         owns_client: bool = False,
+        resend_permit: Callable[[], bool] | None = None,
     ):
         self.name = name
         self.base_url = check_base_url(base_url, provider=name, allow_http=allow_http)
@@ -73,10 +89,12 @@ class HttpProvider(Provider):
         self._sleep = sleep
         self._clock = clock
         self._rand = rand
+        self._wall_clock = wall_clock
         self._downloader = Downloader(
             client, ctx=self._ctx, policy=self._policy, max_bytes=max_download_bytes,
-            sleep=sleep, rand=rand,
+            sleep=sleep, rand=rand, wall_clock=wall_clock,
         )
+        self._resend_permit = resend_permit
         self._closed = False
 
     def __repr__(self) -> str:
@@ -93,15 +111,18 @@ class HttpProvider(Provider):
         images: int = 0,
         creates: int = 0,
         policy: HttpPolicy | None = None,
+        stats: CallStats | None = None,
         **kwargs: Any,
     ) -> tuple[dict[str, Any], httpx.Response]:
         """Send ``method {base}/{path}``; return ``(json object, response)``.
 
         Before each attempt one request token is taken, plus ``creates`` create
         tokens (each attempt is a create the server counts), plus ``images`` image
-        tokens on the first attempt only (a refused attempt made no images).
-        ``kwargs`` go to :func:`.http.send` (``json_body``, ``data``, ``files``,
-        ``headers``, ``timeout``, ``hint``).
+        tokens on the first attempt only (a refused attempt made no images; a resend
+        after a lost answer is rare enough not to matter to the pace). Resends of a
+        paid call are counted in ``stats``. ``kwargs`` go to :func:`.http.send`
+        (``json_body``, ``data``, ``files``, ``headers``, ``timeout``, ``deadline``,
+        ``hint``, ``resends``).
         """
 
         def before(attempt: int) -> None:
@@ -118,10 +139,19 @@ class HttpProvider(Provider):
             asset=asset,
             sleep=self._sleep,
             rand=self._rand,
+            wall_clock=self._wall_clock,
             before_attempt=before,
+            api_error=self.api_error,
+            stats=stats,
+            resend_permit=self._resend_permit,
             **kwargs,
         )
         return json_of(response, ctx=self._ctx, what=what, asset=asset, paid=paid), response
+
+    def api_error(self, response: httpx.Response) -> bool:
+        """Whether an error answer carries this protocol's own error body (then a 500
+        was refused by the API itself, and not billed). None are known here."""
+        return False
 
     def _reject(self, message: str, *, asset: str | None) -> RequestRejected:
         """A :class:`RequestRejected` raised before any call (nothing was sent or paid)."""

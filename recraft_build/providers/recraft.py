@@ -3,8 +3,13 @@
 Generations go as JSON to ``POST {base}/images/generations``; tools go as multipart
 to ``images/removeBackground``, ``images/vectorize``, ``images/crispUpscale``,
 ``images/creativeUpscale`` and ``images/imageToImage``; custom styles to ``POST
-{base}/styles``. Every call is a paid POST, sent through :func:`.http.send` (so the
-careful rule applies: a lost answer is an :class:`AmbiguousError`, never a resend).
+{base}/styles``. Every call is a paid POST, sent through :func:`.http.send`. Recraft has no way to
+look a call up afterwards, so a paid call whose answer was lost is sent again (at
+most ``max_resends`` times, unless the profile option ``resend_ambiguous: false`` or
+``RECRAFT_BUILD_RESEND_AMBIGUOUS=0`` for the built-ins restores the strict rule: an
+:class:`AmbiguousError`, never a resend); the result's ``resends`` says how many
+requests may have been billed twice. A 500 carrying Recraft's own JSON error body
+(:func:`is_api_error`) was refused, not billed, and is simply retried.
 
 Choices (recraft-api.md section numbers in brackets):
 
@@ -43,7 +48,8 @@ from recraft_build.domain import GenerationRequest, Picture
 from recraft_build.errors import BadResultError, PlanError
 from recraft_build.providers.capabilities import CAPABILITIES
 from recraft_build.providers.base import GenerationResult, StyleResult, TransformResult
-from recraft_build.providers.http import OFFICIAL_BASES, request_id_of
+from recraft_build.providers.errortext import json_object_of
+from recraft_build.providers.http import OFFICIAL_BASES, CallStats, request_id_of
 from recraft_build.providers.httpbase import HttpProvider
 from recraft_build.providers.redact import Secret
 
@@ -54,6 +60,7 @@ __all__ = [
     "TOKEN_ENV",
     "TOOL_ENDPOINTS",
     "V3_SIZES",
+    "is_api_error",
     "recraft_body",
 ]
 
@@ -242,6 +249,28 @@ def recraft_body(request: GenerationRequest, *, response_format: str = "url") ->
     return body
 
 
+def is_api_error(response: httpx.Response) -> bool:
+    """Whether an error answer is the Recraft API's own refusal, so a 500 was not billed.
+
+    The API's errors come as plain text or JSON (recraft-api.md 1.8); it documents no
+    JSON error schema [U], so a JSON body (by its ``Content-Type``) holding an error
+    ``message`` or ``code``, or an ``error`` string or object (the shape of OpenAI-style
+    proxies such as ElkAPI), counts. Plain text, HTML (a gateway's page) or a JSON body
+    without any of these does not: such a 500 may come from after the work was done.
+    """
+    data = json_object_of(response)
+    if data is None:
+        return False
+    error = data.get("error")
+    if isinstance(error, Mapping):
+        error = error.get("message") or error.get("code")
+    candidates = (data.get("message"), data.get("code"), error)
+    return any(
+        (isinstance(v, str) and v.strip()) or (isinstance(v, int) and not isinstance(v, bool))
+        for v in candidates
+    )
+
+
 def _credits(body: Mapping[str, Any]) -> float | None:
     for holder in (body, body.get("metadata") if isinstance(body.get("metadata"), Mapping) else {}):
         value = holder.get("credits") if isinstance(holder, Mapping) else None
@@ -321,9 +350,14 @@ class RecraftProvider(HttpProvider):
 
     # -- plumbing ---------------------------------------------------------------
 
-    def _post(self, path: str, *, what: str, asset: str | None, images: int = 0, **kwargs: Any) -> tuple[dict[str, Any], httpx.Response]:
+    def api_error(self, response: httpx.Response) -> bool:
+        return is_api_error(response)
+
+    def _post(
+        self, path: str, *, what: str, asset: str | None, stats: CallStats, images: int = 0, **kwargs: Any
+    ) -> tuple[dict[str, Any], httpx.Response]:
         # Every Recraft call costs money: all are paid POSTs.
-        return self._call("POST", path, what=what, asset=asset, paid=True, images=images, **kwargs)
+        return self._call("POST", path, what=what, asset=asset, paid=True, images=images, stats=stats, **kwargs)
 
     def _pictures(
         self,
@@ -401,26 +435,29 @@ class RecraftProvider(HttpProvider):
         except ValueError as exc:
             raise self._reject(f"{exc}", asset=asset) from exc
         what = "generation (POST /images/generations)"
-        answer, response = self._post(
-            "images/generations",
-            what=what,
-            asset=asset,
-            images=request.n,
-            hint=self._style_hint(request),
-            json_body=body,
-        )
-        request_id = _request_id(answer, response)
-        pictures = self._pictures(
-            answer,
-            count=request.n,
-            expect="svg" if request.vector else "raster",
-            asset=asset,
-            what=what,
-            status=response.status_code,
-            request_id=request_id,
-        )
+        stats = CallStats()
+        with stats.on_errors():
+            answer, response = self._post(
+                "images/generations",
+                what=what,
+                asset=asset,
+                stats=stats,
+                images=request.n,
+                hint=self._style_hint(request),
+                json_body=body,
+            )
+            request_id = _request_id(answer, response)
+            pictures = self._pictures(
+                answer,
+                count=request.n,
+                expect="svg" if request.vector else "raster",
+                asset=asset,
+                what=what,
+                status=response.status_code,
+                request_id=request_id,
+            )
         meta = {"request_id": request_id} if request_id else {}
-        return GenerationResult(pictures=pictures, credits=_credits(answer), meta=meta)
+        return GenerationResult(pictures=pictures, credits=_credits(answer), meta=meta, resends=stats.resends)
 
     def supports(self, operation: str) -> bool:
         return CAPABILITIES["recraft"].supports(operation) and operation in TOOL_ENDPOINTS
@@ -464,19 +501,21 @@ class RecraftProvider(HttpProvider):
         ext = picture.media_type.split("/")[-1].replace("jpeg", "jpg")
         files = {self.file_field: (f"image.{ext}", picture.data, picture.media_type)}
         what = f"{operation} (POST /{path})"
-        answer, response = self._post(path, what=what, asset=asset, data=form, files=files)
-        request_id = _request_id(answer, response)
-        (result,) = self._pictures(
-            answer,
-            count=1,
-            expect=expect,
-            asset=asset,
-            what=what,
-            status=response.status_code,
-            request_id=request_id,
-        )
+        stats = CallStats()
+        with stats.on_errors():
+            answer, response = self._post(path, what=what, asset=asset, stats=stats, data=form, files=files)
+            request_id = _request_id(answer, response)
+            (result,) = self._pictures(
+                answer,
+                count=1,
+                expect=expect,
+                asset=asset,
+                what=what,
+                status=response.status_code,
+                request_id=request_id,
+            )
         meta = {"request_id": request_id} if request_id else {}
-        return TransformResult(picture=result, credits=_credits(answer), meta=meta)
+        return TransformResult(picture=result, credits=_credits(answer), meta=meta, resends=stats.resends)
 
     def _image_to_image_form(self, params: Mapping[str, Any], *, asset: str) -> dict[str, str]:
         prompt = params.get("prompt")
@@ -528,15 +567,19 @@ class RecraftProvider(HttpProvider):
             for i, p in enumerate(references, start=1)
         ]
         what = f"creating custom style {name!r} (POST /styles)"
-        answer, response = self._post("styles", what=what, asset=None, data={"style": base_style}, files=files)
-        style_id = answer.get("id") or answer.get("style_id")
-        request_id = _request_id(answer, response)
-        if not isinstance(style_id, str) or not style_id:
-            raise self._ctx.error(
-                BadResultError,
-                f"{what} answered without a style id; the call may have been billed",
-                status=response.status_code,
-                request_id=request_id,
+        stats = CallStats()
+        with stats.on_errors():
+            answer, response = self._post(
+                "styles", what=what, asset=None, stats=stats, data={"style": base_style}, files=files
             )
+            style_id = answer.get("id") or answer.get("style_id")
+            request_id = _request_id(answer, response)
+            if not isinstance(style_id, str) or not style_id:
+                raise self._ctx.error(
+                    BadResultError,
+                    f"{what} answered without a style id; the call may have been billed",
+                    status=response.status_code,
+                    request_id=request_id,
+                )
         meta = {"request_id": request_id} if request_id else {}
-        return StyleResult(style_id=style_id, credits=_credits(answer), meta=meta)
+        return StyleResult(style_id=style_id, credits=_credits(answer), meta=meta, resends=stats.resends)

@@ -19,8 +19,9 @@ it, raised here, before any call. Tokens are read from ``env`` only (never from 
 spec) and wrapped in :class:`~.redact.Secret`.
 
 Profile ``options`` (all optional): ``requests_per_second``, ``images_per_minute``,
-``creates_per_minute`` (rate limits; 0 turns one off), the timeouts and retry
-settings of :class:`~.http.HttpPolicy`, ``max_download_bytes``, ``allow_http``; for
+``creates_per_minute`` (rate limits; 0 turns one off), the timeouts, deadlines and
+retry settings of :class:`~.http.HttpPolicy` (``resend_ambiguous`` and
+``max_resends`` among them), ``max_download_bytes``, ``allow_http``; for
 the recraft protocol ``response_format`` and ``file_field``; for replicate
 ``wait_seconds``, ``poll_interval``, ``poll_max_interval`` and ``poll_timeout``. An
 unknown option is a :class:`~recraft_build.errors.PlanError` (a typo in a rate limit
@@ -34,6 +35,12 @@ with ``RECRAFT_BUILD_REQUESTS_PER_SECOND``, ``RECRAFT_BUILD_IMAGES_PER_MINUTE`` 
 number is a :class:`~recraft_build.errors.UsageError`); a profile from the spec sets its
 own in ``rate_limit:``. A wait of a second or more is reported through ``notice``
 (``waiting 4 s for the rate limit (100 images/min)``), with how to raise the limit.
+
+Ambiguous paid calls (answer lost after sending) are sent again by default (see
+:mod:`.http`); ``RECRAFT_BUILD_RESEND_AMBIGUOUS=0`` (or ``false``/``no``) restores the
+strict never-resend rule for the built-in ``recraft`` and ``replicate``, as the
+profile option ``resend_ambiguous: false`` does for a profile (which the variable
+does not override: a profile says what it wants in the spec).
 
 When no ``client`` is given, one ``httpx.Client`` is made per provider with a pool
 big enough that ``-j`` workers reuse connections instead of opening new ones
@@ -66,6 +73,7 @@ __all__ = [
     "BUILTIN_NAMES",
     "PROTOCOLS",
     "RATE_LIMIT_ENV",
+    "RESEND_ENV",
     "default_client",
     "make_provider",
 ]
@@ -84,10 +92,15 @@ RATE_LIMIT_ENV = {
     "images_per_minute": "RECRAFT_BUILD_IMAGES_PER_MINUTE",
     "creates_per_minute": "RECRAFT_BUILD_CREATES_PER_MINUTE",
 }
+#: The environment variable that turns resending ambiguous paid calls off (or on)
+#: for the built-in providers.
+RESEND_ENV = "RECRAFT_BUILD_RESEND_AMBIGUOUS"
+_FLAG_WORDS = {"0": False, "false": False, "no": False, "off": False, "1": True, "true": True, "yes": True, "on": True}
 _LIMIT_BUCKETS = {"requests_per_second": "requests", "images_per_minute": "images", "creates_per_minute": "creates"}
 _COMMON_OPTIONS = frozenset(
     {"requests_per_second", "images_per_minute", "creates_per_minute", "max_download_bytes", "allow_http"}
     | set(HttpPolicy.OPTION_NAMES)
+    | set(HttpPolicy.FLAG_NAMES)
 )
 _PROTOCOL_OPTIONS = {
     "recraft": frozenset({"response_format", "file_field"}),
@@ -116,8 +129,22 @@ _env = env_value
 def _builtin_profile(name: str, env: Mapping[str, str]) -> ProviderProfile:
     return ProviderProfile(
         name=name, protocol=name, base_url=_env(env, _BASE_ENV[name]) or None,
-        options=_env_rate_limits(env),
+        options={**_env_rate_limits(env), **_env_resend(env)},
     )
+
+
+def _env_resend(env: Mapping[str, str]) -> dict[str, bool]:
+    """``resend_ambiguous`` as :data:`RESEND_ENV` sets it (UsageError if not a yes/no)."""
+    text = _env(env, RESEND_ENV)
+    if not text:
+        return {}
+    flag = _FLAG_WORDS.get(text.lower())
+    if flag is None:
+        raise UsageError(
+            f"{RESEND_ENV} must be 0 (never send an ambiguous paid call again) or 1 (the "
+            f"default: send it again and report it), got {text!r}"
+        )
+    return {"resend_ambiguous": flag}
 
 
 def _env_rate_limits(env: Mapping[str, str]) -> dict[str, float]:
@@ -169,12 +196,14 @@ def make_provider(
     clock: Callable[[], float] = time.monotonic,
     notice: Callable[[str], None] | None = None,
     on_retry: Callable[[str], None] | None = None,
+    resend_permit: Callable[[], bool] | None = None,
 ) -> Provider:
     """The provider called ``name``, ready to use (see the module docstring).
 
     ``client`` is shared and left open by the provider; without it the provider makes
     and owns one. ``notice`` gets one line when ``auto`` falls back to the
-    placeholder; ``on_retry`` gets a line for every retried call.
+    placeholder; ``on_retry`` gets a line for every retried call; ``resend_permit()``
+    is asked before a paid call whose answer was lost is sent again (False: not).
 
     Raises :class:`UsageError` for an unknown name, :class:`AuthError` when the token
     variable is unset, :class:`PlanError` for a bad profile (protocol, option, URL).
@@ -194,7 +223,7 @@ def make_provider(
         raise UsageError(f"unknown provider {name!r} (known: {known})")
     return _from_profile(
         profile, env=env, client=client, sleep=sleep, clock=clock, on_retry=on_retry, notice=notice,
-        builtin=name not in profiles,
+        builtin=name not in profiles, resend_permit=resend_permit,
     )
 
 
@@ -222,6 +251,7 @@ def _from_profile(
     on_retry: Callable[[str], None] | None,
     notice: Callable[[str], None] | None = None,
     builtin: bool = False,
+    resend_permit: Callable[[], bool] | None = None,
 ) -> Provider:
     name, protocol = profile.name, profile.protocol
     if protocol not in PROTOCOLS:
@@ -285,6 +315,7 @@ def _from_profile(
         allow_http=allow_http,
         on_retry=on_retry,
         owns_client=owns,
+        resend_permit=resend_permit,
     )
     try:
         if protocol == "recraft":

@@ -33,17 +33,47 @@ Tool steps run the ``recraft-ai/recraft-remove-background``, ``-vectorize``,
 
 Errors: a ``failed`` prediction is a :class:`BadResultError` carrying the model's
 ``error`` text; ``canceled``/``aborted`` are :class:`TransientError` (an aborted
-prediction is not charged). A lost create answer is an :class:`AmbiguousError` (see
-:mod:`.http`); so is a prediction that was created but could not be followed to its
-end (polls kept failing, or it ran past ``poll_timeout`` and was cancelled): the
-message gives its id so the user can look it up.
+prediction is not charged). A 500 carrying Replicate's problem details
+(:func:`is_api_error`) was refused, not billed, and is retried like a 503.
+
+**A lost create is looked up, not resent.** When a create's answer is lost (the
+connection dropped or timed out after sending, the overall deadline passed, a
+500/504 without Replicate's error body, or a 2xx without a usable id), the
+prediction may exist and be billed. The provider then lists recent predictions
+(``GET {base}/predictions?created_after=...``, newest first, following the
+``next`` cursor **through the configured base**, never through the absolute URL in
+the answer) and takes the newest one whose ``model`` and ``input`` equal what was
+sent and that this provider has not already taken (so ``n`` identical creates never
+share one). Found, it is followed to its end like any other: nothing was created
+twice. Not found (after two looks, a moment apart, since a create still in flight
+may not be listed yet), the create is sent again (at most ``max_resends`` times,
+each counted in the result's ``resends``, as it may have been billed twice) unless
+``resend_ambiguous`` is off, which raises :class:`AmbiguousError` instead.
+The listing's shape (100 a page, newest first, ``{next, previous, results}``, each
+entry with ``id``, ``model``, ``version``, ``input``, ``status``, ``created_at``) is
+Replicate's documented one (https://sdks.replicate.com/python/resources/predictions/methods/list);
+``created_after`` is in Replicate's OpenAPI since early 2025 (picked up by the
+tryAGI/Replicate client, PR 69), and entries older than it are skipped here too, for
+servers that ignore it. The ``version`` of a model-endpoint create is not known to the
+client, so only ``model`` is compared. Uncertain [U]: whether the listing echoes
+``input`` exactly as sent (file inputs sent as ``data:`` URIs may come back as URLs;
+then tool predictions are not found and are resent), and whether a proxy serves the
+listing at all (if not, the same).
+
+A prediction that was created but could not be followed to its end (polls kept
+failing, or it ran past ``poll_timeout`` and was cancelled) is an
+:class:`AmbiguousError` whose message gives its id, so the user can look it up.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import re
+import threading
+from datetime import datetime, timezone
 from typing import Any, Mapping
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
@@ -57,7 +87,8 @@ from recraft_build.errors import (
 )
 from recraft_build.providers.capabilities import CAPABILITIES
 from recraft_build.providers.base import GenerationResult, TransformResult
-from recraft_build.providers.http import OFFICIAL_BASES, HttpPolicy
+from recraft_build.providers.errortext import json_object_of
+from recraft_build.providers.http import OFFICIAL_BASES, CallStats, HttpPolicy
 from recraft_build.providers.httpbase import HttpProvider
 from recraft_build.providers.redact import Secret
 
@@ -67,6 +98,7 @@ __all__ = [
     "TERMINAL_STATUSES",
     "TOKEN_ENV",
     "TOOL_MODELS",
+    "is_api_error",
     "replicate_input",
     "replicate_model",
 ]
@@ -91,6 +123,13 @@ _MODELS = {
     "recraftv4_pro": ("recraft-ai/recraft-v4-pro", None),
 }
 _ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+#: Seconds before a lost create was sent from which the listing looks: room for a
+#: server clock behind ours (a match must also have the same model and input).
+LIST_SKEW = 600.0
+#: Most listing pages (100 predictions each) read to find one lost create.
+LIST_PAGES = 5
+#: Looks at the listing before a lost create counts as not created.
+LIST_LOOKS = 2
 
 
 def replicate_model(request: GenerationRequest) -> str:
@@ -134,6 +173,49 @@ def replicate_input(request: GenerationRequest) -> dict[str, Any]:
     elif request.size:
         inp["size"] = request.size
     return inp
+
+
+def is_api_error(response: httpx.Response) -> bool:
+    """Whether an error answer is Replicate's own refusal, so a 500 was not billed.
+
+    Replicate answers errors as problem details (``type, title, status, detail``;
+    recraft-api.md 3.2): a JSON body with a ``detail`` or ``title`` text whose
+    ``status``, when given, is the answer's own. A gateway's HTML or text page is not.
+    """
+    data = json_object_of(response)
+    if data is None:
+        return False
+    status = data.get("status")
+    if status is not None and status != response.status_code:
+        return False
+    return any(isinstance(data.get(k), str) and data[k].strip() for k in ("detail", "title"))
+
+
+def _canonical(value: Any) -> str:
+    """One text per JSON value, so an input listed by the server compares to ours."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _iso(seconds: float) -> str:
+    """An ISO 8601 UTC time for a query (``2025-07-30T01:45:30Z``)."""
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_TIME_RE = re.compile(r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:?\d{2})?$")
+
+
+def _seconds(text: Any) -> float | None:
+    """Seconds since the epoch of a prediction's ``created_at``, or None if unreadable."""
+    m = _TIME_RE.match(text.strip()) if isinstance(text, str) else None
+    if m is None:
+        return None
+    zone = m.group(3) or "Z"
+    zone = "+00:00" if zone == "Z" else (zone if ":" in zone else f"{zone[:3]}:{zone[3:]}")
+    try:
+        when = datetime.fromisoformat(f"{m.group(1).replace(' ', 'T')}{zone}")
+    except ValueError:
+        return None
+    return when.timestamp() + (float(f"0.{m.group(2)}") if m.group(2) else 0.0)
 
 
 def _output_url(output: Any) -> str | None:
@@ -186,37 +268,176 @@ class ReplicateProvider(HttpProvider):
         self.poll_max_interval = poll_max_interval
         self.poll_timeout = poll_timeout
         self.read_margin = read_margin
+        # Predictions this provider has taken (created, or found again after a lost
+        # create): a lookup never takes one twice, so n identical creates stay n.
+        self._taken: set[str] = set()
+        self._taken_lock = threading.Lock()
 
     # -- one prediction ---------------------------------------------------------
 
-    def _create(self, model: str, inp: Mapping[str, Any], *, asset: str | None) -> dict[str, Any]:
+    def api_error(self, response: httpx.Response) -> bool:
+        return is_api_error(response)
+
+    def _take(self, pid: str) -> bool:
+        """Mark ``pid`` as this provider's; False if it already was."""
+        with self._taken_lock:
+            if pid in self._taken:
+                return False
+            self._taken.add(pid)
+            return True
+
+    def _create(
+        self, model: str, inp: Mapping[str, Any], *, asset: str | None, stats: CallStats
+    ) -> dict[str, Any]:
+        """One prediction for ``inp``: created, or found again after a lost create."""
         headers = {}
         read = self._policy.read_timeout
+        deadline = self._policy.response_deadline
         if self.wait_seconds:
             headers["Prefer"] = f"wait={self.wait_seconds}"
             read = max(read, self.wait_seconds + self.read_margin)
+            deadline = deadline and max(deadline, self.wait_seconds + self.read_margin)
         what = f"prediction create for {model} (POST /models/{model}/predictions)"
-        prediction, response = self._call(
-            "POST",
-            f"models/{model}/predictions",
-            what=what,
-            asset=asset,
-            paid=True,
-            creates=1,
-            timeout=self._policy.timeout(read=read),
-            headers=headers,
-            json_body={"input": dict(inp)},
-        )
-        pid = prediction.get("id")
-        if not isinstance(pid, str) or not _ID_RE.match(pid):
-            raise self._ctx.error(
-                AmbiguousError,
-                f"{what} answered without a usable prediction id ({str(pid)[:40]!r}); the "
-                "prediction may run and be billed. Check the account's predictions",
-                status=response.status_code,
-                asset=asset,
+        resent = 0
+        while True:
+            sent_at = self._wall_clock()
+            try:
+                prediction, response = self._call(
+                    "POST",
+                    f"models/{model}/predictions",
+                    what=what,
+                    asset=asset,
+                    paid=True,
+                    creates=1,
+                    timeout=self._policy.timeout(read=read),
+                    deadline=self._policy.deadline(deadline),
+                    headers=headers,
+                    json_body={"input": dict(inp)},
+                    resends=0,  # never blindly: a lost create is looked up first
+                    stats=stats,
+                )
+            except AmbiguousError as exc:
+                lost = exc
+            except TransientError as exc:
+                if not resent:
+                    raise
+                # An earlier create that was not listed may exist after all: its fate,
+                # and so this call's, stays unknown.
+                raise self._ctx.error(
+                    AmbiguousError,
+                    f"{exc.args[0]} It had been created again {resent} time(s) after lost "
+                    "answers, which may have been billed",
+                    status=exc.status,
+                    request_id=exc.request_id,
+                    asset=asset,
+                ) from exc
+            else:
+                pid = prediction.get("id")
+                if isinstance(pid, str) and _ID_RE.match(pid):
+                    self._take(pid)
+                    return prediction
+                lost = self._ctx.error(
+                    AmbiguousError,
+                    f"{what} answered without a usable prediction id ({str(pid)[:40]!r})",
+                    status=response.status_code,
+                    asset=asset,
+                )
+                assert isinstance(lost, AmbiguousError)
+            found = self._look_up(model, inp, sent_at=sent_at, asset=asset)
+            if found is not None:
+                self._ctx.retried(
+                    f"{what}: the answer was lost, but prediction {found['id']} was found among "
+                    "the recent predictions; following it (nothing was created twice)"
+                )
+                return found
+            permitted = resent < self._policy.resends and (
+                self._resend_permit is None or self._resend_permit()
             )
-        return prediction
+            if not permitted:
+                cause = lost.__cause__
+                reason = f"{type(cause).__name__}: {cause}" if cause is not None else lost.args[0]
+                raise self._ctx.error(
+                    AmbiguousError,
+                    f"{what} was sent but its answer was lost ({reason}); it may have been "
+                    "billed. The prediction was not found among the recent predictions, and "
+                    + (
+                        f"it was already created again {resent} time(s), so it may have been "
+                        f"billed up to {resent + 1} times. "
+                        if resent
+                        else "it was not created again, so you are not charged twice. "
+                    )
+                    + "Check the account's predictions; the next build will try this asset again",
+                    status=lost.status,
+                    request_id=lost.request_id,
+                    asset=asset,
+                ) from lost
+            resent += 1
+            stats.resends += 1
+            delay = self._policy.backoff(resent - 1, self._rand)
+            self._ctx.retried(
+                f"{what}: the answer was lost and no such prediction is listed; creating it "
+                f"again in {delay:.1f} s (resend {resent}), so it may be billed twice"
+            )
+            self._sleep(delay)
+
+    def _look_up(
+        self, model: str, inp: Mapping[str, Any], *, sent_at: float, asset: str | None
+    ) -> dict[str, Any] | None:
+        """The prediction a lost create made (newest match not yet taken), or None.
+
+        Looks :data:`LIST_LOOKS` times, a backoff apart (the first look waits too: a
+        create still in flight on the server may not be listed yet). A listing that
+        fails (a proxy without it, a network still failing) counts as not found.
+        """
+        since = sent_at - LIST_SKEW
+        want = _canonical(dict(inp))
+        for look in range(LIST_LOOKS):
+            self._sleep(self._policy.backoff(look, self._rand))
+            try:
+                for entry in self._listed_since(since, asset=asset):
+                    if (
+                        entry.get("model") in (None, model)
+                        and _canonical(entry.get("input")) == want
+                        and self._take(entry["id"])
+                    ):
+                        return entry
+            except ProviderError as exc:
+                self._ctx.retried(f"listing recent predictions failed ({exc}); counting the create as not found")
+                return None
+        return None
+
+    def _listed_since(self, since: float, *, asset: str | None) -> list[dict[str, Any]]:
+        """Predictions created since ``since`` (wall clock), newest first, at most
+        :data:`LIST_PAGES` pages, read through the configured base URL."""
+        query = {"created_after": _iso(since)}
+        found: list[dict[str, Any]] = []
+        for _ in range(LIST_PAGES):
+            listing, _ = self._call(
+                "GET",
+                f"predictions?{urlencode(query)}",
+                what="listing recent predictions (GET /predictions)",
+                asset=asset,
+                paid=False,
+            )
+            results = listing.get("results")
+            if not isinstance(results, list):
+                break
+            older = False
+            for entry in results:
+                if not isinstance(entry, dict) or not isinstance(entry.get("id"), str) or not _ID_RE.match(entry["id"]):
+                    continue
+                created = _seconds(entry.get("created_at"))
+                if created is not None and created < since:
+                    older = True  # a server that ignores created_after: the rest is older
+                    continue
+                found.append(entry)
+            # The next page only by its cursor, asked of our base URL: a proxy's
+            # ``next`` points at api.replicate.com, which its key cannot use.
+            cursor = parse_qs(urlsplit(str(listing.get("next") or "")).query).get("cursor")
+            if older or not cursor:
+                break
+            query = {"created_after": query["created_after"], "cursor": cursor[0]}
+        return found
 
     def _poll(self, pid: str, *, asset: str | None) -> dict[str, Any]:
         what = f"polling prediction {pid} (GET /predictions/{pid})"
@@ -236,8 +457,10 @@ class ReplicateProvider(HttpProvider):
         except ProviderError:
             pass  # Best effort: the error we raise next says what happened.
 
-    def _run(self, model: str, inp: Mapping[str, Any], *, asset: str | None, expect: str) -> Picture:
-        prediction = self._create(model, inp, asset=asset)
+    def _run(
+        self, model: str, inp: Mapping[str, Any], *, asset: str | None, expect: str, stats: CallStats
+    ) -> Picture:
+        prediction = self._create(model, inp, asset=asset, stats=stats)
         pid = prediction["id"]
         deadline = self._clock() + self.poll_timeout
         interval = self.poll_interval
@@ -310,9 +533,13 @@ class ReplicateProvider(HttpProvider):
         except ValueError as exc:
             raise self._reject(str(exc), asset=asset) from exc
         expect = "svg" if request.vector or model.endswith("-svg") else "raster"
-        pictures = [self._run(model, inp, asset=asset, expect=expect) for _ in range(request.n)]
+        stats = CallStats()
+        with stats.on_errors():
+            pictures = [self._run(model, inp, asset=asset, expect=expect, stats=stats) for _ in range(request.n)]
         ids = [p.meta.get("prediction_id") for p in pictures]
-        return GenerationResult(pictures=pictures, credits=None, meta={"model": model, "prediction_ids": ids})
+        return GenerationResult(
+            pictures=pictures, credits=None, meta={"model": model, "prediction_ids": ids}, resends=stats.resends
+        )
 
     def supports(self, operation: str) -> bool:
         return CAPABILITIES["replicate"].supports(operation) and operation in TOOL_MODELS
@@ -335,6 +562,10 @@ class ReplicateProvider(HttpProvider):
             )
         uri = f"data:{picture.media_type};base64,{base64.b64encode(picture.data).decode('ascii')}"
         expect = "svg" if operation == "vectorize" else "raster"
-        result = self._run(model, {"image": uri}, asset=asset, expect=expect)
-        return TransformResult(picture=result, credits=None, meta={"model": model, **result.meta})
+        stats = CallStats()
+        with stats.on_errors():
+            result = self._run(model, {"image": uri}, asset=asset, expect=expect, stats=stats)
+        return TransformResult(
+            picture=result, credits=None, meta={"model": model, **result.meta}, resends=stats.resends
+        )
 

@@ -293,8 +293,8 @@ class _Loader:
                              f"choose another name, e.g. '{name}-proxy', and pick it with "
                              "--provider", at_key=True)
                 continue
-            options = {k: entry[k] for k in ("rate_limit", "timeout", "max_retries")
-                       if k in entry}
+            options = {k: entry[k] for k in ("rate_limit", "timeout", "max_retries", "resend_ambiguous",
+                       "max_resends", "response_deadline", "download_deadline") if k in entry}
             profiles[name] = ProviderProfile(
                 name=name,
                 protocol=entry["protocol"],
