@@ -17,6 +17,10 @@ once.
 ``RECRAFT_BUILD_REMOTE_CACHE_MODE`` ``read`` or ``read-write``
 ``RECRAFT_BUILD_REMOTE_CACHE_AUTH`` an Authorization header for the remote cache
 ``RECRAFT_BUILD_S3_ENDPOINT``       an S3-compatible endpoint (MinIO, R2)
+``RECRAFT_BUILD_REQUESTS_PER_SECOND`` the built-in providers' request rate limit
+``RECRAFT_BUILD_IMAGES_PER_MINUTE`` their pictures-per-minute limit
+``RECRAFT_BUILD_CREATES_PER_MINUTE`` Replicate's prediction creates per minute
+``RECRAFT_BUILD_RESEND_AMBIGUOUS``  ``0`` restores the strict never-resend rule
 =================================== ==================================================
 
 A provider profile in the spec may name its own token variable (``token_env``); it

@@ -340,6 +340,9 @@ def test_a_flaky_network_build_finishes_in_one_run(tmp_path, monkeypatch, provid
             # charges are what the results report as resends (asserted where the
             # results are seen: test_providers_recraft).
             assert server.counts["generations"] >= 20
+            # What the server billed beyond the pictures is what the summary reports.
+            twice = data["summary"]["possibly_billed_twice"]["calls"]
+            assert server.counts["generations"] - 20 == twice
         assert server.paid_calls == server.counts["generations"] + server.counts["creates"]
         server.clear_faults()
         before = server.paid_calls

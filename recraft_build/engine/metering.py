@@ -30,7 +30,7 @@ import uuid
 from typing import Any, Callable, Mapping, TypeVar
 
 from recraft_build.cache.ledger import Ledger, MemoryLedger, SpendEntry, SpendTotals, utc_now
-from recraft_build.errors import AuthError, ProviderError, RequestRejected, StoreError, TransientError
+from recraft_build.errors import AuthError, BudgetError, ProviderError, RequestRejected, StoreError, TransientError
 from recraft_build.providers.base import Provider
 
 __all__ = ["Meter", "MeteredProvider", "billed_anyway"]
@@ -80,6 +80,7 @@ class Meter:
         self._by_asset: dict[str, float] = {}  # billed credits per asset (read once per asset)
         self._mutex = threading.Lock()
         self._ledger_failed = False
+        self._current = threading.local()  # the paid call this thread is in
 
     def call(
         self,
@@ -96,20 +97,28 @@ class Meter:
         """Make one paid call (``make()``) under the budget; return its result and the
         credits it cost (reported, else ``estimate``). See the module docstring."""
         self.budget.reserve(estimate)
+        self._current.estimate, self._current.extra = estimate, 0
         try:
             result = make()
         except ProviderError as exc:
-            if billed_anyway(exc):
-                self._append(asset, operation, model, estimate, True, key, pictures, style, certain=False)
-                self.budget.settle(estimate, 0.0, at_risk=estimate)
+            held = estimate * (1 + self._current.extra)
+            # A failed call's resends (each sent after a lost answer) may have been billed too.
+            resends = max(0, int(getattr(exc, "resends", 0) or 0))
+            if billed_anyway(exc) or resends:
+                self._append(asset, operation, model, estimate, True, key, pictures, style, certain=False,
+                             resends=resends, at_risk=estimate * resends)
+                self.budget.settle(held, 0.0, at_risk=estimate * (1 + resends))
             else:
-                self.budget.settle(estimate, 0.0)
+                self.budget.settle(held, 0.0)
             raise
         except BaseException:
             # A bug, or an interrupt, inside the call: what it cost is unknown; hold
             # the estimate against the budget (nothing to append: no answer came).
-            self.budget.settle(estimate, 0.0, at_risk=estimate)
+            self.budget.settle(estimate * (1 + self._current.extra), 0.0, at_risk=estimate)
             raise
+        finally:
+            extra = self._current.extra
+            self._current.estimate = None
         reported = getattr(result, "credits", None)
         credits = float(reported) if reported is not None else float(estimate)
         resends = max(0, int(getattr(result, "resends", 0) or 0))
@@ -120,8 +129,21 @@ class Meter:
             asset, operation, model, credits, reported is None, key, pictures, style,
             resends=resends, at_risk=estimate * resends,
         )
-        self.budget.settle(estimate, credits, at_risk=estimate * resends)
+        self.budget.settle(estimate * (1 + extra), credits, at_risk=estimate * resends)
         return result, credits
+
+    def permit_resend(self) -> bool:
+        """Whether this thread's paid call may be sent again after a lost answer: one
+        more estimate is held against the budget, or False when it has no room."""
+        estimate = getattr(self._current, "estimate", None)
+        if estimate is None:
+            return True
+        try:
+            self.budget.reserve(estimate)
+        except BudgetError:
+            return False
+        self._current.extra += 1
+        return True
 
     def _append(
         self,

@@ -304,7 +304,8 @@ class Session:
         if removed:
             self.reporter.warning(f"removed {removed} partial file(s) left by an interrupted build in {self.out}")
         needs_provider = any(a.status != "up-to-date" for a in plan.assets)
-        provider = self._make_provider(client) if needs_provider else None
+        permit = _LatePermit()
+        provider = self._make_provider(client, permit) if needs_provider else None
         steps = _steps_module() if needs_provider else None
         executor = Executor(
             store=self.store,
@@ -319,6 +320,7 @@ class Session:
             ledger=self.ledger,
             file_names=self._file_names(),
         )
+        permit.target = executor.meter.permit_resend
         result: BuildResult | None = None
         try:
             result = executor.run(plan, self.styles() if needs_provider else {})
@@ -354,7 +356,7 @@ class Session:
             raise OutputError("; ".join(publish_errors))
         return result
 
-    def _make_provider(self, client: Any) -> Any:
+    def _make_provider(self, client: Any, permit: Any = None) -> Any:
         """The provider for a build. A missing token is a usage error (exit 2), found
         before any call: the command was run without the environment it needs."""
         from recraft_build.errors import AuthError
@@ -367,6 +369,9 @@ class Session:
                 env=self.settings.environ,
                 client=client,
                 notice=self.reporter.notice,
+                # Retries and resends are said as they happen: a flaky network is visible.
+                on_retry=self.reporter.notice,
+                resend_permit=permit,
             )
         except AuthError as exc:
             raise UsageError(exc.args[0] if exc.args else str(exc)) from exc
@@ -421,3 +426,12 @@ def _style_refs(spec: Spec, family: str, used: set[str]) -> dict[str, StyleRef]:
             pictures.append(Picture(data, sniff_media_type(data) or "application/octet-stream"))
         out[name] = StyleRef(style, keys.style_key(family, style.base_style, digests), tuple(pictures))
     return out
+
+
+class _LatePermit:
+    """The meter's resend permit, bound once the executor (and its meter) exists."""
+
+    target: Any = None
+
+    def __call__(self) -> bool:
+        return True if self.target is None else bool(self.target())
