@@ -158,6 +158,17 @@ class Lock:
         """Every asset entry by name (read-only by convention: the planner's fast path)."""
         return self._assets
 
+    def unchanged_on_disk(self) -> bool:
+        """Whether the file is exactly what this object last read or wrote (same mtime,
+        size and inode; absent if it was absent) and nothing in memory is unsaved: then
+        this object's entries are the file's (the no-op stamp relies on it)."""
+        with self._mutex:
+            if _stamp(self.path) != self._disk_stamp:
+                return False
+            if self._saved_text is None:  # never read nor written: there is no file
+                return self._disk_stamp is None and not self._assets and not self._styles
+            return self.to_text() == self._saved_text
+
     def raw_assets(self) -> Mapping[str, Any]:
         """Every asset entry as the JSON object the file holds (for the review page)."""
         with self._mutex:

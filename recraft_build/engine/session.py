@@ -21,13 +21,14 @@ import gc
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from recraft_build.cache.base import CacheStore
 from recraft_build.cache.records import RecordReader
 from recraft_build.domain import Picture, Spec, StyleSpec, sniff_media_type
 from recraft_build.engine import keys
 from recraft_build.engine.executor import BuildResult, Executor, NullReporter, Reporter
+from recraft_build.engine.fastpath import DEFAULT_SPEC  # defined beside the fast path, which cannot import this
 from recraft_build.engine.lock import Lock
 from recraft_build.engine.options import BuildOptions
 from recraft_build.engine.outputs import (
@@ -44,9 +45,11 @@ from recraft_build.errors import BudgetError, FrozenError, LockMismatch, PinnedP
 from recraft_build.providers.capabilities import ProviderInfo, refusals
 from recraft_build.settings import Settings
 
+if TYPE_CHECKING:
+    from recraft_build.engine.shards import Shard
+
 __all__ = ["DEFAULT_SPEC", "Session", "StyleRef", "load_spec_file", "output_root", "select_targets"]
 
-DEFAULT_SPEC = "assets.yaml"
 
 
 def load_spec_file(spec_path: str | os.PathLike[str] | None) -> Spec:
@@ -64,11 +67,21 @@ def load_spec_file(spec_path: str | os.PathLike[str] | None) -> Spec:
     return load_spec(path)
 
 
-def select_targets(spec: Spec, targets: Sequence[str] | None) -> list[str] | None:
+def select_targets(
+    spec: Spec, targets: Sequence[str] | None, shard: "str | Shard | None" = None
+) -> list[str] | None:
     """Asset names matched by ``targets`` (names or globs); None means all.
 
-    A target that matches nothing is a UsageError with the closest names.
+    A target that matches nothing is a UsageError with the closest names. With
+    ``shard`` (``"K/N"``), only the part of those names that shard builds
+    (:mod:`recraft_build.engine.shards`), in spec order.
     """
+    if shard is not None:
+        from recraft_build.engine import shards
+
+        chosen = select_targets(spec, targets)
+        names = chosen if chosen is not None else [a.name for a in spec.assets]
+        return shards.select(names, shards.parse_shard(shard))
     if not targets:
         return None
     names = [a.name for a in spec.assets]
@@ -211,8 +224,11 @@ class Session:
             self._styles = _style_refs(self.spec, self.provider.family, used) if used else {}
         return self._styles
 
-    def plan(self, targets: Sequence[str] | None = None, *, force: bool = False) -> Plan:
-        """What building ``targets`` (names or globs; all when None) needs, and costs.
+    def plan(
+        self, targets: Sequence[str] | None = None, *, force: bool = False, shard: "str | Shard | None" = None
+    ) -> Plan:
+        """What building ``targets`` (names or globs; all when None) needs, and costs;
+        with ``shard`` (``"K/N"``) only that shard's part of them (:func:`select_targets`).
 
         Pure over what the session read: no provider call and no write.
         """
@@ -229,7 +245,7 @@ class Session:
                 style_keys={name: ref.key for name, ref in self.styles().items()},
             )
             plan = make_plan(
-                self.spec, self.lock.entries(), inputs, targets=select_targets(self.spec, targets), force=force
+                self.spec, self.lock.entries(), inputs, targets=select_targets(self.spec, targets, shard), force=force
             )
         # What the provider cannot take is refused now, with the line, not after paying
         # for half the build (only assets that would call it: approved ones stay usable).
