@@ -96,6 +96,9 @@ class TieredStore:
         self._record_jobs: dict[str, Future[PutResult]] = {}
         self._counts = {name: 0 for name in UploadSummary.__dataclass_fields__}
         self._closed = False
+        # Parallel downloads of a record's blobs, made on first need.
+        self._fetch_threads = max(2, upload_threads)
+        self._fetch_pool: ThreadPoolExecutor | None = None
 
     # ----- reads
 
@@ -137,10 +140,8 @@ class TieredStore:
                 f"naming a malformed blob digest ({bad[0][:20]!r}); ignored it"
             )
             return None
-        for digest in digests:
-            if self.local.has_blob(digest):
-                continue
-            data = self.remote.get_blob(digest)
+        missing = [d for d in digests if not self.local.has_blob(d)]
+        for digest, data in zip(missing, self._fetch_blobs(missing)):
             if data is None:
                 if self.remote.available:
                     self.remote.warn(
@@ -155,6 +156,18 @@ class TieredStore:
         self.local.put_record(key, record)
         self._count("records_downloaded")
         return record
+
+    def _fetch_blobs(self, digests: list[str]) -> list[bytes | None]:
+        """The remote's verified bytes of each digest (None for a miss), fetched at once
+        over the kept-alive connections when there are several (the candidates of an
+        ``n: 4`` asset, the files of a favicon set): one round trip, not one per blob."""
+        if len(digests) < 2:
+            return [self.remote.get_blob(d) for d in digests]
+        with self._lock:
+            if self._fetch_pool is None:
+                self._fetch_pool = ThreadPoolExecutor(self._fetch_threads, thread_name_prefix="recraft-fetch")
+            pool = self._fetch_pool
+        return list(pool.map(self.remote.get_blob, digests))
 
     # ----- writes
 
@@ -334,6 +347,8 @@ class TieredStore:
             self.flush()
             self._blob_pool.shutdown(wait=True)
             self._record_pool.shutdown(wait=True)
+            if self._fetch_pool is not None:
+                self._fetch_pool.shutdown(wait=True)
             self.local.close()
         finally:
             if self._client is not None:

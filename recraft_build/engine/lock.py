@@ -91,7 +91,7 @@ class Lock:
         # disk, so a `pick` made while a build runs is not lost (see save()).
         self._touched_assets: set[str] = set(self._assets)
         self._touched_styles: set[str] = set(self._styles)
-        # Serialised text of each asset entry, so saving after each finished asset
+        # Serialised line ("name": entry) of each asset, so saving after each finished asset
         # costs O(changed entries), not O(all entries) of JSON encoding.
         self._entry_text: dict[str, str] = {}
         # (mtime_ns, size, inode) of the file as we last read or wrote it: when it is
@@ -211,11 +211,12 @@ class Lock:
         with self._mutex:
             parts = []
             for name in sorted(self._assets):
-                text = self._entry_text.get(name)
-                if text is None:
+                line = self._entry_text.get(name)
+                if line is None:
+                    # The whole line, name included: with indent, json encodes in Python.
                     text = _dumps(self._assets[name].to_json()).replace("\n", "\n    ")
-                    self._entry_text[name] = text
-                parts.append(f"    {_dumps(name)}: {text}")
+                    line = self._entry_text[name] = f"    {_dumps(name)}: {text}"
+                parts.append(line)
             assets = "{\n" + ",\n".join(parts) + "\n  }" if parts else "{}"
             styles = _dumps({n: st.to_json() for n, st in self._styles.items()}).replace("\n", "\n  ")
             return (
