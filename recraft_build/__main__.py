@@ -7,16 +7,27 @@ imported (:mod:`recraft_build.engine.fastpath`); everything else goes to
 
 from __future__ import annotations
 
+import os
 import sys
 
 
 def main() -> int:
-    """Run the command line on ``sys.argv``; return the exit code."""
+    """Run the command line on ``sys.argv``; return the exit code.
+
+    The process's entry point: after a fast answer it ends the process itself.
+    """
     from recraft_build.engine.fastpath import answer
 
     code = answer(sys.argv[1:], sys.stdout, sys.stderr)
     if code is not None:
-        return code
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except Exception:  # a closed pipe...: let the interpreter report it as usual
+            return code
+        # Nothing is left to clean up (no file, thread or handler of ours): skip tearing
+        # the interpreter down, a tenth of a fast answer's time.
+        os._exit(code)
     from recraft_build.cli import run
 
     return run()

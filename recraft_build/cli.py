@@ -290,8 +290,11 @@ def _remember_build(stamp: Any) -> None:
     """Write the stamp with what a no-op `build` (both forms) and, when this build
     covered what `status` does, `status` print: the fast path replays them."""
     noop, plan = stamp.noop_result, stamp.plan
-    memos = {kind: _render(kind, lambda r: r.build(noop)) for kind in ("build", "build-json")}
     req = stamp.request
+    # The JSON form is rendered only when asked for (tens of MB for a big spec; its first
+    # fast answer then waits for one full `build --json`).
+    kinds = ("build", "build-json") if req.as_json else ("build",)
+    memos = {kind: _render(kind, lambda r: r.build(noop)) for kind in kinds}
     if not (req.targets or req.shard or req.remote_cache or req.remote_mode):
         memos["status"] = _render("status", lambda r: r.plan(plan, status_mode=True))
     stamp.commit(memos)

@@ -308,30 +308,50 @@ def _inputs_match(inputs: Sequence[Sequence[Any]], absent: Sequence[str]) -> boo
 
 
 def _outputs_match(root: Sequence[Any], outputs: Sequence[Any]) -> bool:
-    """The output folder is the one recorded and holds every file with its size and mtime."""
+    """The output folder is the one recorded and holds every file with its size and mtime.
+
+    ``outputs`` is ``[folder, [name, size, mtime_ns, name, ...], folder, [...], ...]``
+    (folders relative to the root, ``""`` for the root itself): each folder is opened
+    once and its files are stat'ed by name, without following a symlink.
+    """
     path, real, dev, ino = root
     if os.path.realpath(path) != real:
         return False
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
     try:
         st = os.fstat(fd)
         if (st.st_dev, st.st_ino) != (dev, ino):
             return False
+        if not (os.stat in os.supports_dir_fd and os.open in os.supports_dir_fd):  # pragma: no cover - Windows
+            return _outputs_match_by_path(path, outputs)
         stat_at = os.stat
         is_reg = stat.S_ISREG
-        it = iter(outputs)
-        if os.stat in os.supports_dir_fd and os.stat in os.supports_follow_symlinks:
-            for rel, size, mtime in zip(it, it, it):
-                st = stat_at(rel, dir_fd=fd, follow_symlinks=False)
-                if st.st_size != size or st.st_mtime_ns != mtime or not is_reg(st.st_mode):
-                    return False
-        else:  # pragma: no cover - platforms without dir_fd (Windows)
-            for rel, size, mtime in zip(it, it, it):
-                st = os.lstat(os.path.join(path, rel))
-                if st.st_size != size or st.st_mtime_ns != mtime or not is_reg(st.st_mode):
-                    return False
+        folders = iter(outputs)
+        for folder, files in zip(folders, folders):
+            sub = os.open(folder, flags | getattr(os, "O_NOFOLLOW", 0), dir_fd=fd) if folder else fd
+            try:
+                it = iter(files)
+                for name, size, mtime in zip(it, it, it):
+                    st = stat_at(name, dir_fd=sub, follow_symlinks=False)
+                    if st.st_size != size or st.st_mtime_ns != mtime or not is_reg(st.st_mode):
+                        return False
+            finally:
+                if sub != fd:
+                    os.close(sub)
     finally:
         os.close(fd)
+    return True
+
+
+def _outputs_match_by_path(root: str, outputs: Sequence[Any]) -> bool:  # pragma: no cover - Windows
+    folders = iter(outputs)
+    for folder, files in zip(folders, folders):
+        it = iter(files)
+        for name, size, mtime in zip(it, it, it):
+            st = os.lstat(os.path.join(root, folder, name))
+            if st.st_size != size or st.st_mtime_ns != mtime or not stat.S_ISREG(st.st_mode):
+                return False
     return True
 
 

@@ -262,16 +262,21 @@ class NoopStamp:
         try:
             if (os.fstat(fd).st_dev, os.fstat(fd).st_ino) != (root_st.st_dev, root_st.st_ino):
                 return None
-            flat: list[Any] = []
+            by_folder: dict[str, list[Any]] = {}
             for rel, size, mtime in cap["outputs"]:
                 st = os.stat(rel, dir_fd=fd, follow_symlinks=False)
                 if not stat.S_ISREG(st.st_mode) or (st.st_size, st.st_mtime_ns) != (size, mtime):
                     return None
                 newest = max(newest, st.st_ctime_ns)
                 coarse = coarse or (_coarse(st.st_mtime_ns) and _coarse(st.st_ctime_ns))
-                flat.extend((rel, size, mtime))
+                folder, _, name = rel.rpartition("/")
+                by_folder.setdefault(folder, []).extend((name, size, mtime))
         finally:
             os.close(fd)
+        # The reader opens each folder once (see fastpath._outputs_match).
+        flat: list[Any] = []
+        for folder in sorted(by_folder):
+            flat.extend((folder, by_folder[folder]))
         return {
             "inputs": inputs,
             "absent": absent,
