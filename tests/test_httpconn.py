@@ -114,6 +114,20 @@ def test_a_connection_the_server_dropped_is_replaced_not_reported(server):
     assert len(server.seen) == 5  # each sent once: a dead connection is noticed before reuse
 
 
+def test_connections_are_reused_past_a_thousand_open_files(server):
+    import os
+
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]  # descriptors past select()'s limit
+    try:
+        with KeepAliveClient() as client:
+            for i in range(3):
+                assert client.request("GET", url(server, f"/{i}"), timeout=TIMEOUT).status_code == 200
+    finally:
+        for fd in held:
+            os.close(fd)
+    assert len({port for *_rest, port in server.seen}) == 1
+
+
 def test_connection_close_is_honoured(server):
     server.mode = "close"
     with KeepAliveClient() as client:

@@ -71,12 +71,20 @@ class _Origin:
 
 
 def _closed_by_peer(conn: http.client.HTTPConnection) -> bool:
-    """Whether an idle connection was closed (or sent something) while it waited."""
+    """Whether an idle connection was closed (or sent something) while it waited.
+
+    poll(), not select(): select cannot watch a descriptor numbered past FD_SETSIZE
+    (1024), which a long-lived process reaches.
+    """
     sock = conn.sock
     if sock is None:
         return True
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
+        readable, _, _ = select.select([sock], [], [], 0)  # pragma: no cover - Windows
     except (OSError, ValueError):
         return True
     return bool(readable)

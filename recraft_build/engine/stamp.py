@@ -49,6 +49,7 @@ from recraft_build.engine.fastpath import (
 )
 from recraft_build.engine.outputs import MANIFEST_NAME
 from recraft_build.engine.results import AssetResult, BuildResult
+from recraft_build.settings import Settings
 
 if TYPE_CHECKING:
     from recraft_build.engine.plan import Plan
@@ -123,7 +124,7 @@ class NoopStamp:
         sleep: Callable[[float], None] = time.sleep,
     ):
         self.request = request
-        self.environ = os.environ if environ is None else environ
+        self.environ = Settings(env=environ).environ
         self._clock = clock
         self._sleep = sleep
         self.started_ns = clock()
