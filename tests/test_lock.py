@@ -163,3 +163,22 @@ def test_a_badly_shaped_lock_exits_3_in_every_command_that_reads_it(tmp_path):
                  ["gallery"], ["cache", "gc"]):
         args = argv + ["-f", str(spec)] + ([] if argv[0] in ("clean",) else cache)
         assert main(args) == 3, argv
+
+
+def test_unchanged_on_disk_follows_reads_writes_and_other_writers(tmp_path):
+    path = tmp_path / "assets.lock"
+    assert Lock.load(path).unchanged_on_disk()  # no file, nothing in memory
+    lock = Lock.load(path)
+    lock.set_asset("a", entry("a"))
+    assert not lock.unchanged_on_disk()  # unsaved
+    lock.save()
+    assert lock.unchanged_on_disk()
+    other = Lock.load(path)
+    assert other.unchanged_on_disk()
+    other.set_asset("b", entry("b"))
+    other.save()
+    assert not lock.unchanged_on_disk()  # someone else wrote the file
+    both = Lock.load(path)
+    assert both.unchanged_on_disk()
+    assert both.retain(["a"]) == ["b"]
+    assert not both.unchanged_on_disk()  # dropped in memory, not yet saved

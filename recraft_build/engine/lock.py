@@ -91,6 +91,10 @@ class Lock:
         # disk, so a `pick` made while a build runs is not lost (see save()).
         self._touched_assets: set[str] = set(self._assets)
         self._touched_styles: set[str] = set(self._styles)
+        # A count of changes in memory, and its value when the file last matched memory
+        # (read or written): equal means nothing in memory is unsaved.
+        self._version = 0
+        self._saved_version = -1 if (self._assets or self._styles) else 0
         # Serialised line ("name": entry) of each asset, so saving after each finished asset
         # costs O(changed entries), not O(all entries) of JSON encoding.
         self._entry_text: dict[str, str] = {}
@@ -134,6 +138,7 @@ class Lock:
         lock._saved_text = text
         lock._touched_assets.clear()
         lock._touched_styles.clear()
+        lock._saved_version = lock._version
         lock._disk_stamp = _stamp(path)
         return lock
 
@@ -163,11 +168,7 @@ class Lock:
         size and inode; absent if it was absent) and nothing in memory is unsaved: then
         this object's entries are the file's (the no-op stamp relies on it)."""
         with self._mutex:
-            if _stamp(self.path) != self._disk_stamp:
-                return False
-            if self._saved_text is None:  # never read nor written: there is no file
-                return self._disk_stamp is None and not self._assets and not self._styles
-            return self.to_text() == self._saved_text
+            return self._version == self._saved_version and _stamp(self.path) == self._disk_stamp
 
     def raw_assets(self) -> Mapping[str, Any]:
         """Every asset entry as the JSON object the file holds (for the review page)."""
@@ -182,6 +183,7 @@ class Lock:
             self._assets[name] = entry
             self._touched_assets.add(name)
             self._entry_text.pop(name, None)
+            self._version += 1
 
     def set_style(self, name: str, entry: LockedStyle) -> None:
         if not isinstance(entry, LockedStyle):
@@ -189,6 +191,7 @@ class Lock:
         with self._mutex:
             self._styles[name] = entry
             self._touched_styles.add(name)
+            self._version += 1
 
     def retain(self, asset_names: Iterable[str], style_names: Iterable[str] | None = None) -> list[str]:
         """Drop assets (and styles, if given) not named; return the dropped asset names."""
@@ -198,11 +201,13 @@ class Lock:
             for n in dropped:
                 del self._assets[n]
                 self._touched_assets.add(n)
+                self._version += 1
             if style_names is not None:
                 keep_styles = set(style_names)
                 for n in [s for s in self._styles if s not in keep_styles]:
                     del self._styles[n]
                     self._touched_styles.add(n)
+                    self._version += 1
             return sorted(dropped)
 
     def to_text(self) -> str:
@@ -263,6 +268,7 @@ class Lock:
         """
         with self._mutex:
             text = self._merged_text()
+            version = self._version
         if text is None:
             return False
         try:
@@ -272,6 +278,7 @@ class Lock:
         with self._mutex:
             self._saved_text = text
             self._disk_stamp = _stamp(self.path)
+            self._saved_version = version  # later changes (made while writing) stay unsaved
         return True
 
     def _merged_text(self) -> str | None:
@@ -285,6 +292,7 @@ class Lock:
             if disk is not None:
                 d_assets, d_styles, d_text = disk
                 if d_text != self._saved_text:
+                    self._version += 1  # memory now holds others' entries too
                     for name, entry in d_assets.items():
                         if name not in self._touched_assets:
                             self._assets[name] = entry
