@@ -234,6 +234,7 @@ class Session:
         """
         from recraft_build.steps.versions import step_versions
 
+        self._warm_remote()
         with _bulk_load():
             inputs = PlanInputs(
                 provider=self.provider,
@@ -253,6 +254,22 @@ class Session:
         if problems:
             raise SpecError(problems)
         return plan
+
+    def _warm_remote(self) -> None:
+        """With a remote cache, ask it at once about the approved pictures of assets whose
+        files are missing here (a fresh clone): the plan then finds each answer waiting
+        instead of asking in turn. A hint only: the plan decides as it always does."""
+        warm = getattr(self.store, "warm", None)
+        if warm is None:
+            return
+        wanted = []
+        for entry in self.lock.entries().values():
+            picked = entry.generation.picked
+            first = next(entry.files(), None)
+            if picked is not None and first is not None and not os.path.lexists(os.path.join(self.out, first.path)):
+                wanted.append(picked.sha256)
+        if wanted:
+            warm(wanted)
 
     # -- building ------------------------------------------------------------------
     def build(self, plan: Plan, options: BuildOptions, *, client: Any = None) -> BuildResult:
