@@ -163,6 +163,8 @@ def test_output_change_is_seen(project, change):
     assert code == 0
     if change in ("edit", "delete", "same-size-edit"):
         assert "restored 1" in err or "generated 1" in err
+    settle()
+    assert fast("build")[0] == 0  # the build that put it back left a stamp
 
 
 def test_manifest_removed_is_seen(project):

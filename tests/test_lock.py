@@ -182,3 +182,16 @@ def test_unchanged_on_disk_follows_reads_writes_and_other_writers(tmp_path):
     assert both.unchanged_on_disk()
     assert both.retain(["a"]) == ["b"]
     assert not both.unchanged_on_disk()  # dropped in memory, not yet saved
+
+
+def test_rewriting_the_same_entries_leaves_the_lock_in_step_with_its_file(tmp_path):
+    # A restore re-records entries equal to the lock's: nothing to write, nothing unsaved.
+    path = tmp_path / "assets.lock"
+    lock = Lock.load(path)
+    lock.set_asset("a", entry("a"))
+    lock.save()
+    again = Lock.load(path)
+    again.set_asset("a", entry("a"))
+    assert not again.unchanged_on_disk()
+    assert again.save() is False  # same bytes: not written
+    assert again.unchanged_on_disk()

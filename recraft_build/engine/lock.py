@@ -304,10 +304,14 @@ class Lock:
                         if name not in self._touched_styles:
                             self._styles[name] = entry
                 self._saved_text = d_text
+                self._disk_stamp = stamp  # read under the file lock: that very file
         text = self.to_text()
         if not exists and not self._assets and not self._styles:
+            self._saved_version = self._version  # no file, and nothing to pin: in step
             return None  # nothing to pin: do not litter an empty lock beside the spec
         if exists and text == self._saved_text:
+            if stamp == self._disk_stamp:
+                self._saved_version = self._version  # memory is the file, byte for byte
             return None
         return text
 

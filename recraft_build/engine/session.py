@@ -377,10 +377,18 @@ class _NoProvider:
 
 
 def _steps_module() -> Any:
-    """The step functions the executor calls (imported only when a build runs steps)."""
-    from recraft_build.steps import registry
+    """The step functions the executor calls, imported when the first one is called: a
+    restore whose results are all cached never loads numpy or Pillow for them."""
+    return _LazySteps()
 
-    return registry
+
+class _LazySteps:
+    """``steps.registry``, imported on first use (thread-safe: imports are)."""
+
+    def __getattr__(self, name: str) -> Any:
+        from recraft_build.steps import registry
+
+        return getattr(registry, name)
 
 
 def _style_refs(spec: Spec, family: str, used: set[str]) -> dict[str, StyleRef]:
