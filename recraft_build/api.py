@@ -173,26 +173,43 @@ def plan(
     *,
     force: bool = False,
     reporter: Reporter | None = None,
+    shard: str | None = None,
+    stamp: Any = None,
     **options: Any,
 ) -> Plan:
     """``recraft-build plan``: what a build would do and what it would cost.
 
     No provider call and no writes (beyond opening the cache folder); with a remote
-    cache configured it may ask the remote which records it has.
+    cache configured it may ask the remote which records it has. ``shard``
+    (``"K/N"``) plans that part of the targets only. ``stamp`` (an
+    :class:`~recraft_build.engine.stamp.NoopStamp`) records what the no-op fast path
+    needs when every target is up to date.
     """
     settings, _ = _split(options, frozenset(), "plan")
     with open_session(spec_path, settings, reporter) as session:
-        return session.plan(targets, force=force)
+        the_plan = session.plan(targets, force=force, shard=shard)
+        if stamp is not None:
+            stamp.capture(session, the_plan)
+        return the_plan
 
 
 def status(
-    spec_path: str | os.PathLike[str] | None = None, *, reporter: Reporter | None = None, **options: Any
+    spec_path: str | os.PathLike[str] | None = None,
+    *,
+    reporter: Reporter | None = None,
+    stamp: Any = None,
+    **options: Any,
 ) -> Plan:
     """``recraft-build status``: every asset's plan, so each is up to date or stale with
-    reasons, and pictures swapped in the lock by hand reported as such."""
+    reasons, and pictures swapped in the lock by hand reported as such. ``stamp`` as
+    for :func:`plan`."""
+    options.pop("shard", None)  # status is about every asset
     settings, _ = _split(options, frozenset(), "status")
     with open_session(spec_path, settings, reporter) as session:
-        return session.plan(None, audit=True)
+        the_plan = session.plan(None, audit=True)
+        if stamp is not None:
+            stamp.capture(session, the_plan)
+        return the_plan
 
 
 # -- build ----------------------------------------------------------------------------------
@@ -202,6 +219,8 @@ def build(
     *,
     client: Any = None,
     reporter: Reporter | None = None,
+    shard: str | None = None,
+    stamp: Any = None,
     **options: Any,
 ) -> BuildResult:
     """``recraft-build build``: make every target up to date; return what happened.
@@ -209,12 +228,19 @@ def build(
     Raises SpecError/PlanError (FrozenError, BudgetError) before any provider call.
     Failed assets are in the result (``result.failed``); it does not raise for them.
     KeyboardInterrupt propagates after the lock and outputs finished so far are saved.
+    ``shard`` (``"K/N"``) builds that part of the targets only
+    (:mod:`recraft_build.engine.shards`). ``stamp`` (an
+    :class:`~recraft_build.engine.stamp.NoopStamp`) records, when every target ends up
+    up to date, what the no-op fast path needs.
     """
     settings, rest = _split(options, _BUILD_FIELDS, "build")
     build_options = BuildOptions(**rest)
     with open_session(spec_path, settings, reporter) as session:
-        the_plan = session.plan(targets, force=build_options.force)
-        return session.build(the_plan, build_options, client=client)
+        the_plan = session.plan(targets, force=build_options.force, shard=shard)
+        result = session.build(the_plan, build_options, client=client)
+        if stamp is not None:
+            stamp.capture(session, the_plan, result)
+        return result
 
 
 # -- spend ------------------------------------------------------------------------------------

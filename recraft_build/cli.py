@@ -14,9 +14,13 @@ import sys
 import threading
 from typing import IO, Any, Sequence
 
-from recraft_build import __version__, api
+from recraft_build import __version__
 from recraft_build.errors import RecraftBuildError, SpecError, UsageError
 from recraft_build.render import Renderer, make_renderer
+
+# The library (`api`, and through it the spec loader, the cache and the providers) is
+# imported when a command runs, not with this module: `--help` stays quick, and a
+# no-op `build` or `status` is answered from its stamp (engine.fastpath) first.
 
 __all__ = ["main"]
 
@@ -64,6 +68,14 @@ def _provider(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _shard(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="only part K of N of the targets, split by a stable hash of their names (one CI job per part)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="recraft-build",
@@ -84,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("targets", nargs="*", metavar="TARGET", help="asset names or globs (default: all)")
     p.add_argument("-o", "--output-dir", metavar="OUT")
     p.add_argument("--force", action="store_true", help="plan new pictures for the targets")
+    _shard(p)
     _provider(p)
     _cache(p)
     _remote(p)
@@ -98,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="make new pictures for the targets (paid)")
     p.add_argument("--frozen", action="store_true", help="never make a new picture: fail instead (for CI)")
     p.add_argument("--max-credits", type=float, metavar="N", help="refuse to spend more than N credits (1,000 credits = 1 USD)")
+    _shard(p)
     _cache(p)
     _remote(p)
 
@@ -135,7 +149,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
-    """Run the command line; return the exit code."""
+    """Run the command line; return the exit code.
+
+    A ``build`` or ``status`` with nothing to do is answered from its stamp without
+    loading anything (:mod:`recraft_build.engine.fastpath`); any doubt, and every
+    other command, takes the full path.
+    """
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    from recraft_build.engine.fastpath import answer
+
+    code = answer(sys.argv[1:] if argv is None else list(argv), stdout, stderr)
+    if code is not None:
+        return code
+    return run(argv, stdout=stdout, stderr=stderr)
+
+
+def run(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
+    """The full path of :func:`main` (no stamp consulted); return the exit code."""
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     parser = build_parser()
@@ -173,6 +204,8 @@ def _dispatch(args: argparse.Namespace, out: Renderer) -> int:
     stderr = out.stderr
     as_json = getattr(args, "json", False)
     live = stderr.isatty() and not as_json and os.environ.get("TERM") != "dumb"
+    from recraft_build import api
+
     if cmd == "validate":
         out.validated(api.validate(args.spec, provider=args.provider))
         return 0
@@ -180,6 +213,7 @@ def _dispatch(args: argparse.Namespace, out: Renderer) -> int:
 
     if cmd in ("plan", "status"):
         # `status` is the plan of every asset, shown as up to date or stale with reasons.
+        stamp = _noop_stamp(cmd, args) if cmd == "status" else None
         common = dict(
             provider=args.provider,
             cache_dir=args.cache_dir,
@@ -187,21 +221,36 @@ def _dispatch(args: argparse.Namespace, out: Renderer) -> int:
             reporter=make_reporter(stderr, live=False),
             remote_cache=getattr(args, "remote_cache", None),
             remote_mode=getattr(args, "remote_cache_mode", None),
+            shard=getattr(args, "shard", None),
+            stamp=stamp,
         )
         if cmd == "status":
             the_plan = api.status(args.spec, **common)
         else:
             the_plan = api.plan(args.spec, args.targets, force=args.force, **common)
-        out.plan(the_plan, status_mode=(cmd == "status"))
+        if stamp is None or not stamp.certified:
+            out.plan(the_plan, status_mode=(cmd == "status"))
+            return 0
+        # Printed through the same renderer as always, and remembered for the fast path.
+        kind = stamp.request.memo_kind
+        memo = _render(kind, lambda r: r.plan(the_plan, status_mode=True))
+        stderr.write(memo[1])
+        out.stdout.write(memo[0])
+        stamp.commit({kind: memo})
         return 0
     if cmd == "build":
         if args.jobs < 1:
             raise UsageError("-j/--jobs must be at least 1")
         reporter = make_reporter(stderr, live=live)
+        stamp = _noop_stamp(cmd, args)
+        if stamp is not None:
+            stamp.invalidate()
         try:
             result = api.build(
                 args.spec,
                 args.targets,
+                shard=args.shard,
+                stamp=stamp,
                 output_dir=args.output_dir,
                 cache_dir=args.cache_dir,
                 provider=args.provider,
@@ -218,6 +267,8 @@ def _dispatch(args: argparse.Namespace, out: Renderer) -> int:
             reporter.close()
         # Each failure was shown once, by the reporter, as it happened.
         out.build(result)
+        if stamp is not None and stamp.certified:
+            _remember_build(stamp)
         return 1 if result.failed else 0
     if cmd == "clean":
         out.clean(api.clean(args.spec, output_dir=args.output_dir, dry_run=args.dry_run))
@@ -234,7 +285,41 @@ def _dispatch(args: argparse.Namespace, out: Renderer) -> int:
     raise UsageError(f"unknown command {cmd}")  # pragma: no cover
 
 
+def _noop_stamp(command: str, args: argparse.Namespace) -> Any:
+    """The stamp this command may leave for the no-op fast path (None for --force)."""
+    from recraft_build.engine.stamp import NoopStamp
+
+    return NoopStamp.for_command(command, args)
+
+
+def _render(kind: str, show: Any) -> tuple[str, str]:
+    """``(stdout, stderr)`` of ``show(renderer)`` with the renderer of ``kind``'s form."""
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    renderer = make_renderer(kind.endswith("-json"), out, err)
+    show(renderer)
+    renderer.finish()
+    return out.getvalue(), err.getvalue()
+
+
+def _remember_build(stamp: Any) -> None:
+    """Write the stamp with what a no-op `build` (both forms) and, when this build
+    covered what `status` does, `status` print: the fast path replays them."""
+    noop, plan = stamp.noop_result, stamp.plan
+    req = stamp.request
+    # The JSON form is rendered only when asked for (tens of MB for a big spec; its first
+    # fast answer then waits for one full `build --json`).
+    kinds = ("build", "build-json") if req.as_json else ("build",)
+    memos = {kind: _render(kind, lambda r: r.build(noop)) for kind in kinds}
+    if not (req.targets or req.shard or req.remote_cache or req.remote_mode):
+        memos["status"] = _render("status", lambda r: r.plan(plan, status_mode=True))
+    stamp.commit(memos)
+
+
 def _cache_command(args: argparse.Namespace, out: Renderer, warnings: Any) -> int:
+    from recraft_build import api
+
     if args.action == "info":
         out.record(api.cache_info(args.cache_dir, reporter=warnings))
         return 0

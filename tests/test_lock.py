@@ -212,3 +212,35 @@ def test_the_fast_path_and_the_checked_path_accept_the_same_entries():
             fast = None
         if fast is not None:
             assert checked is not None and fast == checked, d
+
+
+def test_unchanged_on_disk_follows_reads_writes_and_other_writers(tmp_path):
+    path = tmp_path / "assets.lock"
+    assert Lock.load(path).unchanged_on_disk()  # no file, nothing in memory
+    lock = Lock.load(path)
+    lock.set_asset("a", entry("a"))
+    assert not lock.unchanged_on_disk()  # unsaved
+    lock.save()
+    assert lock.unchanged_on_disk()
+    other = Lock.load(path)
+    assert other.unchanged_on_disk()
+    other.set_asset("b", entry("b"))
+    other.save()
+    assert not lock.unchanged_on_disk()  # someone else wrote the file
+    both = Lock.load(path)
+    assert both.unchanged_on_disk()
+    assert both.retain(["a"]) == ["b"]
+    assert not both.unchanged_on_disk()  # dropped in memory, not yet saved
+
+
+def test_rewriting_the_same_entries_leaves_the_lock_in_step_with_its_file(tmp_path):
+    # A restore re-records entries equal to the lock's: nothing to write, nothing unsaved.
+    path = tmp_path / "assets.lock"
+    lock = Lock.load(path)
+    lock.set_asset("a", entry("a"))
+    lock.save()
+    again = Lock.load(path)
+    again.set_asset("a", entry("a"))
+    assert not again.unchanged_on_disk()
+    assert again.save() is False  # same bytes: not written
+    assert again.unchanged_on_disk()

@@ -332,3 +332,11 @@ def test_downloaded_svg_with_active_content_is_a_bad_result(body: str) -> None:
     with pytest.raises(BadResultError, match="refused") as info:
         d.fetch("https://cdn.test/v.svg", asset="logo", expect="svg")
     assert "nothing was cached" in str(info.value)
+
+
+def test_pixel_limit_is_the_steps_limit():
+    # Kept as a literal so that planning never imports Pillow; it must not drift.
+    from recraft_build.providers.download import DEFAULT_MAX_PIXELS
+    from recraft_build.steps.images import MAX_PIXELS
+
+    assert DEFAULT_MAX_PIXELS == MAX_PIXELS

@@ -706,3 +706,44 @@ def test_auth_header_comes_from_the_environment() -> None:
     assert auth_headers({REMOTE_AUTH_ENV: f"Bearer {TOKEN}"}) == {"Authorization": f"Bearer {TOKEN}"}
     assert auth_headers({REMOTE_AUTH_ENV: "  "}) == {}
     assert auth_headers({}) == {}
+
+
+def test_the_blobs_of_a_record_are_fetched_at_once(server: CacheServer, client, tmp_path) -> None:
+    from recraft_build.cache.codec import encode_ac_entry
+
+    blobs = [b"candidate one", b"candidate two", b"candidate three"]
+    for data in blobs:
+        server.data[f"cas/{sha(data)}"] = data
+    key = action_key("four candidates")
+    record = {"candidates": [{"sha256": sha(data)} for data in blobs]}
+    server.data[f"ac/{remote_name(key)}"] = encode_ac_entry(key, record)
+    # Each blob GET stalls a little, so requests in flight together overlap in the log.
+    server.delay = lambda method, path: 0.3 if method == "GET" and path.startswith("cas/") else 0.0
+    warnings = Warnings()
+    with TieredStore(Store(tmp_path / "c"), remote_for(server.url, client, warnings, mode="read")) as store:
+        assert store.get_record(key) == record
+        assert all(store.local.get_blob(sha(data)) == data for data in blobs)
+    order = [what for what, method, path in server.events if path.startswith("cas/")]
+    assert order[:3] == ["start", "start", "start"]  # all three in flight before any answer
+    assert warnings == []
+
+
+def test_warm_asks_about_many_blobs_at_once_and_remembers_what_the_remote_has(
+    server: CacheServer, client, tmp_path
+) -> None:
+    present = [b"pinned one", b"pinned two", b"pinned three"]
+    for data in present:
+        server.data[f"cas/{sha(data)}"] = data
+    absent = sha(b"never uploaded")
+    server.delay = lambda method, path: 0.3 if method == "HEAD" else 0.0
+    with TieredStore(Store(tmp_path / "c"), remote_for(server.url, client, Warnings(), mode="read")) as store:
+        store.local.put_blob(b"already here")
+        store.warm([sha(d) for d in present] + [absent, sha(b"already here")])
+        heads = [e for e in server.events if e[1] == "HEAD"]
+        assert len(heads) == 2 * 4  # the local blob is not asked about
+        assert [what for what, _m, _p in heads[:4]] == ["start"] * 4  # all in flight at once
+        server.delay = lambda method, path: 0.0
+        assert all(store.has_blob(sha(d)) for d in present)
+        assert len([e for e in server.events if e[1] == "HEAD"]) == 8  # answered from memory
+        assert not store.has_blob(absent)  # a miss is asked again (it may arrive meanwhile)
+        assert len([e for e in server.events if e[1] == "HEAD"]) == 10

@@ -59,3 +59,34 @@ def test_a_session_leaves_no_frozen_objects_behind(tmp_path):
 def test_unknown_options_are_refused():
     with pytest.raises(TypeError, match="jbos"):
         api.build("x.yaml", jbos=3)
+
+
+def test_plan_warms_a_remote_with_the_pictures_of_missing_outputs(tmp_path):
+    """A fresh clone: the remote is asked about every approved picture at once, before
+    the plan asks about each in turn; a tree with its outputs asks nothing."""
+    import json
+    import shutil
+
+    from recraft_build.cache.local import Store
+    from recraft_build.engine.session import Session
+
+    spec = tmp_path / "assets.yaml"
+    spec.write_text(SPEC.replace("hero.png", "hero.svg").replace("a hero", "a hero\n    style: vector_illustration"))
+    api.build(spec, cache_dir=tmp_path / "cache", env={})
+    picked = json.loads((tmp_path / "assets.lock").read_text())["assets"]["hero"]["generation"]["candidates"][0]["sha256"]
+    asked: list[list[str]] = []
+
+    class Warmable(Store):
+        def warm(self, digests):
+            asked.append(list(digests))
+
+    def open_store(settings, warn):
+        return Warmable(tmp_path / "cache", warn=warn)
+
+    with Session.open(spec, Settings(env={}), open_store=open_store) as session:
+        session.plan()
+    assert asked == []  # outputs on disk: nothing to ask
+    shutil.rmtree(tmp_path / "build")
+    with Session.open(spec, Settings(env={}), open_store=open_store) as session:
+        session.plan()
+    assert asked == [[picked]]

@@ -222,3 +222,24 @@ def test_results_are_deterministic_and_sized_as_expected():
         assert a.data == b.data
         assert picture_size(a) == geometry.expected_size(name, params, (123, 77))
     assert geometry.expected_size("trim", {}, (10, 10)) is None
+
+
+def test_large_downscales_reduce_first_and_stay_close_to_a_full_resample():
+    # A busy picture (hard edges and noise) is the worst case for reducing by blocks.
+    rng = np.random.default_rng(7)
+    img = Image.fromarray((rng.random((1024, 1024, 3)) * 255).astype("uint8"))
+    ImageDraw.Draw(img).ellipse((200, 150, 800, 900), fill=(250, 20, 20), outline=(0, 0, 0), width=9)
+    full = np.asarray(img.resize((128, 128), Image.Resampling.LANCZOS)).astype(float)
+    ours = np.asarray(geometry.resize(img, {"width": 128})).astype(float)
+    assert ours.shape == full.shape
+    assert np.abs(ours - full).mean() < 3  # the trade-off Pillow's thumbnail() makes
+    assert not np.array_equal(ours, full)  # it did take the faster road (resize is version 2)
+    # Below a 4x reduction nothing changes: bytes equal a full resample.
+    small = geometry.resize(img, {"width": 300})
+    assert np.array_equal(np.asarray(small), np.asarray(img.resize((300, 300), Image.Resampling.LANCZOS)))
+
+
+def test_resize_is_version_2():
+    from recraft_build.steps.versions import STEP_VERSIONS
+
+    assert STEP_VERSIONS["resize"] == 2  # its bytes changed with the reducing gap: keys must too

@@ -31,7 +31,7 @@ As :mod:`recraft_build.cache.remote_base` says, nothing here fails a build:
 from __future__ import annotations
 
 import time
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 from urllib.parse import urlsplit
 
 import httpx
@@ -39,6 +39,9 @@ import httpx
 from recraft_build.cache.policy import RemotePolicy
 from recraft_build.cache.remote_base import PutResult, RemoteBase, Reply, RetryLater, redact_url
 from recraft_build.errors import UsageError
+
+if TYPE_CHECKING:
+    from recraft_build.cache.httpconn import KeepAliveClient
 
 __all__ = ["REMOTE_AUTH_ENV", "RemoteCache", "auth_headers"]
 
@@ -61,7 +64,9 @@ def auth_headers(env: Mapping[str, str]) -> dict[str, str]:
 class RemoteCache(RemoteBase):
     """A client of one Bazel-HTTP-protocol cache at ``url``.
 
-    ``client`` is owned by the caller (who closes it); ``headers`` are added to every
+    ``client`` is owned by the caller (who closes it): an ``httpx.Client``, or the lean
+    :class:`~recraft_build.cache.httpconn.KeepAliveClient` that answers the same
+    ``request()``; ``headers`` are added to every
     request (e.g. ``{"Authorization": "Bearer ..."}`` read from an env var by the
     caller) and never appear in a message. ``mode`` is ``"read"`` (never writes: every
     ``put_*`` is a no-op without a request) or ``"read-write"``. ``sleep`` waits between
@@ -79,7 +84,7 @@ class RemoteCache(RemoteBase):
         self,
         url: str,
         *,
-        client: httpx.Client,
+        client: "httpx.Client | KeepAliveClient",
         mode: str = "read-write",
         headers: Mapping[str, str] | None = None,
         policy: RemotePolicy | None = None,

@@ -50,9 +50,14 @@ def open_remote(
         import httpx
 
         from recraft_build.cache.http import RemoteCache, auth_headers
+        from recraft_build.cache.httpconn import KeepAliveClient, proxies_configured
 
-        http = httpx.Client(
-            timeout=httpx.Timeout(60.0, connect=5.0), limits=httpx.Limits(max_connections=16)
+        # Thousands of small requests: the lean keep-alive client, unless a proxy must
+        # be used (httpx honours the proxy variables; the lean client does not).
+        http: Closeable = (
+            httpx.Client(timeout=httpx.Timeout(60.0, connect=5.0), limits=httpx.Limits(max_connections=16))
+            if proxies_configured(env)
+            else KeepAliveClient(max_connections=16)
         )
         try:
             return RemoteCache(url, client=http, mode=mode, headers=auth_headers(env), warn=warn), http

@@ -13,7 +13,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from recraft_build.cache.base import CacheStore, Closeable, GcResult, StoreInfo, VerifyResult
 from recraft_build.cache.codec import canonical_json, encode_ac_entry, read_json
@@ -96,6 +96,10 @@ class TieredStore:
         self._record_jobs: dict[str, Future[PutResult]] = {}
         self._counts = {name: 0 for name in UploadSummary.__dataclass_fields__}
         self._closed = False
+        # Parallel downloads of a record's blobs (and :meth:`warm`), made on first need.
+        self._fetch_threads = max(8, upload_threads)
+        self._fetch_pool: ThreadPoolExecutor | None = None
+        self._remote_has: set[str] = set()  # blobs the remote said it has (see warm)
 
     # ----- reads
 
@@ -115,7 +119,28 @@ class TieredStore:
         """Local, or the remote says it has it (a later get may still miss if it lies)."""
         if self.local.has_blob(digest):
             return True
+        if digest in self._remote_has:
+            return True
         return bool(HEX64.fullmatch(digest or "")) and self.remote.has_blob(digest)
+
+    def warm(self, digests: "Iterable[str]") -> None:
+        """Ask the remote about the ``digests`` not held locally, all at once over the
+        kept-alive connections, and remember which it has: a plan about to ask
+        :meth:`has_blob` of each (a fresh clone's restore) then asks no one in turn.
+
+        Only positive answers are remembered (a blob uploaded meanwhile is still found).
+        """
+        wanted = [d for d in dict.fromkeys(digests) if HEX64.fullmatch(d or "") and d not in self._remote_has]
+        wanted = [d for d in wanted if not self.local.has_blob(d)]
+        if not wanted:
+            return
+        with self._lock:
+            if self._fetch_pool is None:
+                self._fetch_pool = ThreadPoolExecutor(self._fetch_threads, thread_name_prefix="recraft-fetch")
+            pool = self._fetch_pool
+        for digest, present in zip(wanted, pool.map(self.remote.has_blob, wanted)):
+            if present:
+                self._remote_has.add(digest)
 
     def has_record(self, key: str) -> bool:
         """Local (the store's index), or the remote says it has one (HEAD)."""
@@ -137,10 +162,8 @@ class TieredStore:
                 f"naming a malformed blob digest ({bad[0][:20]!r}); ignored it"
             )
             return None
-        for digest in digests:
-            if self.local.has_blob(digest):
-                continue
-            data = self.remote.get_blob(digest)
+        missing = [d for d in digests if not self.local.has_blob(d)]
+        for digest, data in zip(missing, self._fetch_blobs(missing)):
             if data is None:
                 if self.remote.available:
                     self.remote.warn(
@@ -155,6 +178,18 @@ class TieredStore:
         self.local.put_record(key, record)
         self._count("records_downloaded")
         return record
+
+    def _fetch_blobs(self, digests: list[str]) -> list[bytes | None]:
+        """The remote's verified bytes of each digest (None for a miss), fetched at once
+        over the kept-alive connections when there are several (the candidates of an
+        ``n: 4`` asset, the files of a favicon set): one round trip, not one per blob."""
+        if len(digests) < 2:
+            return [self.remote.get_blob(d) for d in digests]
+        with self._lock:
+            if self._fetch_pool is None:
+                self._fetch_pool = ThreadPoolExecutor(self._fetch_threads, thread_name_prefix="recraft-fetch")
+            pool = self._fetch_pool
+        return list(pool.map(self.remote.get_blob, digests))
 
     # ----- writes
 
@@ -334,6 +369,8 @@ class TieredStore:
             self.flush()
             self._blob_pool.shutdown(wait=True)
             self._record_pool.shutdown(wait=True)
+            if self._fetch_pool is not None:
+                self._fetch_pool.shutdown(wait=True)
             self.local.close()
         finally:
             if self._client is not None:

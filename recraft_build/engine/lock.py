@@ -91,7 +91,11 @@ class Lock:
         # disk, so a `pick` made while a build runs is not lost (see save()).
         self._touched_assets: set[str] = set(self._assets)
         self._touched_styles: set[str] = set(self._styles)
-        # Serialised text of each asset entry, so saving after each finished asset
+        # A count of changes in memory, and its value when the file last matched memory
+        # (read or written): equal means nothing in memory is unsaved.
+        self._version = 0
+        self._saved_version = -1 if (self._assets or self._styles) else 0
+        # Serialised line ("name": entry) of each asset, so saving after each finished asset
         # costs O(changed entries), not O(all entries) of JSON encoding.
         self._entry_text: dict[str, str] = {}
         # (mtime_ns, size, inode) of the file as we last read or wrote it: when it is
@@ -134,6 +138,7 @@ class Lock:
         lock._saved_text = text
         lock._touched_assets.clear()
         lock._touched_styles.clear()
+        lock._saved_version = lock._version
         lock._disk_stamp = _stamp(path)
         return lock
 
@@ -158,6 +163,13 @@ class Lock:
         """Every asset entry by name (read-only by convention: the planner's fast path)."""
         return self._assets
 
+    def unchanged_on_disk(self) -> bool:
+        """Whether the file is exactly what this object last read or wrote (same mtime,
+        size and inode; absent if it was absent) and nothing in memory is unsaved: then
+        this object's entries are the file's (the no-op stamp relies on it)."""
+        with self._mutex:
+            return self._version == self._saved_version and _stamp(self.path) == self._disk_stamp
+
     def raw_assets(self) -> Mapping[str, Any]:
         """Every asset entry as the JSON object the file holds (for the review page)."""
         with self._mutex:
@@ -171,6 +183,7 @@ class Lock:
             self._assets[name] = entry
             self._touched_assets.add(name)
             self._entry_text.pop(name, None)
+            self._version += 1
 
     def set_style(self, name: str, entry: LockedStyle) -> None:
         if not isinstance(entry, LockedStyle):
@@ -178,6 +191,7 @@ class Lock:
         with self._mutex:
             self._styles[name] = entry
             self._touched_styles.add(name)
+            self._version += 1
 
     def retain(self, asset_names: Iterable[str], style_names: Iterable[str] | None = None) -> list[str]:
         """Drop assets (and styles, if given) not named; return the dropped asset names."""
@@ -187,11 +201,13 @@ class Lock:
             for n in dropped:
                 del self._assets[n]
                 self._touched_assets.add(n)
+                self._version += 1
             if style_names is not None:
                 keep_styles = set(style_names)
                 for n in [s for s in self._styles if s not in keep_styles]:
                     del self._styles[n]
                     self._touched_styles.add(n)
+                    self._version += 1
             return sorted(dropped)
 
     def to_text(self) -> str:
@@ -200,11 +216,12 @@ class Lock:
         with self._mutex:
             parts = []
             for name in sorted(self._assets):
-                text = self._entry_text.get(name)
-                if text is None:
+                line = self._entry_text.get(name)
+                if line is None:
+                    # The whole line, name included: with indent, json encodes in Python.
                     text = _dumps(self._assets[name].to_json()).replace("\n", "\n    ")
-                    self._entry_text[name] = text
-                parts.append(f"    {_dumps(name)}: {text}")
+                    line = self._entry_text[name] = f"    {_dumps(name)}: {text}"
+                parts.append(line)
             assets = "{\n" + ",\n".join(parts) + "\n  }" if parts else "{}"
             styles = _dumps({n: st.to_json() for n, st in self._styles.items()}).replace("\n", "\n  ")
             return (
@@ -251,6 +268,7 @@ class Lock:
         """
         with self._mutex:
             text = self._merged_text()
+            version = self._version
         if text is None:
             return False
         try:
@@ -260,6 +278,7 @@ class Lock:
         with self._mutex:
             self._saved_text = text
             self._disk_stamp = _stamp(self.path)
+            self._saved_version = version  # later changes (made while writing) stay unsaved
         return True
 
     def _merged_text(self) -> str | None:
@@ -273,6 +292,7 @@ class Lock:
             if disk is not None:
                 d_assets, d_styles, d_text = disk
                 if d_text != self._saved_text:
+                    self._version += 1  # memory now holds others' entries too
                     for name, entry in d_assets.items():
                         if name not in self._touched_assets:
                             self._assets[name] = entry
@@ -284,10 +304,14 @@ class Lock:
                         if name not in self._touched_styles:
                             self._styles[name] = entry
                 self._saved_text = d_text
+                self._disk_stamp = stamp  # read under the file lock: that very file
         text = self.to_text()
         if not exists and not self._assets and not self._styles:
+            self._saved_version = self._version  # no file, and nothing to pin: in step
             return None  # nothing to pin: do not litter an empty lock beside the spec
         if exists and text == self._saved_text:
+            if stamp == self._disk_stamp:
+                self._saved_version = self._version  # memory is the file, byte for byte
             return None
         return text
 

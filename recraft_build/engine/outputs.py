@@ -228,6 +228,11 @@ class OutputState:
         self._files[rel] = [st.st_size, st.st_mtime_ns, digest, digest]
         self._dirty = True
 
+    def recorded(self, rel: str) -> tuple[int, int, str] | None:
+        """``(size, mtime_ns, sha256)`` remembered for ``rel`` (None when unknown); no I/O."""
+        known = self._files.get(rel)
+        return (int(known[0]), int(known[1]), str(known[2])) if known else None
+
     def known_paths(self) -> list[str]:
         """Every file recorded in the folder (written or only observed)."""
         return sorted(self._files)

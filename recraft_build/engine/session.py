@@ -21,7 +21,7 @@ import gc
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from recraft_build.cache.base import CacheStore
 from recraft_build.cache.ledger import Ledger, MemoryLedger
@@ -30,6 +30,7 @@ from recraft_build.domain import Picture, Spec, StyleSpec, sniff_media_type
 from recraft_build.engine import keys
 from recraft_build.engine.executor import BuildResult, Executor, NullReporter, Reporter
 from recraft_build.engine.results import BuildInterrupted
+from recraft_build.engine.fastpath import DEFAULT_SPEC  # defined beside the fast path, which cannot import this
 from recraft_build.engine.lock import Lock
 from recraft_build.engine.options import BuildOptions
 from recraft_build.engine.outputs import OutputState, check_output_root, sweep_temp_files
@@ -40,9 +41,11 @@ from recraft_build.errors import (BudgetError, FrozenError, LockMismatch, Output
 from recraft_build.providers.capabilities import ProviderInfo, refusals
 from recraft_build.settings import Settings
 
+if TYPE_CHECKING:
+    from recraft_build.engine.shards import Shard
+
 __all__ = ["DEFAULT_SPEC", "Session", "StyleRef", "load_spec_file", "output_root", "select_targets"]
 
-DEFAULT_SPEC = "assets.yaml"
 
 
 def load_spec_file(spec_path: str | os.PathLike[str] | None) -> Spec:
@@ -60,11 +63,21 @@ def load_spec_file(spec_path: str | os.PathLike[str] | None) -> Spec:
     return load_spec(path)
 
 
-def select_targets(spec: Spec, targets: Sequence[str] | None) -> list[str] | None:
+def select_targets(
+    spec: Spec, targets: Sequence[str] | None, shard: "str | Shard | None" = None
+) -> list[str] | None:
     """Asset names matched by ``targets`` (names or globs); None means all.
 
-    A target that matches nothing is a UsageError with the closest names.
+    A target that matches nothing is a UsageError with the closest names. With
+    ``shard`` (``"K/N"``), only the part of those names that shard builds
+    (:mod:`recraft_build.engine.shards`), in spec order.
     """
+    if shard is not None:
+        from recraft_build.engine import shards
+
+        chosen = select_targets(spec, targets)
+        names = chosen if chosen is not None else [a.name for a in spec.assets]
+        return shards.select(names, shards.parse_shard(shard))
     if not targets:
         return None
     names = [a.name for a in spec.assets]
@@ -213,8 +226,16 @@ class Session:
             self._styles = _style_refs(self.spec, self.provider.family, used) if used else {}
         return self._styles
 
-    def plan(self, targets: Sequence[str] | None = None, *, force: bool = False, audit: bool = False) -> Plan:
-        """What building ``targets`` (names or globs; all when None) needs, and costs.
+    def plan(
+        self,
+        targets: Sequence[str] | None = None,
+        *,
+        force: bool = False,
+        audit: bool = False,
+        shard: "str | Shard | None" = None,
+    ) -> Plan:
+        """What building ``targets`` (names or globs; all when None) needs, and costs;
+        with ``shard`` (``"K/N"``) only that shard's part of them (:func:`select_targets`).
 
         Pure over what the session read: no provider call and no write. ``audit``
         (``status``) also compares each pinned generation with the cache's record of its
@@ -222,6 +243,7 @@ class Session:
         """
         from recraft_build.steps.versions import step_versions
 
+        self._warm_remote()
         with _bulk_load():
             inputs = PlanInputs(
                 provider=self.provider,
@@ -234,7 +256,7 @@ class Session:
                 locked_styles={n: st.key for n in self.lock.style_names() if (st := self.lock.style(n)) is not None},
             )
             plan = make_plan(
-                self.spec, self.lock.entries(), inputs, targets=select_targets(self.spec, targets), force=force
+                self.spec, self.lock.entries(), inputs, targets=select_targets(self.spec, targets, shard), force=force
             )
         # What the provider cannot take is refused now, with the line, not after paying
         # for half the build (only assets that would call it: approved ones stay usable).
@@ -281,6 +303,21 @@ class Session:
                     f"{ap.gen_key[:12]} made ({', '.join(d[:12] for d in made)}): edited by hand? "
                     "(restore the lock from git, or reroll the asset)"
                 )
+    def _warm_remote(self) -> None:
+        """With a remote cache, ask it at once about the approved pictures of assets whose
+        files are missing here (a fresh clone): the plan then finds each answer waiting
+        instead of asking in turn. A hint only: the plan decides as it always does."""
+        warm = getattr(self.store, "warm", None)
+        if warm is None:
+            return
+        wanted = []
+        for entry in self.lock.entries().values():
+            picked = entry.generation.picked
+            first = next(entry.files(), None)
+            if picked is not None and first is not None and not os.path.lexists(os.path.join(self.out, first.path)):
+                wanted.append(picked.sha256)
+        if wanted:
+            warm(wanted)
 
     # -- building ------------------------------------------------------------------
     def build(self, plan: Plan, options: BuildOptions, *, client: Any = None) -> BuildResult:
@@ -399,10 +436,18 @@ class _NoProvider:
 
 
 def _steps_module() -> Any:
-    """The step functions the executor calls (imported only when a build runs steps)."""
-    from recraft_build.steps import registry
+    """The step functions the executor calls, imported when the first one is called: a
+    restore whose results are all cached never loads numpy or Pillow for them."""
+    return _LazySteps()
 
-    return registry
+
+class _LazySteps:
+    """``steps.registry``, imported on first use (thread-safe: imports are)."""
+
+    def __getattr__(self, name: str) -> Any:
+        from recraft_build.steps import registry
+
+        return getattr(registry, name)
 
 
 def _style_refs(spec: Spec, family: str, used: set[str]) -> dict[str, StyleRef]:

@@ -47,7 +47,6 @@ import xml.etree.ElementTree as ET
 from typing import Any, Callable, Mapping
 
 import httpx
-from PIL import Image
 
 from recraft_build.domain import Picture
 from recraft_build.domain import sniff_media_type
@@ -55,7 +54,6 @@ from recraft_build.errors import BadResultError
 from recraft_build.errors import StepError
 from recraft_build.providers.deadline import exchange
 from recraft_build.providers.http import CallContext, HttpPolicy, retry_after_seconds
-from recraft_build.steps.images import MAX_PIXELS, check_pixels
 from recraft_build.steps.svgsafe import UnsafeSvg, check_svg
 
 __all__ = [
@@ -71,7 +69,9 @@ __all__ = [
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 #: Largest raster accepted, in pixels: the steps' own limit, so what is accepted here
 #: can be decoded by every step (below Pillow's decompression-bomb warning too).
-DEFAULT_MAX_PIXELS = MAX_PIXELS
+#: (Equal to steps.images.MAX_PIXELS, which a test checks: Pillow and the step helpers
+#: are imported only where a picture is checked, so `status` never loads them.)
+DEFAULT_MAX_PIXELS = 8192 * 8192
 
 _NOT_IMAGE_TYPES = ("text/html", "application/json", "text/plain", "text/javascript", "application/javascript")
 _SVG_NS = "{http://www.w3.org/2000/svg}"
@@ -93,6 +93,10 @@ _Bad = PictureCheckError
 
 
 def _check_raster(data: bytes, media_type: str, max_pixels: int) -> None:
+    from PIL import Image
+
+    from recraft_build.steps.images import check_pixels
+
     fmt = _PIL_FORMATS[media_type]
     try:
         with Image.open(io.BytesIO(data), formats=[fmt]) as im:

@@ -64,6 +64,13 @@ _RESAMPLE = {
     "nearest": Image.Resampling.NEAREST,
 }
 _FITS = ("inside", "cover", "contain", "stretch")
+# A downscale by a large factor first averages whole blocks of pixels (Image.reduce), then
+# resamples what is left, at least twice the target size, with the chosen filter: the
+# trade-off Pillow's own thumbnail() makes (reducing_gap=2). On 1024 -> 128 it is 8x
+# faster than a full Lanczos pass and 47 dB PSNR from it (at most 15 levels apart on
+# hard edges; identical below a 4x reduction). It changed resize's bytes: resize is
+# version 2 in steps/versions.py.
+_REDUCING_GAP = 2.0
 _GRAVITIES = ("center", "top", "bottom", "left", "right")
 
 
@@ -211,7 +218,7 @@ def _resample(img: Image.Image, size: tuple[int, int], method: Image.Resampling,
     """Resize; Pillow premultiplies RGBA itself, so clear pixels' hidden colours never bleed."""
     if img.size == size and box is None:
         return img.copy()
-    return img.resize(size, method, box=box)
+    return img.resize(size, method, box=box, reducing_gap=_REDUCING_GAP)
 
 
 def _canvas(img: Image.Image, size: tuple[int, int], color: tuple[int, int, int, int]) -> Image.Image:

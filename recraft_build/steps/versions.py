@@ -17,7 +17,8 @@ __all__ = ["EXPORT_VERSION", "FAVICON_VERSION", "STEP_VERSIONS", "step_versions"
 STEP_VERSIONS: Mapping[str, int] = {
     "remove_background": 1,
     "vectorize": 2,  # 2: colours snap to white, black and the palette
-    "resize": 1,
+    # 2: large downscales reduce by whole blocks first (geometry._REDUCING_GAP).
+    "resize": 2,
     "crop": 1,
     "trim": 1,
     "pad": 1,
