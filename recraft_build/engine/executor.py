@@ -48,6 +48,7 @@ from recraft_build.errors import (
     StepError,
     StoreError,
 )
+from recraft_build.engine.chains import ChainScheduler
 from recraft_build.engine.groupcommit import GroupCommit
 from recraft_build.engine.lock import Lock
 from recraft_build.engine.lockdata import LockedAsset, LockedFile, LockedGeneration, LockedOutput, LockedStep, LockedStyle
@@ -157,6 +158,7 @@ class Executor:
                 todo.append(ap)
 
         failed_styles = self._ensure_styles(todo, style_refs or {}, results)
+        chains = ChainScheduler(plan, todo, self.lock)  # assets made from others wait for them
         interrupted = False
         aborted = False
         # Two pools: `jobs` workers wait on the network (generations), and as soon as a
@@ -186,6 +188,8 @@ class Executor:
                     results[ap.name] = res
                     self.reporter.asset_finished(res)
                     continue
+                if chains.waits(ap):
+                    continue  # started once the assets it is made from are built
                 submit(net, self._guarded, ap, self._first_stage)
             while pending:
                 try:
@@ -200,6 +204,12 @@ class Executor:
                     continue
                 results[out.name] = out
                 self.reporter.asset_finished(out)
+                for ready in chains.release(out):
+                    if isinstance(ready, AssetResult):
+                        results[ready.name] = ready
+                        self.reporter.asset_finished(ready)
+                    else:
+                        submit(net, self._guarded, ready, self._first_stage)
         except KeyboardInterrupt:
             interrupted = True
             self.cancel.set()
@@ -224,6 +234,8 @@ class Executor:
             cpu.shutdown(wait=not aborted, cancel_futures=True)
             self._saver.save(force=True)
             self.state.save()
+        for res in chains.unfinished():
+            results.setdefault(res.name, res)
         ordered = [results[a.name] for a in plan.assets if a.name in results]
         return BuildResult(assets=ordered, output_dir=self.out, interrupted=interrupted)
 

@@ -13,6 +13,15 @@ For each asset the plan says one of:
 * ``generate``: a new picture must be made (and, with a real provider, paid for).
 
 Every decision carries human reasons (``status`` and ``plan`` show them).
+
+Assets made from other assets' pictures (``image: {asset: ...}``) are planned parents
+first (:func:`~recraft_build.spec.graph.build_order`), so a child's key can hold the
+digest of its parent's picked picture. When the parent is generated in the same build,
+that digest is not known yet: the child is planned as ``generate`` *after* its parent
+(``AssetPlan.after``), priced, and re-planned by the executor once the parent is
+picked (:meth:`Plan.resolve`). Targets pull in the assets they are made from that are
+not up to date (make semantics). An asset whose picture is a file of the project is
+never generated: it is restored from the file (``SourcePicture``).
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from recraft_build.cache.records import Candidate, ExportRecord, GenerationRecord, StepRecord
 from recraft_build.engine import keys
+from recraft_build.engine.inputs import SourcePicture
 from recraft_build.engine.lockdata import LockedAsset, LockedFile, LockedOutput, LockedStep
 from recraft_build.domain import Asset, OutputSpec, Spec
 from recraft_build.errors import PlanError
@@ -115,10 +125,27 @@ class AssetPlan:
     bought_credits: float | None = None
     # ``status``: why the lock's pictures are not what its generation key made (a hand edit).
     hand_edited: str = ""
+    # Made from assets this build generates first: its key (``gen_key`` is "") is known
+    # once they are picked; the executor re-plans it then (Plan.resolve).
+    after: tuple[str, ...] = ()
+    # It must be generated, but its input (asset name, sha256: the parent's picture
+    # pinned in the lock) is in no cache: a build refuses rather than repaint the parent.
+    missing_input: tuple[str, str] | None = None
+    # What it was planned from, so it can be planned again (Plan.resolve).
+    entry: LockedAsset | None = field(default=None, repr=False)
+    forced: bool = False
 
     @property
     def name(self) -> str:
         return self.asset.name
+
+    @property
+    def picked(self) -> str | None:
+        """The sha256 of the picture its outputs (and the assets made from it) will use,
+        when known now: None when this build generates it."""
+        if self.status == "generate" or not self.candidates or self.after:
+            return None
+        return self.candidates[self.pick].sha256
 
     def to_json(self) -> dict[str, Any]:
         req = self.asset.request
@@ -133,6 +160,9 @@ class AssetPlan:
             "size": req.size or req.aspect_ratio,
             "n": req.n,
             "prompt": req.prompt,
+            "operation": req.operation,
+            "inputs": {k: (str(v) if v is not None else None) for k, v in (("image", self.asset.image), ("mask", self.asset.mask)) if v is not None} or None,
+            "after": list(self.after) or None,
             "credits": self.credits,
             "pinned_missing": self.pinned_missing,
             "hand_edited": self.hand_edited or None,
@@ -151,9 +181,22 @@ class AssetPlan:
 
 @dataclass
 class Plan:
+    """What a build will do, asset by asset, in build order (parents first)."""
+
     spec: Spec
     provider: ProviderInfo
     assets: list[AssetPlan]
+    inputs: "PlanInputs | None" = field(default=None, repr=False)
+
+    def resolve(self, ap: AssetPlan, picked: Mapping[str, str]) -> AssetPlan:
+        """``ap`` planned again now that the assets it is made from are picked
+        (``picked``: asset name -> sha256 of its picked picture, as the lock now says).
+        The result may be up to date (the parent's new picture is the old one), a
+        restore, or a generation with a known key."""
+        from recraft_build.engine.graphplan import plan_one
+
+        assert self.inputs is not None, "a plan made by make_plan"
+        return plan_one(ap.asset, ap.entry, self.inputs, picked.get, force=ap.forced)
 
     @property
     def credits(self) -> float:
@@ -297,6 +340,8 @@ class PlanInputs:
     pricing: PriceList
     step_versions: Mapping[str, int] = field(default_factory=dict)
     style_keys: Mapping[str, str] = field(default_factory=dict)
+    #: The project's picture files that assets take, by path (``engine.inputs``).
+    sources: Mapping[str, SourcePicture] = field(default_factory=dict)
 
 
 def make_plan(
@@ -309,17 +354,26 @@ def make_plan(
 ) -> Plan:
     """Plan the build of ``targets`` (asset names; all when None) from the lock's entries
     and what ``inputs`` tell of the cache and the output tree. ``force`` plans a new
-    generation for every target. Pure: no I/O beyond the lookups given."""
-    wanted = None if targets is None else set(targets)
-    plans: list[AssetPlan] = []
-    for asset in spec.assets:
-        if wanted is not None and asset.name not in wanted:
-            continue
-        plans.append(_plan_asset(asset, lock.get(asset.name), inputs, force=force))
-    return Plan(spec=spec, provider=inputs.provider, assets=plans)
+    generation for every target. Pure: no I/O beyond the lookups given.
+
+    The plan lists assets in build order (parents before the assets made from them,
+    otherwise the spec's). Targets bring in the assets they are made from, directly or
+    not, that are not up to date (make semantics); ``force`` re-rolls only the targets."""
+    from recraft_build.engine.graphplan import plan_graph
+
+    return plan_graph(spec, lock, inputs, targets=targets, force=force)
 
 
-def _plan_asset(asset: Asset, entry: LockedAsset | None, inputs: PlanInputs, *, force: bool) -> AssetPlan:
+def _plan_asset(
+    asset: Asset,
+    entry: LockedAsset | None,
+    inputs: PlanInputs,
+    *,
+    force: bool,
+    source: SourcePicture | None = None,
+) -> AssetPlan:
+    """Plan one asset whose inputs (if any) are resolved; ``source`` is the file an asset
+    whose picture is a file *is* (never generated: restored from the file, free)."""
     provider = inputs.provider
     records = inputs.records
     blob_present = inputs.blob_present
@@ -336,10 +390,14 @@ def _plan_asset(asset: Asset, entry: LockedAsset | None, inputs: PlanInputs, *, 
         # pictures are never overwritten under the same key.
         roll += 1
     gen_key = keys.generation_key(family, req, style_key=style_key, roll=roll)
+    if source is not None:
+        # A file is the picture: the same for every provider, keyed by its content (the
+        # family stays the active provider's: it runs the asset's provider steps).
+        roll, gen_key = 0, keys.file_key(source.sha256)
     # Only a real picture is honoured under another family (a teammate without a token
     # keeps the approved pictures); a placeholder never stands in once a real provider
     # is active.
-    if not force and gen is not None and gen.family != family and gen.family != "placeholder":
+    elif not force and gen is not None and gen.family != family and gen.family != "placeholder":
         alt = keys.generation_key(gen.family, req, style_key=style_key, roll=roll)
         if gen.key == alt:
             family, gen_key = gen.family, alt
@@ -356,10 +414,13 @@ def _plan_asset(asset: Asset, entry: LockedAsset | None, inputs: PlanInputs, *, 
         candidates = gen.candidates
         pick = gen.pick
     else:
-        rec = records.generation(gen_key)
+        rec = records.generation(gen_key) if source is None else None
         if rec is not None:
             candidates = rec.candidates
             bought = (rec.provider, rec.credits)
+        if source is not None:
+            candidates, bought = (source.candidate(),), ("file", 0.0)
+            reasons.append(f"picture from file {source.path}")
         if entry is None:
             reasons.append("new asset")
         elif gen is not None:
@@ -449,7 +510,7 @@ def _plan_asset(asset: Asset, entry: LockedAsset | None, inputs: PlanInputs, *, 
         status = "up-to-date"
     else:
         reachable = True
-        for o in needed:
+        for o in needed if source is None else ():  # a file is always at hand
             points = [cand_digest] + [s.digest for s in asset_steps + o.steps]
             if not any(d and blob_present(d) for d in points) and not _files_cached(
                 records.export(o.final.key) if o.final.key else None, blob_present
