@@ -153,7 +153,7 @@ class AssetPlan:
             "name": self.asset.name,
             "status": self.status,
             "reasons": self.reasons,
-            "key": self.gen_key,
+            "key": self.gen_key or None,  # None: known once the assets it is made from are picked
             "model": req.model,
             "style": req.style_ref or req.style,
             "substyle": req.substyle,
@@ -161,7 +161,8 @@ class AssetPlan:
             "n": req.n,
             "prompt": req.prompt,
             "operation": req.operation,
-            "inputs": {k: (str(v) if v is not None else None) for k, v in (("image", self.asset.image), ("mask", self.asset.mask)) if v is not None} or None,
+            "inputs": {k: ({"asset": v.asset} if v.asset is not None else {"file": v.file})
+                       for k, v in (("image", self.asset.image), ("mask", self.asset.mask)) if v is not None} or None,
             "after": list(self.after) or None,
             "credits": self.credits,
             "pinned_missing": self.pinned_missing,

@@ -69,8 +69,9 @@ def graph_problems(assets: Sequence[Asset], vector: Mapping[str, bool], spec_fil
             if inp is None or inp.asset is None:
                 continue
             if inp.asset not in known:
-                close = difflib.get_close_matches(inp.asset, names, n=3)
-                hint = f"did you mean {', '.join(close)}?" if close else "name an asset of this spec"
+                close = difflib.get_close_matches(inp.asset, [n for n in names if n != a.name], n=3)
+                hint = (f"did you mean {' or '.join(repr(c) for c in close)}?" if close
+                        else "name an asset of this spec")
                 problems[_problem(inp, spec_file, f"no asset named {inp.asset!r} (asset {a.name!r})", hint)] = None
             elif vector.get(inp.asset) and not a.from_file:
                 problems[_problem(

@@ -129,7 +129,7 @@ def _prepare_file(log: ProblemLog, s: Source, image: Mapping[str, str]) -> bool:
         log.add(base + ("image",), "an asset made from another asset needs a prompt",
                 "say what to draw (prompt: ...), or operation: variate")
         s.ok = False
-        return True
+        return False
     for key in _GENERATION_FIELDS + ("strength", "mask"):
         if key in s.asset.fields:
             log.add(base + (key,), f"a picture from a file takes no {key}",
