@@ -17,6 +17,7 @@ from typing import Sequence
 from recraft_build.engine.lock import Lock
 from recraft_build.engine.plan import AssetPlan, Plan
 from recraft_build.engine.results import AssetResult
+from recraft_build.errors import RecraftBuildError
 
 __all__ = ["ChainScheduler"]
 
@@ -98,7 +99,10 @@ class ChainScheduler:
         planned = {i.asset: d for i, d in ((ap.asset.image, req.image), (ap.asset.mask, req.mask))
                    if i is not None and i.asset is not None}
         if ap.after or any(planned.get(p) != d for p, d in picked.items()):
-            ap = self.plan.resolve(ap, picked)
+            try:
+                ap = self.plan.resolve(ap, picked)
+            except RecraftBuildError as exc:  # e.g. a step its new picture cannot take
+                return AssetResult(ap.name, "failed", error=f"asset {ap.name!r}: {exc}", reasons=ap.reasons)
         if ap.status == "up-to-date":
             return AssetResult(ap.name, "up-to-date", outputs=[f for o in ap.outputs for f in o.locked_files])
         if ap.missing_input is not None or ap.pinned_missing:

@@ -18,6 +18,11 @@ from recraft_build.errors import Problem
 __all__ = ["build_order", "descendants", "find_cycles", "graph_problems", "with_ancestors"]
 
 
+def _has_edges(assets: Sequence[Asset]) -> bool:
+    """True when some asset is made from another asset."""
+    return any(i is not None and i.asset is not None for a in assets for i in (a.image, a.mask))
+
+
 def _problem(inp: ImageInput, fallback: str, message: str, hint: str = "") -> Problem:
     w = inp.where
     if w is None:
@@ -28,6 +33,8 @@ def _problem(inp: ImageInput, fallback: str, message: str, hint: str = "") -> Pr
 def find_cycles(assets: Sequence[Asset]) -> list[list[str]]:
     """Each cycle of the graph once, as the names along it, first name repeated at the
     end (``[a, b, a]``); a self-reference is ``[a, a]``. Unknown names are ignored."""
+    if not _has_edges(assets):
+        return []
     by_name = {a.name: a for a in assets}
     state: dict[str, int] = {}  # 1: on the path, 2: done
     cycles: list[list[str]] = []
@@ -61,6 +68,8 @@ def graph_problems(assets: Sequence[Asset], vector: Mapping[str, bool], spec_fil
     """Problems of the graph: an input naming no asset (with the closest names), a cycle
     (``a -> b -> a``: an asset cannot be made from itself, even through others), and an
     input asset whose picture is SVG (``vector[name]``): operations take raster pictures."""
+    if not _has_edges(assets):
+        return []
     names = [a.name for a in assets]
     known = set(names)
     problems: dict[Problem, None] = {}
@@ -95,6 +104,8 @@ def build_order(assets: Sequence[Asset]) -> list[Asset]:
     """``assets`` with every parent before the assets made from it, otherwise in the
     order given (a spec without chains keeps its order). Parents outside ``assets`` and
     cycles (refused by the loader) are ignored."""
+    if not _has_edges(assets):
+        return list(assets)  # the common case, on every no-op build: nothing to order
     by_name = {a.name: a for a in assets}
     done: set[str] = set()
     out: list[Asset] = []
