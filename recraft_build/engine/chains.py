@@ -12,11 +12,11 @@ picture nobody approved.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable
 
 from recraft_build.engine.lock import Lock
 from recraft_build.engine.plan import AssetPlan, Plan
-from recraft_build.engine.results import AssetResult
+from recraft_build.engine.results import AssetResult, Reporter
 from recraft_build.errors import RecraftBuildError
 
 __all__ = ["ChainScheduler"]
@@ -25,10 +25,13 @@ __all__ = ["ChainScheduler"]
 class ChainScheduler:
     """Which assets of a build wait for others, and what to do when one finishes.
 
-    Used from the executor's main thread only (not thread-safe, and needs not be).
+    Made with the executor's list of assets to build, it takes out of that list the
+    assets that must wait (so the executor starts only the others), and hands them back
+    through :meth:`release`. Used from the executor's main thread only (not thread-safe,
+    and needs not be).
     """
 
-    def __init__(self, plan: Plan, todo: Sequence[AssetPlan], lock: Lock):
+    def __init__(self, plan: Plan, todo: list[AssetPlan], lock: Lock):
         self.plan = plan
         self.lock = lock
         building = {ap.name for ap in todo}
@@ -42,15 +45,21 @@ class ChainScheduler:
                 self._blockers[ap.name] = set(parents)
                 for p in parents:
                     self._children.setdefault(p, []).append(ap.name)
+        todo[:] = [ap for ap in todo if ap.name not in self._waiting]
 
-    def waits(self, ap: AssetPlan) -> bool:
-        """True when ``ap`` must wait for assets it is made from (do not start it now)."""
-        return ap.name in self._waiting
+    def release(self, finished: AssetResult, results: dict[str, AssetResult], reporter: Reporter,
+                start: Callable[[AssetPlan], None]) -> None:
+        """Act on what ``finished`` unblocks: ``start`` each asset now ready, and record
+        (in ``results``, and to ``reporter``) each one done without running (up to date
+        after all, or skipped because a parent failed), which releases its own children."""
+        for ready in self._unblocked(finished):
+            if isinstance(ready, AssetResult):
+                results[ready.name] = ready
+                reporter.asset_finished(ready)
+            else:
+                start(ready)
 
-    def release(self, finished: AssetResult) -> list[AssetResult | AssetPlan]:
-        """What ``finished`` unblocks: plans to start now, and results of assets that are
-        done without running (up to date after all, or skipped because a parent failed).
-        Results returned here release their own children in the same call."""
+    def _unblocked(self, finished: AssetResult) -> list[AssetResult | AssetPlan]:
         out: list[AssetResult | AssetPlan] = []
         queue = [finished]
         while queue:
@@ -78,13 +87,13 @@ class ChainScheduler:
                     queue.append(ready)
         return out
 
-    def unfinished(self) -> list[AssetResult]:
-        """Results for the assets still waiting when the build stops (interrupted, or an
-        earlier failure stopped it): not built."""
-        out = [AssetResult(name, "skipped", error="not built: the build stopped before the assets it is made from")
-               for name in self._waiting]
+    def unfinished(self, results: dict[str, AssetResult]) -> None:
+        """Record the assets still waiting when the build stops (interrupted, an earlier
+        failure stopped it, or what they are made from was never started): not built."""
+        for name in self._waiting:
+            results.setdefault(name, AssetResult(
+                name, "skipped", error="not built: the build stopped before the assets it is made from"))
         self._waiting.clear()
-        return out
 
     def _ready(self, ap: AssetPlan) -> AssetResult | AssetPlan:
         """``ap`` with its inputs as the lock now has them."""

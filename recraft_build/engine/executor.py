@@ -158,9 +158,9 @@ class Executor:
                 todo.append(ap)
 
         failed_styles = self._ensure_styles(todo, style_refs or {}, results)
-        chains = ChainScheduler(plan, todo, self.lock)  # assets made from others wait for them
         interrupted = False
         aborted = False
+        chains = ChainScheduler(plan, todo, self.lock)  # takes out of todo what must wait for others
         # Two pools: `jobs` workers wait on the network (generations), and as soon as a
         # picture is stored its steps and outputs move to a CPU-sized pool, so a network
         # worker starts its next request instead of resizing and encoding.
@@ -188,8 +188,6 @@ class Executor:
                     results[ap.name] = res
                     self.reporter.asset_finished(res)
                     continue
-                if chains.waits(ap):
-                    continue  # started once the assets it is made from are built
                 submit(net, self._guarded, ap, self._first_stage)
             while pending:
                 try:
@@ -204,12 +202,7 @@ class Executor:
                     continue
                 results[out.name] = out
                 self.reporter.asset_finished(out)
-                for ready in chains.release(out):
-                    if isinstance(ready, AssetResult):
-                        results[ready.name] = ready
-                        self.reporter.asset_finished(ready)
-                    else:
-                        submit(net, self._guarded, ready, self._first_stage)
+                chains.release(out, results, self.reporter, lambda a: submit(net, self._guarded, a, self._first_stage))
         except KeyboardInterrupt:
             interrupted = True
             self.cancel.set()
@@ -234,8 +227,7 @@ class Executor:
             cpu.shutdown(wait=not aborted, cancel_futures=True)
             self._saver.save(force=True)
             self.state.save()
-        for res in chains.unfinished():
-            results.setdefault(res.name, res)
+        chains.unfinished(results)
         ordered = [results[a.name] for a in plan.assets if a.name in results]
         return BuildResult(assets=ordered, output_dir=self.out, interrupted=interrupted)
 
