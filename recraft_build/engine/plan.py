@@ -13,15 +13,8 @@ For each asset the plan says one of:
 * ``generate``: a new picture must be made (and, with a real provider, paid for).
 
 Every decision carries human reasons (``status`` and ``plan`` show them).
-
-Assets made from other assets' pictures (``image: {asset: ...}``) are planned parents
-first (:func:`~recraft_build.spec.graph.build_order`), so a child's key can hold the
-digest of its parent's picked picture. When the parent is generated in the same build,
-that digest is not known yet: the child is planned as ``generate`` *after* its parent
-(``AssetPlan.after``), priced, and re-planned by the executor once the parent is
-picked (:meth:`Plan.resolve`). Targets pull in the assets they are made from that are
-not up to date (make semantics). An asset whose picture is a file of the project is
-never generated: it is restored from the file (``SourcePicture``).
+Assets made from other assets' pictures are planned along the asset graph, parents
+first; :mod:`recraft_build.engine.graphplan` says how.
 """
 
 from __future__ import annotations
@@ -125,13 +118,11 @@ class AssetPlan:
     bought_credits: float | None = None
     # ``status``: why the lock's pictures are not what its generation key made (a hand edit).
     hand_edited: str = ""
-    # Made from assets this build generates first: its key (``gen_key`` is "") is known
-    # once they are picked; the executor re-plans it then (Plan.resolve).
+    # Made from assets this build generates first: its key (``gen_key`` "") is known once
+    # they are picked, when the executor re-plans it (Plan.resolve, from ``entry``).
     after: tuple[str, ...] = ()
-    # It must be generated, but its input (asset name, sha256: the parent's picture
-    # pinned in the lock) is in no cache: a build refuses rather than repaint the parent.
+    # To generate, but its input (asset, sha256 the lock pins) is in no cache: refused.
     missing_input: tuple[str, str] | None = None
-    # What it was planned from, so it can be planned again (Plan.resolve).
     entry: LockedAsset | None = field(default=None, repr=False)
     forced: bool = False
 
@@ -190,10 +181,8 @@ class Plan:
     inputs: "PlanInputs | None" = field(default=None, repr=False)
 
     def resolve(self, ap: AssetPlan, picked: Mapping[str, str]) -> AssetPlan:
-        """``ap`` planned again now that the assets it is made from are picked
-        (``picked``: asset name -> sha256 of its picked picture, as the lock now says).
-        The result may be up to date (the parent's new picture is the old one), a
-        restore, or a generation with a known key."""
+        """``ap`` planned again once the assets it is made from are picked (``picked``:
+        name -> sha256 of the picked picture, as the lock now says)."""
         from recraft_build.engine.graphplan import plan_one
 
         assert self.inputs is not None, "a plan made by make_plan"
@@ -355,26 +344,16 @@ def make_plan(
 ) -> Plan:
     """Plan the build of ``targets`` (asset names; all when None) from the lock's entries
     and what ``inputs`` tell of the cache and the output tree. ``force`` plans a new
-    generation for every target. Pure: no I/O beyond the lookups given.
-
-    The plan lists assets in build order (parents before the assets made from them,
-    otherwise the spec's). Targets bring in the assets they are made from, directly or
-    not, that are not up to date (make semantics); ``force`` re-rolls only the targets."""
+    generation for every target. Pure: no I/O beyond the lookups given. Assets come in
+    build order; targets bring in what they are made from (see ``engine.graphplan``)."""
     from recraft_build.engine.graphplan import plan_graph
 
     return plan_graph(spec, lock, inputs, targets=targets, force=force)
 
 
-def _plan_asset(
-    asset: Asset,
-    entry: LockedAsset | None,
-    inputs: PlanInputs,
-    *,
-    force: bool,
-    source: SourcePicture | None = None,
-) -> AssetPlan:
-    """Plan one asset whose inputs (if any) are resolved; ``source`` is the file an asset
-    whose picture is a file *is* (never generated: restored from the file, free)."""
+def _plan_asset(asset: Asset, entry: LockedAsset | None, inputs: PlanInputs, *, force: bool,
+                source: SourcePicture | None = None) -> AssetPlan:
+    """Plan one asset, its inputs resolved; ``source``: the file it *is* (restored, free)."""
     provider = inputs.provider
     records = inputs.records
     blob_present = inputs.blob_present
