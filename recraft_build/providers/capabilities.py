@@ -46,6 +46,8 @@ class Capabilities:
     #: maker -> fields of ``refuses`` it does carry for that maker's models (Replicate
     #: sends a seed to FLUX, not to Recraft's models).
     carries: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: What it does run, said when it refuses an image operation.
+    image_note: str = ""
 
     def supports(self, operation: str) -> bool:
         return operation in self.operations
@@ -70,9 +72,7 @@ class Capabilities:
             return [("model", f"model {request.model}: {_MAKER_NAMES.get(maker, maker)} models run {where}")]
         op = request.operation
         if op is not None and op not in self.image_operations.get(maker, frozenset()):
-            runs = sorted(self.image_operations.get(maker, frozenset()))
-            what = f"only {', '.join(runs)}" if runs else "no image operation"
-            return [("operation", f"operation {op} on model {request.model} (it runs {what} on those models)")]
+            return [("operation", f"operation {op} on model {request.model} ({self.image_note})")]
         return []
 
 
@@ -96,6 +96,7 @@ CAPABILITIES: Mapping[str, Capabilities] = {
     "recraft": Capabilities(
         "recraft", "recraft", True, _RECRAFT_TOOLS, {},
         makers=frozenset({"recraft"}), image_operations={"recraft": _ALL_IMAGE_OPERATIONS},
+        image_note="Recraft's API runs the image operations on Recraft V2/V3 models",
     ),
     # recraft-api.md 3.1: Replicate's Recraft models take prompt, size/aspect_ratio and
     # style (V2/V3) only.
@@ -116,6 +117,7 @@ CAPABILITIES: Mapping[str, Capabilities] = {
         makers=frozenset({"recraft", "bfl"}),
         image_operations={"bfl": frozenset({"image_to_image"})},
         carries={"bfl": frozenset({"seed"})},
+        image_note="Replicate runs only image_to_image, with flux-kontext-pro or flux-kontext-max",
     ),
     # Offline: no tool operation (a placeholder tool result would only pretend to work).
     # It stands in for every model and image operation (it draws from the input picture).
