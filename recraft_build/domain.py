@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Any, Mapping
 
 __all__ = [
+    "FILE_MODEL",
+    "IMAGE_OPERATIONS",
     "Asset",
     "AtlasFrame",
     "AtlasSpec",
     "GenerationRequest",
     "ManifestSpec",
+    "ImageInput",
     "OutputSpec",
     "Picture",
     "ProviderProfile",
@@ -27,11 +30,31 @@ __all__ = [
     "VECTOR_STYLES",
     "Where",
     "media_type_for_format",
+    "model_maker",
     "sniff_media_type",
 ]
 
 #: Styles whose pictures come back as SVG (recraft-api.md 1.4).
 VECTOR_STYLES = frozenset({"vector_illustration", "icon"})
+
+#: What an asset with an input picture does with it (``operation:`` in the spec), in
+#: the order the docs list them. ``image_to_image`` is the default when ``image`` is set.
+IMAGE_OPERATIONS = ("image_to_image", "replace_background", "generate_background", "inpaint", "variate")
+
+#: The ``model`` (and ``operation``) of an asset whose picture is a file of the project
+#: (``image: {file: ...}`` with no prompt): no model makes it, nothing is paid.
+FILE_MODEL = "file"
+
+
+def model_maker(model: str) -> str:
+    """Whose model ``model`` is: ``bfl`` for Black Forest Labs' FLUX models (``flux-*``),
+    ``file`` for a picture from a file, else ``recraft``. Providers decide from this which
+    models they can run (``providers.capabilities``); ``spec.tables`` agrees (tested)."""
+    if model.startswith("flux-"):
+        return "bfl"
+    if model == FILE_MODEL:
+        return "file"
+    return "recraft"
 
 _MEDIA_TYPES = {
     "png": "image/png",
@@ -57,9 +80,15 @@ def sniff_media_type(data: bytes) -> str | None:
     return None
 
 
-def media_type_for_format(fmt: str) -> str:
-    """``png`` -> ``image/png``; raises KeyError for a format we do not write."""
-    return _MEDIA_TYPES[fmt.lower()]
+def media_type_for_format(fmt: str, default: str | None = None) -> str:
+    """``png`` -> ``image/png``; for a format we do not write, ``default`` if given,
+    else KeyError."""
+    found = _MEDIA_TYPES.get(fmt.lower())
+    if found is None:
+        if default is None:
+            raise KeyError(fmt)
+        return default
+    return found
 
 
 @dataclass(frozen=True)
@@ -135,6 +164,14 @@ class GenerationRequest:
     seed: int | None = None
     controls: Mapping[str, Any] | None = None
     text_layout: tuple[Mapping[str, Any], ...] | None = None
+    # An asset made from another picture (``image:`` in the spec). ``operation`` is one of
+    # IMAGE_OPERATIONS (or FILE_MODEL for a picture that is a file); ``image`` and ``mask``
+    # are the sha256 digests of the input pictures, filled in by the planner once they
+    # are known (the loader leaves them None: a parent's pick is not known at load time).
+    operation: str | None = None
+    image: str | None = None
+    mask: str | None = None
+    strength: float | None = None
 
     @property
     def vector(self) -> bool:
@@ -152,6 +189,20 @@ class GenerationRequest:
             scale = (1024 * 1024 / (ra * rb)) ** 0.5
             return max(1, round(ra * scale)), max(1, round(rb * scale))
         return 1024, 1024
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """Where an input picture comes from: exactly one of ``asset`` (the name of another
+    asset: its picked picture, as the lock records it) or ``file`` (a path relative to
+    the spec's folder, checked to stay inside it; hashed by content)."""
+
+    asset: str | None = None
+    file: str | None = None
+    where: Where | None = field(default=None, compare=False, hash=False)
+
+    def __str__(self) -> str:
+        return f"asset {self.asset!r}" if self.asset is not None else f"file {self.file}"
 
 
 @dataclass(frozen=True)
@@ -186,7 +237,12 @@ class ProviderProfile:
 
 @dataclass(frozen=True)
 class Asset:
-    """One rendered asset: its name, what to generate, its steps and outputs."""
+    """One rendered asset: its name, what to generate, its steps and outputs.
+
+    ``image`` and ``mask`` are its input pictures (``None`` for a picture made from a
+    prompt alone). An asset whose ``request.operation`` is :data:`FILE_MODEL` *is* the
+    picture of its ``image`` file: no provider makes it.
+    """
 
     name: str
     request: GenerationRequest
@@ -196,6 +252,21 @@ class Asset:
     matrix: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
     #: ``tags:`` as rendered: labels for the manifest and the TypeScript module, never keyed.
     tags: tuple[str, ...] = field(default=(), compare=False, hash=False)
+    image: ImageInput | None = None
+    mask: ImageInput | None = None
+
+    @property
+    def from_file(self) -> bool:
+        """True when the asset's picture is its ``image`` file itself (no generation)."""
+        return self.request.operation == FILE_MODEL
+
+    def inputs(self) -> tuple[ImageInput, ...]:
+        """Its input pictures (image, then mask), those given."""
+        return tuple(i for i in (self.image, self.mask) if i is not None)
+
+    def parents(self) -> tuple[str, ...]:
+        """The assets whose picked pictures this one is made from (graph edges)."""
+        return tuple(dict.fromkeys(i.asset for i in self.inputs() if i.asset is not None))
 
 
 @dataclass(frozen=True)

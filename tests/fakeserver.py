@@ -93,8 +93,8 @@ __all__ = [
     "make_svg",
 ]
 
-#: Route names faults can target.
-ROUTES = ("generate", "tool", "style", "create", "poll", "list", "cancel", "download", "*")
+#: Route names faults can target ("edit": the image operations, see _EDIT_PATHS).
+ROUTES = ("generate", "tool", "style", "create", "poll", "list", "cancel", "download", "edit", "*")
 _FAULT_KINDS = (
     "status",  # answer `status` with `body` (Retry-After if given); before the work unless after_work
     "drop_before",  # close the connection without reading the body or answering
@@ -127,6 +127,11 @@ _REPLICATE_MODELS = {
     "recraft-ai/recraft-vectorize": "tool:vectorize",
     "recraft-ai/recraft-crisp-upscale": "tool:crisp_upscale",
     "recraft-ai/recraft-creative-upscale": "tool:creative_upscale",
+    # FLUX through Replicate: pictures from a prompt; Kontext also from `input_image`.
+    "black-forest-labs/flux-1.1-pro": "raster",
+    "black-forest-labs/flux-1.1-pro-ultra": "raster",
+    "black-forest-labs/flux-kontext-pro": "raster",
+    "black-forest-labs/flux-kontext-max": "raster",
 }
 _TOOL_PATHS = {
     "images/removeBackground": "remove_background",
@@ -134,6 +139,17 @@ _TOOL_PATHS = {
     "images/crispUpscale": "crisp_upscale",
     "images/creativeUpscale": "creative_upscale",
     "images/imageToImage": "image_to_image",
+}
+
+
+#: Recraft's image operations (pictures made from a picture: GenerateImageResponse,
+#: ``n`` pictures): answered by FakeServer._edit, counted as tools (paid) and edits.
+_EDIT_PATHS = {
+    "images/imageToImage": "image_to_image",
+    "images/inpaint": "inpaint",
+    "images/replaceBackground": "replace_background",
+    "images/generateBackground": "generate_background",
+    "images/variateImage": "variate",
 }
 
 
@@ -499,6 +515,8 @@ class FakeServer:
             if proto == "recraft":
                 if method == "POST" and rest == "images/generations":
                     return proto, "generate", {}
+                if method == "POST" and rest in _EDIT_PATHS:  # before the tools: imageToImage
+                    return proto, "edit", {"op": _EDIT_PATHS[rest]}
                 if method == "POST" and rest in _TOOL_PATHS:
                     return proto, "tool", {"op": _TOOL_PATHS[rest]}
                 if method == "POST" and rest == "styles":
@@ -854,6 +872,72 @@ class FakeServer:
         else:
             item["url"] = self._store(data, ctype, ext)
         return item
+
+    def _edit(self, h: _Handler, raw: bytes, params: dict[str, str], fault: Fault | None) -> Any:
+        """imageToImage, inpaint, replaceBackground, generateBackground, variateImage
+        (recraft-api.md 1.2): multipart ``image`` (+ ``mask``), checked like the API
+        checks them; ``n`` pictures the size of the input (variate: ``size``)."""
+        op = params["op"]
+        fields, files = self._multipart(h, raw)
+        self._record_body("edit", {"op": op, "fields": fields, "files": [f[0] for f in files]})
+        image = next((f for f in files if f[0] in self.file_fields), None)
+        mask = next((f for f in files if f[0] == "mask"), None)
+        bad = self._edit_problem(op, fields, image, mask)
+        if bad:
+            self._send(h, 400, bad.encode(), "text/plain")
+            return None
+        assert image is not None
+        with Image.open(io.BytesIO(image[1])) as im:
+            dims = im.size
+        if op == "variate":
+            dims = _dims(fields["size"], None) or dims
+        model = fields.get("model", "recraftv3")
+        vector = fields.get("style") in VECTOR_STYLES or model.endswith("_vector")
+        if fields.get("style_id"):
+            with self._lock:
+                vector = self.styles.get(fields["style_id"]) in VECTOR_STYLES
+        n = int(fields.get("n", "1"))
+        if self.tool_latency:
+            time.sleep(self.tool_latency)
+        digest = hashlib.sha256(image[1]).hexdigest()[:16]
+        body = {"response_format": fields.get("response_format", "url"), "random_seed": fields.get("random_seed"),
+                "prompt": f"{op}|{fields.get('prompt')}|{fields.get('strength')}|{digest}"}
+        items = self._recraft_images(body, n, vector=vector, dims=dims)
+        self._count("tools")
+        self._count("edits")
+        self._count("images", n)
+        return self._recraft_answer(items, (80 if vector and op != "variate" else 40) * n)
+
+    def _edit_problem(self, op: str, fields: dict[str, str], image: Any, mask: Any) -> str:
+        """Why the API would refuse this image operation ("" when it would not)."""
+        if image is None:
+            return "image file is required"
+        try:
+            with Image.open(io.BytesIO(image[1])) as im:
+                size = im.size
+        except Exception:
+            return "invalid image"
+        if op != "variate" and not fields.get("prompt"):
+            return "prompt is required"
+        if op == "image_to_image":
+            try:
+                if not 0 <= float(fields["strength"]) <= 1:
+                    return "strength must be between 0 and 1"
+            except (KeyError, ValueError):
+                return "prompt and strength are required"
+        if not 1 <= int(fields.get("n", "1")) <= 6:
+            return "n must be between 1 and 6"
+        if op == "variate" and _dims(fields.get("size"), None) is None:
+            return "size is required"
+        if op in ("inpaint", "generate_background"):
+            if mask is None:
+                return "mask is required"
+            with Image.open(io.BytesIO(mask[1])) as m:
+                if m.size != size:
+                    return "mask must be the same size as the image"
+                if m.mode != "L" or any(m.histogram()[1:255]):
+                    return "mask must be grayscale with pixels 0 or 255"
+        return self._check_style(fields.get("model", "recraftv3"), fields.get("style"), fields.get("style_id")) or ""
 
     def _style(self, h: _Handler, raw: bytes, params: dict[str, str], fault: Fault | None) -> Any:
         fields, files = self._multipart(h, raw)

@@ -85,3 +85,35 @@ def test_step_key_changes_with_params_version_input_and_engine_family():
 def test_canonical_json_refuses_nan():
     with pytest.raises(ValueError):
         keys.canonical_json({"x": float("nan")})
+
+
+# -- assets made from other pictures (issue 13) -----------------------------------------------
+
+CHILD = GenerationRequest(
+    model="recraftv3",
+    prompt="the same knight at night",
+    style="digital_illustration",
+    operation="image_to_image",
+    strength=0.4,
+    image="a" * 64,
+)
+
+
+def test_golden_keys_of_a_child_and_of_a_file():
+    assert keys.generation_key("recraft", CHILD) == (
+        "764187e2f88c0924bee8cd10f5a832e9d5b4167c0838e5a9c1ee0f6e5634d843"
+    )
+    assert keys.file_key("b" * 64) == "efef878797405af586cf5a583fe36854151b44a98445477b66ababec465f48d1"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"image": "c" * 64}, {"mask": "d" * 64}, {"strength": 0.5}, {"operation": "replace_background"}],
+)
+def test_a_childs_key_holds_its_inputs(change):
+    assert keys.generation_key("recraft", dataclasses.replace(CHILD, **change)) != keys.generation_key("recraft", CHILD)
+
+
+def test_a_request_without_inputs_keeps_its_key():
+    fields = keys.request_fields(REQ)
+    assert not {"operation", "image", "mask", "strength"} & set(fields)

@@ -16,7 +16,8 @@ def test_every_model_id_of_the_reference_is_known():
         "recraftv4_1_utility_pro_vector", "recraftv4", "recraftv4_vector", "recraftv4_pro",
         "recraftv4_pro_vector", "recraftv3", "recraftv3_vector", "recraftv2", "recraftv2_vector",
     }
-    assert set(tables.MODELS) == expected
+    # (the table also holds other makers' models since issue 13: FLUX through Replicate)
+    assert {m for m, info in tables.MODELS.items() if info.maker == "recraft"} == expected
     assert tables.DEFAULT_MODEL == "recraftv3"
 
 
@@ -105,3 +106,48 @@ def test_operation_credits():
 def test_credits_to_usd():
     assert tables.credits_to_usd(40) == pytest.approx(0.04)
     assert tables.credits_to_usd(1000) == 1.0
+
+
+# -- issue 13: FLUX through Replicate, and pictures made from pictures ---------------------------
+
+def test_flux_models_are_in_the_table():
+    pro, ultra, kontext = (tables.model_info(m) for m in ("flux-1.1-pro", "flux-1.1-pro-ultra", "flux-kontext-pro"))
+    assert all(i.maker == "bfl" and i.sizes == () and dict(i.styles) == {} for i in (pro, ultra, kontext))
+    assert "21:9" in ultra.aspect_ratios and "21:9" not in pro.aspect_ratios
+    assert not pro.negative_prompt and not pro.controls and not pro.custom_styles
+    assert set(kontext.image_operations) == {"image_to_image"} and not pro.image_operations
+    assert "strength" not in kontext.image_operations["image_to_image"]
+
+
+def test_every_model_maker_agrees_with_the_domain_rule():
+    from recraft_build.domain import model_maker
+
+    for name, info in tables.MODELS.items():
+        assert model_maker(name) == info.maker
+
+
+@pytest.mark.parametrize(
+    "model, operation, style, n, credits",
+    [
+        ("recraftv3", "image_to_image", "digital_illustration", 2, 80),
+        ("recraftv3", "inpaint", "vector_illustration", 1, 80),
+        ("recraftv2", "replace_background", None, 1, 40),
+        ("recraftv3", "variate", None, 3, 120),
+        ("flux-kontext-max", "image_to_image", None, 2, 160),
+        ("flux-1.1-pro", None, None, 1, 40),
+        ("flux-1.1-pro-ultra", None, None, 2, 120),
+        ("file", "file", None, 1, 0),
+    ],
+)
+def test_credits_of_pictures_made_from_pictures(model, operation, style, n, credits):
+    request = GenerationRequest(model=model, prompt="p", style=style, n=n, operation=operation)
+    assert tables.generation_credits(request) == credits
+
+
+def test_recraft_v2_v3_models_run_every_image_operation_v4_none():
+    from recraft_build.domain import IMAGE_OPERATIONS
+
+    assert set(tables.model_info("recraftv3").image_operations) == set(IMAGE_OPERATIONS)
+    assert set(tables.model_info("recraftv2_vector").image_operations) == set(IMAGE_OPERATIONS)
+    assert not tables.model_info("recraftv4").image_operations
+    assert tables.model_info("recraftv3").needs_strength

@@ -48,6 +48,7 @@ from recraft_build.errors import (
     StepError,
     StoreError,
 )
+from recraft_build.engine.chains import ChainScheduler
 from recraft_build.engine.groupcommit import GroupCommit
 from recraft_build.engine.lock import Lock
 from recraft_build.engine.lockdata import LockedAsset, LockedFile, LockedGeneration, LockedOutput, LockedStep
@@ -158,7 +159,7 @@ class Executor:
         todo: list[AssetPlan] = []
         for ap in plan.assets:
             if ap.status == "up-to-date":
-                res = AssetResult(ap.name, "up-to-date", outputs=self._locked_files(ap))
+                res = AssetResult(ap.name, "up-to-date", outputs=[f for o in ap.outputs for f in o.locked_files])
                 results[ap.name] = res
                 self.reporter.asset_finished(res)
             else:
@@ -167,6 +168,7 @@ class Executor:
         failed_styles = self._ensure_styles(todo, style_refs or {})
         interrupted = False
         aborted = False
+        chains = ChainScheduler(plan, todo, self.lock)  # takes out of todo what must wait for others
         # Two pools: `jobs` workers wait on the network (generations), and as soon as a
         # picture is stored its steps and outputs move to a CPU-sized pool, so a network
         # worker starts its next request instead of resizing and encoding.
@@ -209,6 +211,7 @@ class Executor:
                 out.credits = self.meter.credits_for(out.name)
                 results[out.name] = out
                 self.reporter.asset_finished(out)
+                chains.release(out, results, self.reporter, lambda a: submit(net, self._guarded, a, self._first_stage))
         except KeyboardInterrupt:
             interrupted = True
             self.cancel.set()
@@ -234,6 +237,7 @@ class Executor:
             cpu.shutdown(wait=not aborted, cancel_futures=True)
             self._saver.save(force=True)
             self.state.save()
+        chains.unfinished(results)
         ordered = [results[a.name] for a in plan.assets if a.name in results]
         return BuildResult(assets=ordered, output_dir=self.out, interrupted=interrupted, spend=self.meter.totals())
 
@@ -593,7 +597,7 @@ class Executor:
             blobs = {}
             for name, (data, fmt) in self._export(src, op, ap).items():
                 digest = self.store.put_blob(data)
-                w, h = self._size(Picture(data, _media_type(fmt)))
+                w, h = self._size(Picture(data, media_type_for_format(fmt, "application/octet-stream")))
                 files.append(ExportFile(name, digest, len(data), fmt, w, h))
                 blobs[_file_path(op, name)] = data
             made = tuple(files)
@@ -623,24 +627,12 @@ class Executor:
         data = self.steps.export(src, spec.format, dict(spec.options), asset=ap.name)
         return {"": (data, spec.format)}
 
-    def _locked_files(self, ap: AssetPlan) -> list[LockedFile]:
-        files: list[LockedFile] = []
-        for o in ap.outputs:
-            files.extend(o.locked_files)
-        return files
 
 def _file_path(op: OutputPlan, name: str) -> str:
     """Output-relative path of file ``name`` of an output ("" is the output itself)."""
     if not name:
         return op.spec.path
     return f"{op.spec.path.rstrip('/')}/{name}"
-
-
-def _media_type(fmt: str) -> str:
-    try:
-        return media_type_for_format(fmt)
-    except KeyError:
-        return "application/octet-stream"
 
 
 def _asset_message(name: str, exc: BaseException) -> str:

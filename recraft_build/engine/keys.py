@@ -19,6 +19,13 @@ What goes in, and what never does:
   input picture. So changing a resize never re-generates, and a step's cache hit is
   known as soon as its input's digest is (from the lock or the store).
 * A **style key** holds the family, the base style and the digests of the reference files.
+* An asset **made from another picture** (``image:``) has a generation key like any
+  other, whose request also holds the operation, its ``strength`` and the sha256 of the
+  input picture and mask (``request_fields``): the digest of the parent's *picked
+  picture*, never the parent's key. So a new pick or re-roll of the parent changes the
+  child's key, and nothing about the child can change the parent's.
+* A **file key** holds the sha256 of a file that is itself an asset's picture
+  (``image: {file: ...}`` with no prompt): moving or renaming the file changes nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ __all__ = [
     "atlas_key",
     "canonical_json",
     "digest_bytes",
+    "file_key",
     "generation_key",
     "key_of",
     "request_fields",
@@ -97,6 +105,12 @@ def request_fields(
         ("size", request.size),
         ("aspect_ratio", request.aspect_ratio),
         ("seed", request.seed),
+        # Made from other pictures: absent (None) for every other request, so their keys
+        # are unchanged.
+        ("operation", request.operation),
+        ("strength", request.strength),
+        ("image", request.image),
+        ("mask", request.mask),
     ):
         if value is not None:
             fields[name] = value
@@ -121,6 +135,11 @@ def generation_key(
     if roll:
         payload["roll"] = int(roll)
     return key_of("generate", payload, clean=True)
+
+
+def file_key(digest: str) -> str:
+    """Key of an asset whose picture is a file of the project with this sha256."""
+    return key_of("file", {"sha256": digest}, clean=True)
 
 
 def step_key(

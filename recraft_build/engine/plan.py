@@ -13,6 +13,8 @@ For each asset the plan says one of:
 * ``generate``: a new picture must be made (and, with a real provider, paid for).
 
 Every decision carries human reasons (``status`` and ``plan`` show them).
+Assets made from other assets' pictures are planned along the asset graph, parents
+first; :mod:`recraft_build.engine.graphplan` says how.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from recraft_build.cache.records import Candidate, ExportRecord, GenerationRecord, StepRecord
 from recraft_build.engine import keys
+from recraft_build.engine.inputs import SourcePicture
 from recraft_build.engine.lockdata import LockedAsset, LockedFile, LockedOutput, LockedStep
 from recraft_build.domain import Asset, OutputSpec, Spec
 from recraft_build.errors import PlanError
@@ -117,10 +120,25 @@ class AssetPlan:
     bought_credits: float | None = None
     # ``status``: why the lock's pictures are not what its generation key made (a hand edit).
     hand_edited: str = ""
+    # Made from assets this build generates first: its key (``gen_key`` "") is known once
+    # they are picked, when the executor re-plans it (Plan.resolve, from ``entry``).
+    after: tuple[str, ...] = ()
+    # To generate, but its input (asset, sha256 the lock pins) is in no cache: refused.
+    missing_input: tuple[str, str] | None = None
+    entry: LockedAsset | None = field(default=None, repr=False)
+    forced: bool = False
 
     @property
     def name(self) -> str:
         return self.asset.name
+
+    @property
+    def picked(self) -> str | None:
+        """The sha256 of the picture its outputs (and the assets made from it) will use,
+        when known now: None when this build generates it."""
+        if self.status == "generate" or not self.candidates or self.after:
+            return None
+        return self.candidates[self.pick].sha256
 
     def to_json(self) -> dict[str, Any]:
         req = self.asset.request
@@ -128,13 +146,17 @@ class AssetPlan:
             "name": self.asset.name,
             "status": self.status,
             "reasons": self.reasons,
-            "key": self.gen_key,
+            "key": self.gen_key or None,  # None: known once the assets it is made from are picked
             "model": req.model,
             "style": req.style_ref or req.style,
             "substyle": req.substyle,
             "size": req.size or req.aspect_ratio,
             "n": req.n,
             "prompt": req.prompt,
+            "operation": req.operation,
+            "inputs": {k: ({"asset": v.asset} if v.asset is not None else {"file": v.file})
+                       for k, v in (("image", self.asset.image), ("mask", self.asset.mask)) if v is not None} or None,
+            "after": list(self.after) or None,
             "credits": self.credits,
             "pinned_missing": self.pinned_missing,
             "hand_edited": self.hand_edited or None,
@@ -153,6 +175,8 @@ class AssetPlan:
 
 @dataclass
 class Plan:
+    """What a build will do, asset by asset, in build order (parents first)."""
+
     spec: Spec
     provider: ProviderInfo
     assets: list[AssetPlan]
@@ -161,6 +185,15 @@ class Plan:
     styles: dict[str, float] = field(default_factory=dict)
     # Each atlas's state (``engine.atlas.AtlasResult``), filled in by the session.
     atlases: list[Any] = field(default_factory=list)
+    inputs: "PlanInputs | None" = field(default=None, repr=False)
+
+    def resolve(self, ap: AssetPlan, picked: Mapping[str, str]) -> AssetPlan:
+        """``ap`` planned again once the assets it is made from are picked (``picked``:
+        name -> sha256 of the picked picture, as the lock now says)."""
+        from recraft_build.engine.graphplan import plan_one
+
+        assert self.inputs is not None, "a plan made by make_plan"
+        return plan_one(ap.asset, ap.entry, self.inputs, picked.get, force=ap.forced)
 
     @property
     def credits(self) -> float:
@@ -360,6 +393,8 @@ class PlanInputs:
     style_keys: Mapping[str, str] = field(default_factory=dict)
     # name -> key of the custom styles the lock pins (made already: free).
     locked_styles: Mapping[str, str] = field(default_factory=dict)
+    #: The project's picture files that assets take, by path (``engine.inputs``).
+    sources: Mapping[str, SourcePicture] = field(default_factory=dict)
 
 
 def make_plan(
@@ -372,17 +407,13 @@ def make_plan(
 ) -> Plan:
     """Plan the build of ``targets`` (asset names; all when None) from the lock's entries
     and what ``inputs`` tell of the cache and the output tree. ``force`` plans a new
-    generation for every target. Pure: no I/O beyond the lookups given."""
-    wanted = None if targets is None else set(targets)
-    plans: list[AssetPlan] = []
-    # Paid work already counted: the executor pays once for a generation or a provider
-    # step that two outputs or two assets share (same key, made under the key's lock).
-    seen: set[Any] = set()
-    for asset in spec.assets:
-        if wanted is not None and asset.name not in wanted:
-            continue
-        plans.append(_plan_asset(asset, lock.get(asset.name), inputs, force=force, seen=seen))
-    return Plan(spec=spec, provider=inputs.provider, assets=plans, styles=_styles_to_create(plans, inputs))
+    generation for every target. Pure: no I/O beyond the lookups given. Assets come in
+    build order; targets bring in what they are made from (see ``engine.graphplan``)."""
+    from recraft_build.engine.graphplan import plan_graph
+
+    plan = plan_graph(spec, lock, inputs, targets=targets, force=force)
+    plan.styles = _styles_to_create(plan.assets, inputs)
+    return plan
 
 
 def _styles_to_create(plans: Sequence[AssetPlan], inputs: PlanInputs) -> dict[str, float]:
@@ -405,8 +436,19 @@ def _styles_to_create(plans: Sequence[AssetPlan], inputs: PlanInputs) -> dict[st
 
 
 def _plan_asset(
-    asset: Asset, entry: LockedAsset | None, inputs: PlanInputs, *, force: bool, seen: set[Any]
+    asset: Asset,
+    entry: LockedAsset | None,
+    inputs: PlanInputs,
+    *,
+    force: bool,
+    seen: set[Any] | None = None,
+    source: SourcePicture | None = None,
 ) -> AssetPlan:
+    """Plan one asset, its inputs resolved; ``source``: the file it *is* (restored, free);
+    ``seen``: paid work already counted by this plan (shared generations and steps are
+    priced once)."""
+    if seen is None:
+        seen = set()
     provider = inputs.provider
     records = inputs.records
     blob_present = inputs.blob_present
@@ -423,10 +465,14 @@ def _plan_asset(
         # pictures are never overwritten under the same key.
         roll += 1
     gen_key = keys.generation_key(family, req, style_key=style_key, roll=roll)
+    if source is not None:
+        # A file is the picture: the same for every provider, keyed by its content (the
+        # family stays the active provider's: it runs the asset's provider steps).
+        roll, gen_key = 0, keys.file_key(source.sha256)
     # Only a real picture is honoured under another family (a teammate without a token
     # keeps the approved pictures); a placeholder never stands in once a real provider
     # is active.
-    if not force and gen is not None and gen.family != family and gen.family != "placeholder":
+    elif not force and gen is not None and gen.family != family and gen.family != "placeholder":
         alt = keys.generation_key(gen.family, req, style_key=style_key, roll=roll)
         if gen.key == alt:
             family, gen_key = gen.family, alt
@@ -443,10 +489,13 @@ def _plan_asset(
         candidates = gen.candidates
         pick = gen.pick
     else:
-        rec = records.generation(gen_key)
+        rec = records.generation(gen_key) if source is None else None
         if rec is not None:
             candidates = rec.candidates
             bought = (rec.provider, rec.credits)
+        if source is not None:
+            candidates, bought = (source.candidate(),), ("file", 0.0)
+            reasons.append(f"picture from file {source.path}")
         if entry is None:
             reasons.append("new asset")
         elif gen is not None:
@@ -536,7 +585,7 @@ def _plan_asset(
         status = "up-to-date"
     else:
         reachable = True
-        for o in needed:
+        for o in needed if source is None else ():  # a file is always at hand
             points = [cand_digest] + [s.digest for s in asset_steps + o.steps]
             if not any(d and blob_present(d) for d in points) and not _files_cached(
                 records.export(o.final.key) if o.final.key else None, blob_present

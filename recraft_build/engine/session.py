@@ -31,6 +31,7 @@ from recraft_build.engine import keys
 from recraft_build.engine.executor import BuildResult, Executor, NullReporter, Reporter
 from recraft_build.engine.results import BuildInterrupted
 from recraft_build.engine.fastpath import DEFAULT_SPEC  # defined beside the fast path, which cannot import this
+from recraft_build.engine.inputs import InputPictures, SourcePicture, read_sources, store_sources
 from recraft_build.engine.lock import Lock
 from recraft_build.engine.options import BuildOptions
 from recraft_build.engine.outputs import OutputState, check_output_root, sweep_temp_files
@@ -167,6 +168,7 @@ class Session:
         self.state = OutputState(output_dir)
         self.pricing = Pricing(spec.styles, provider.family)
         self._styles: dict[str, StyleRef] | None = None
+        self._sources: dict[str, SourcePicture] | None = None
         self._frozen_gc = frozen_gc
         self._closed = False
 
@@ -226,6 +228,13 @@ class Session:
             self._styles = _style_refs(self.spec, self.provider.family, used) if used else {}
         return self._styles
 
+    def sources(self) -> dict[str, SourcePicture]:
+        """The picture files the spec's assets take (``image: {file: ...}``), read and
+        hashed once per session (SpecError for one that is not a readable picture)."""
+        if self._sources is None:
+            self._sources = read_sources(self.spec) if any(a.image for a in self.spec.assets) else {}
+        return self._sources
+
     def plan(
         self,
         targets: Sequence[str] | None = None,
@@ -254,6 +263,7 @@ class Session:
                 step_versions=step_versions(),
                 style_keys={name: ref.key for name, ref in self.styles().items()},
                 locked_styles={n: st.key for n in self.lock.style_names() if (st := self.lock.style(n)) is not None},
+                sources=self.sources(),
             )
             plan = make_plan(
                 self.spec, self.lock.entries(), inputs, targets=select_targets(self.spec, targets, shard), force=force
@@ -333,6 +343,9 @@ class Session:
             if needs:
                 raise FrozenError(needs)
         missing = [(a.name, a.candidates[a.pick].sha256) for a in plan.assets if a.pinned_missing and a.candidates]
+        # A child to make from a parent's pinned picture that no cache holds: the parent's.
+        missing += [a.missing_input for a in plan.assets if a.missing_input is not None]
+        missing = list(dict.fromkeys(missing))
         if missing:
             raise PinnedPictureMissing(missing, self.spec.lock_path.name)
         if options.max_credits is not None and plan.credits > options.max_credits:
@@ -341,8 +354,15 @@ class Session:
         if removed:
             self.reporter.warning(f"removed {removed} partial file(s) left by an interrupted build in {self.out}")
         needs_provider = any(a.status != "up-to-date" for a in plan.assets)
+        if needs_provider and self.sources():
+            # The project's picture files go into the cache first: from there they are an
+            # asset's picture, or a provider's input, like any other picture.
+            store_sources(self.store, self.spec.path.parent, self.sources())
         permit = _LatePermit()
         provider = self._make_provider(client, permit) if needs_provider else None
+        if provider is not None:
+            # Requests made from pictures get their input pictures from the cache.
+            provider = InputPictures(provider, self.store)
         steps = _steps_module() if needs_provider else None
         executor = Executor(
             store=self.store,

@@ -4,14 +4,21 @@ The planner (what ``plan`` and ``validate`` refuse, which step engines exist), t
 providers themselves (``supports``, what a request may carry) and the price of a
 build all read :data:`CAPABILITIES`; nothing else lists operations or refused fields.
 Facts are from ``recraft-api.md`` (1.2 tools, 3.1 Replicate's Recraft models).
+
+Besides tool operations and request fields, a protocol runs the models of some makers
+(``domain.model_maker``: Recraft's API runs Recraft's models only; Replicate runs
+Recraft's and Black Forest Labs' FLUX models) and some *image operations* (an asset made
+from another picture: ``image_to_image``, ``inpaint``...): Recraft's API runs all five on
+its models, Replicate only ``image_to_image`` through FLUX Kontext. What a model itself
+takes (Kontext has no ``inpaint``) is the model table's business (``spec.tables``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
-from recraft_build.domain import Asset, GenerationRequest, ProviderProfile
+from recraft_build.domain import IMAGE_OPERATIONS, Asset, GenerationRequest, ProviderProfile, model_maker
 from recraft_build.errors import Problem, UsageError
 from recraft_build.settings import choose_provider
 
@@ -47,17 +54,41 @@ class Capabilities:
     paid: bool
     operations: frozenset[str]
     refuses: Mapping[str, str]
+    #: Whose models it runs (``domain.model_maker``), and the reason shown for others.
+    makers: frozenset[str] = frozenset({"recraft"})
+    #: maker -> the image operations it runs on that maker's models.
+    image_operations: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: maker -> fields of ``refuses`` it does carry for that maker's models (Replicate
+    #: sends a seed to FLUX, not to Recraft's models).
+    carries: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: What it does run, said when it refuses an image operation.
+    image_note: str = ""
 
     def supports(self, operation: str) -> bool:
         return operation in self.operations
 
     def refused_fields(self, request: GenerationRequest) -> list[str]:
         """The fields of ``request`` this protocol cannot carry (empty when it can)."""
+        carried = self.carries.get(model_maker(request.model), frozenset())
         found = []
         for name in self.refuses:
-            if _is_set(request, name):
+            if name not in carried and _is_set(request, name):
                 found.append(name)
         return found
+
+    def cannot_run(self, request: GenerationRequest) -> list[tuple[str, str]]:
+        """``(field, reason)`` for the model or image operation of ``request`` this
+        protocol cannot run (a picture from a file needs nothing: always empty)."""
+        maker = model_maker(request.model)
+        if maker == "file":
+            return []
+        if maker not in self.makers:
+            where = "through Replicate (--provider replicate)" if maker == "bfl" else "through another provider"
+            return [("model", f"model {request.model}: {_MAKER_NAMES.get(maker, maker)} models run {where}")]
+        op = request.operation
+        if op is not None and op not in self.image_operations.get(maker, frozenset()):
+            return [("operation", f"operation {op} on model {request.model} ({self.image_note})")]
+        return []
 
 
 def _is_set(request: GenerationRequest, name: str) -> bool:
@@ -71,9 +102,17 @@ def _is_set(request: GenerationRequest, name: str) -> bool:
 
 
 _RECRAFT_TOOLS = frozenset({"remove_background", "vectorize", "crisp_upscale", "creative_upscale", "image_to_image"})
+_MAKER_NAMES = {"recraft": "Recraft", "bfl": "FLUX (Black Forest Labs)"}
+_ALL_IMAGE_OPERATIONS = frozenset(IMAGE_OPERATIONS)
 
 CAPABILITIES: Mapping[str, Capabilities] = {
-    "recraft": Capabilities("recraft", "recraft", True, _RECRAFT_TOOLS, {}),
+    # recraft-api.md 1.2: imageToImage, inpaint, replaceBackground, generateBackground
+    # and variateImage; Recraft's API does not run other makers' models (1.5).
+    "recraft": Capabilities(
+        "recraft", "recraft", True, _RECRAFT_TOOLS, {},
+        makers=frozenset({"recraft"}), image_operations={"recraft": _ALL_IMAGE_OPERATIONS},
+        image_note="Recraft's API runs the image operations on Recraft V2/V3 models",
+    ),
     # recraft-api.md 3.1: Replicate's Recraft models take prompt, size/aspect_ratio and
     # style (V2/V3) only.
     "replicate": Capabilities(
@@ -88,9 +127,20 @@ CAPABILITIES: Mapping[str, Capabilities] = {
             "text_layout": "text_layout",
             "seed": "seed",
         },
+        # FLUX models on Replicate take a seed; FLUX Kontext is its image_to_image engine
+        # (no known Replicate model runs Recraft's image operations).
+        makers=frozenset({"recraft", "bfl"}),
+        image_operations={"bfl": frozenset({"image_to_image"})},
+        carries={"bfl": frozenset({"seed"})},
+        image_note="Replicate runs only image_to_image, with flux-kontext-pro or flux-kontext-max",
     ),
     # Offline: no tool operation (a placeholder tool result would only pretend to work).
-    "placeholder": Capabilities("placeholder", "placeholder", False, frozenset(), {}),
+    # It stands in for every model and image operation (it draws from the input picture).
+    "placeholder": Capabilities(
+        "placeholder", "placeholder", False, frozenset(), {},
+        makers=frozenset({"recraft", "bfl"}),
+        image_operations={"recraft": _ALL_IMAGE_OPERATIONS, "bfl": _ALL_IMAGE_OPERATIONS},
+    ),
 }
 
 
@@ -127,6 +177,12 @@ class ProviderInfo:
         caps = CAPABILITIES.get(self.protocol)
         return ", ".join(caps.refuses.get(f, f) for f in fields) if caps is not None else ", ".join(fields)
 
+    def cannot_run(self, request: GenerationRequest) -> list[tuple[str, str]]:
+        """``(field, reason)`` for the model or image operation of ``request`` this
+        provider's protocol cannot run (see :meth:`Capabilities.cannot_run`)."""
+        caps = CAPABILITIES.get(self.protocol)
+        return caps.cannot_run(request) if caps is not None else []
+
 
 def provider_info(name: str, *, profiles: Mapping[str, ProviderProfile], env: Mapping[str, str]) -> ProviderInfo:
     """What planning needs of provider ``name`` (``auto`` resolved by ``choose_provider``,
@@ -144,14 +200,28 @@ def provider_info(name: str, *, profiles: Mapping[str, ProviderProfile], env: Ma
 
 def refusals(assets: "list[Asset] | tuple[Asset, ...]", info: ProviderInfo, spec_file: str) -> list[Problem]:
     """A placed problem for each field of each asset that ``info``'s protocol cannot
-    carry (Replicate: negative_prompt, controls, seed, text_layout, custom styles), so
-    ``validate`` and ``plan`` refuse them before any call, with the line."""
+    carry (Replicate: negative_prompt, controls, seed, text_layout, custom styles), and
+    for each model or image operation it cannot run (FLUX through Recraft's API,
+    ``inpaint`` through Replicate), so ``validate`` and ``plan`` refuse them before any
+    call, with the line."""
     problems = []
     for a in assets:
+        w = a.where
+        for f, reason in info.cannot_run(a.request):
+            problems.append(
+                Problem(
+                    w.file if w else spec_file,
+                    w.line if w else 0,
+                    w.col if w else 0,
+                    f"{w.path}.{f}" if (w and w.path) else f,
+                    f"asset {a.name!r}: provider {info.name} ({info.protocol}) cannot run {reason}",
+                    "build it with a provider that can (see docs/spec.md, 'What each provider can do'), "
+                    "or leave it out of the targets",
+                )
+            )
         refused = info.refused_fields(a.request)
         if not refused:
             continue
-        w = a.where
         for f in refused:
             problems.append(
                 Problem(

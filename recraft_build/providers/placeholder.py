@@ -114,6 +114,19 @@ class PlaceholderProvider(Provider):
         ]
         return GenerationResult(pictures=pictures, credits=0, meta={"placeholder": True})
 
+    def generate_from_image(
+        self, request: GenerationRequest, image: Picture, *, mask: Picture | None = None, asset: str
+    ) -> GenerationResult:
+        """``request.n`` marked pictures made from ``image`` (and ``mask``) that show it:
+        see :mod:`.placeholder_ops`. Deterministic, free, offline."""
+        from recraft_build.providers.placeholder_ops import derived_pictures
+
+        try:
+            pictures = derived_pictures(request, image, mask)
+        except (ValueError, OSError) as exc:
+            raise RequestRejected(f"{request.operation}: {exc}", provider=self.name, asset=asset) from exc
+        return GenerationResult(pictures=pictures, credits=0, meta={"placeholder": True})
+
 
 # -- seeds and colours -------------------------------------------------------------------
 

@@ -46,6 +46,7 @@ import httpx
 
 from recraft_build.domain import GenerationRequest, Picture
 from recraft_build.errors import BadResultError, PlanError
+from recraft_build.providers import imageops
 from recraft_build.providers.capabilities import CAPABILITIES
 from recraft_build.providers.base import GenerationResult, StyleResult, TransformResult
 from recraft_build.providers.errortext import json_object_of
@@ -583,3 +584,48 @@ class RecraftProvider(HttpProvider):
                 )
         meta = {"request_id": request_id} if request_id else {}
         return StyleResult(style_id=style_id, credits=_credits(answer), meta=meta, resends=stats.resends)
+
+    # -- pictures made from pictures (providers.imageops) ---------------------------
+
+    def generate_from_image(
+        self, request: GenerationRequest, image: Picture, *, mask: Picture | None = None, asset: str
+    ) -> GenerationResult:
+        """``request.n`` pictures from ``image`` (and ``mask``) through the endpoint of
+        ``request.operation`` (imageToImage, inpaint, replaceBackground,
+        generateBackground, variateImage): one multipart POST, then fetch them. The
+        input is checked against the API's limits first (RequestRejected, nothing paid)."""
+        path = imageops.RECRAFT_IMAGE_ENDPOINTS.get(request.operation or "")
+        if path is None:
+            raise self._reject(f"Recraft has no image operation {request.operation!r}", asset=asset)
+        try:
+            size = imageops.check_input(image, request.operation or "")
+            body = recraft_body(request, response_format=self.response_format)
+            form = imageops.recraft_image_form(request, body, size)
+            files = [("image", (f"image.{_ext(image)}", image.data, image.media_type))]
+            if request.operation in ("inpaint", "generate_background"):
+                if mask is None:
+                    raise imageops.InputProblem(f"{request.operation} needs a mask")
+                fixed = imageops.normalise_mask(mask, size)
+                files.append(("mask", ("mask.png", fixed.data, fixed.media_type)))
+        except ValueError as exc:  # InputProblem, or a request recraft_body cannot express
+            raise self._reject(str(exc), asset=asset) from exc
+        what = f"{request.operation} (POST /{path})"
+        answer, response = self._post(
+            path, what=what, asset=asset, images=request.n, hint=self._style_hint(request), data=form, files=files
+        )
+        request_id = _request_id(answer, response)
+        pictures = self._pictures(
+            answer,
+            count=request.n,
+            expect="svg" if request.vector else "raster",
+            asset=asset,
+            what=what,
+            status=response.status_code,
+            request_id=request_id,
+        )
+        meta = {"request_id": request_id} if request_id else {}
+        return GenerationResult(pictures=pictures, credits=_credits(answer), meta=meta)
+
+
+def _ext(picture: Picture) -> str:
+    return picture.media_type.split("/")[-1].replace("jpeg", "jpg")

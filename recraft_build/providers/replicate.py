@@ -88,6 +88,7 @@ from recraft_build.errors import (
 from recraft_build.providers.capabilities import CAPABILITIES
 from recraft_build.providers.base import GenerationResult, TransformResult
 from recraft_build.providers.errortext import json_object_of
+from recraft_build.providers.flux import IMAGE_MODELS, flux_input, flux_model
 from recraft_build.providers.http import OFFICIAL_BASES, CallStats, HttpPolicy
 from recraft_build.providers.httpbase import HttpProvider
 from recraft_build.providers.redact import Secret
@@ -134,6 +135,9 @@ LIST_LOOKS = 2
 
 def replicate_model(request: GenerationRequest) -> str:
     """The Replicate model (``owner/name``) for ``request``; ``ValueError`` if none."""
+    flux = flux_model(request)  # FLUX models: providers.flux
+    if flux is not None:
+        return flux
     base = request.model[: -len("_vector")] if request.model.endswith("_vector") else request.model
     pair = _MODELS.get(base)
     if pair is None:
@@ -159,6 +163,8 @@ def replicate_input(request: GenerationRequest) -> dict[str, Any]:
             f"Replicate's Recraft models do not support {', '.join(caps.refuses[f] for f in unsupported)}; "
             "remove them from the asset or build it with the recraft provider"
         )
+    if flux_model(request) is not None:
+        return flux_input(request)
     model = replicate_model(request)
     inp: dict[str, Any] = {"prompt": request.prompt}
     if not model.startswith("recraft-ai/recraft-v4"):
@@ -569,3 +575,24 @@ class ReplicateProvider(HttpProvider):
             picture=result, credits=None, meta={"model": model, **result.meta}, resends=stats.resends
         )
 
+    # -- pictures made from pictures (providers.imageops) ---------------------------
+
+    def generate_from_image(
+        self, request: GenerationRequest, image: Picture, *, mask: Picture | None = None, asset: str
+    ) -> GenerationResult:
+        """``image_to_image`` through FLUX Kontext: ``request.n`` predictions with the
+        picture inline as a ``data:`` URI. Replicate runs no other image operation (no
+        known model runs Recraft's): refused before any call."""
+        model = flux_model(request)
+        if request.operation != "image_to_image" or request.model not in IMAGE_MODELS or model is None:
+            raise self._reject(
+                f"Replicate cannot run {request.operation} with model {request.model} (it runs image_to_image "
+                "with flux-kontext-pro or flux-kontext-max); build it with the recraft provider",
+                asset=asset,
+            )
+        if image.is_svg:
+            raise self._reject(f"{request.operation} needs a raster picture, got an SVG", asset=asset)
+        inp = flux_input(request, image)
+        pictures = [self._run(model, inp, asset=asset, expect="raster") for _ in range(request.n)]
+        ids = [p.meta.get("prediction_id") for p in pictures]
+        return GenerationResult(pictures=pictures, credits=None, meta={"model": model, "prediction_ids": ids})

@@ -126,6 +126,11 @@ def check_generation(log: ProblemLog, s: Source, styles: Mapping[str, StyleSpec]
     if f.get("text_layout") is not None and not info.text_layout:
         bad("text_layout", f"model {info.name} does not take text_layout",
             "text_layout needs recraftv3")
+    seed, n = f.get("seed"), f.get("n", 1)
+    if info.maker == "bfl" and isinstance(seed, int) and isinstance(n, int) and n > 1:
+        # One prediction per picture: the same seed would give the same picture n times.
+        bad("seed", f"model {info.name} makes one picture per call: a seed with n: {n} would repeat it",
+            "remove seed (each picture then gets its own), or ask for n: 1")
     for key in f.get("controls") or {}:
         if key not in info.controls:
             bad(f"controls.{key}", f"model {info.name} does not take controls.{key}",

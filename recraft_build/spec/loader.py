@@ -14,9 +14,11 @@ The pipeline (each stage in its own module; this one drives them):
    the spec's ``vars`` and the matrix values), then ``prompt``, ``negative_prompt``,
    :mod:`value fields <recraft_build.spec.values>` and output paths (which also see
    ``name``), all under one budget of steps and time;
-7. meaning checks: :mod:`~recraft_build.spec.checks` (model tables, steps) and
+7. meaning checks: :mod:`~recraft_build.spec.checks` (model tables, steps),
+   :mod:`~recraft_build.spec.inputs` (input pictures: ``image``, ``operation``...) and
    :mod:`~recraft_build.spec.outputs` (paths, formats, collisions);
-8. domain objects.
+8. domain objects, then the asset graph (:mod:`~recraft_build.spec.graph`: every input
+   names an asset, no cycle).
 
 Every problem found in any stage after YAML parsing is collected in a
 :class:`~recraft_build.spec.problems.ProblemLog`; if there is any,
@@ -34,6 +36,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping
 
 from recraft_build.domain import (
+    FILE_MODEL,
     VECTOR_STYLES,
     Asset,
     GenerationRequest,
@@ -53,6 +56,8 @@ from recraft_build.spec.checks import (
     parse_steps,
     step_kind,
 )
+from recraft_build.spec.graph import graph_problems
+from recraft_build.spec.inputs import prepare_inputs, render_inputs
 from recraft_build.spec.matrix import count_combinations, expand, matrix_keys, matrix_problems
 from recraft_build.spec.merging import (
     UNKNOWN_KIND,
@@ -199,11 +204,15 @@ class _Loader:
                         "split the matrix, or drop combinations with exclude")
             else:
                 outputs = Outputs(log)
+                vector: dict[str, bool] = {}
                 for source in sources:
                     if source.ok:
-                        assets.extend(self.expand_source(source, vars_, outputs))
+                        made = self.expand_source(source, vars_, outputs)
+                        assets.extend(made)
+                        vector.update((a.name, source.vector) for a in made)
                 outputs.check_unique_names()
                 outputs.check_collisions()
+                log.extend(graph_problems(assets, vector, self.filename))
 
         # Publishing: atlases name expanded assets; the manifest's module path is checked.
         atlases = load_atlases(log, data.get("atlases"), assets, touched=report.touches)
@@ -313,10 +322,12 @@ class _Loader:
         fields, raw = merged.fields, asset.fields
         source = Source(asset, merged, combos=count_combinations(raw.get("matrix")),
                         model=tables.MODELS[fields.get("model", tables.DEFAULT_MODEL)])
-        if fields.get("style") in broken_styles:
+        if prepare_inputs(log, source):  # a picture file: no model, style or size to check
+            source.vector = source.inputs.vector_file
+        elif fields.get("style") in broken_styles:
             source.ok = False  # its custom style has schema problems, already reported
             return source
-        if not source.dropped & {"model", "style", "substyle", "style_id"}:
+        elif not source.dropped & {"model", "style", "substyle", "style_id"}:
             # (with the model or style refused, the tables would only guess)
             check_generation(log, source, styles)
         else:
@@ -377,12 +388,13 @@ class _Loader:
             context["name"] = name
             named = outputs.name(name, base, in_matrix)
             who = f"asset '{name}'"
-            prompt = r.text(raw["prompt"], context, prompt_where, who)
+            # An asset whose picture is a file, and a variate, have no prompt.
+            prompt = r.text(raw["prompt"], context, prompt_where, who) if "prompt" in raw else ""
             negative = f.get("negative_prompt")
             if negative is not None:
                 negative = r.text(negative, context, negative_where, who)
                 negative = negative.strip() if negative is not None else None
-            if prompt is not None:
+            if prompt is not None and "prompt" in raw:
                 prompt = prompt.strip()
                 check_prompt(self.log, prompt, s, prompt_path, name, in_matrix)
             fields = f
@@ -400,7 +412,22 @@ class _Loader:
             rendered_tags = (r.text(t, context, self.log.where(base + ("tags", k)), who)
                              for k, t in enumerate(raw.get("tags") or ()))
             tags = tuple(dict.fromkeys(t.strip() for t in rendered_tags if t and t.strip()))
+            image = mask = None
+            if s.inputs is not None:
+                image, mask, inputs_ok = render_inputs(
+                    s,
+                    lambda source, at: r.text(source, context, at, who),
+                    lambda path, message, hint: self.log.add_for(who, in_matrix, path, message, hint),
+                    self.log.where,
+                    self.base_dir,
+                )
+                r.failed = r.failed or not inputs_ok
             if r.failed:
+                continue
+            if s.inputs is not None and s.inputs.from_file:
+                assets.append(Asset(name=name, request=GenerationRequest(FILE_MODEL, "", operation=FILE_MODEL),
+                                    steps=s.steps, outputs=tuple(specs), where=asset_where, matrix=combo,
+                                    image=image, tags=tags))
                 continue
             # key: auto / palette: auto (steps/keycolor.py): the picked key colour goes
             # into the request's controls and the steps. Without them: unchanged objects.
@@ -426,9 +453,12 @@ class _Loader:
                 seed=fields.get("seed"),
                 controls=controls,
                 text_layout=_text_layout(fields.get("text_layout")),
+                operation=s.inputs.operation if s.inputs is not None else None,
+                strength=s.inputs.strength if s.inputs is not None else None,
             )
             assets.append(Asset(name=name, request=request, steps=chains[0],
-                                outputs=tuple(specs), where=asset_where, matrix=combo, tags=tags))
+                                outputs=tuple(specs), where=asset_where, matrix=combo, tags=tags,
+                                image=image, mask=mask))
         return assets
 
 

@@ -108,6 +108,9 @@ class Source:
     steps: tuple[StepSpec, ...] = ()
     ok: bool = True
     matrix_ok: bool = True
+    #: How the picture is made when the asset takes an input picture
+    #: (:class:`recraft_build.spec.inputs.InputMode`); None: from its prompt alone.
+    inputs: Any = None
 
     @property
     def index(self) -> int:
@@ -141,7 +144,12 @@ def clean_asset(raw: Any, index: int, report: SchemaReport) -> CleanAsset | None
         return None
     cleaned = clean(raw, path, report)
     fields = dict(cleaned.fields)
-    if not isinstance(fields.get("name"), str) or not isinstance(fields.get("prompt"), str):
+    if not isinstance(fields.get("name"), str):
+        return None
+    # A prompt, unless the picture comes from an input picture (``image:``); a refused
+    # ``image`` leaves nothing to expand either.
+    if not isinstance(fields.get("prompt"), str) and not (
+            "prompt" not in raw and isinstance(fields.get("image"), dict)):
         return None
     if "matrix" in raw and "matrix" not in fields:
         return None  # a broken matrix cannot be expanded

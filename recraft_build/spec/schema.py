@@ -394,7 +394,12 @@ def _explain_choice(error: jsonschema.ValidationError, doc: YamlDocument,
     if all(isinstance(b, dict) and set(b) == {"required"} for b in branches):
         names = [n for b in branches for n in b["required"]]
         present = [n for n in names if isinstance(instance, dict) and n in instance]
-        if error.validator == "oneOf" and len(present) > 1:
+        if names == ["prompt", "image"]:
+            # An asset needs a prompt, unless its picture is (made from) an input picture
+            # (docs/spec.md says so; the message stays the one every asset without a
+            # prompt has always had).
+            msg, hint = "missing required key 'prompt'", ""
+        elif error.validator == "oneOf" and len(present) > 1:
             msg, hint = f"give only one of {' or '.join(present)}", f"remove '{present[-1]}'"
         elif error.validator == "oneOf":
             msg = f"needs one of {' or '.join(names)}"

@@ -1,6 +1,9 @@
-"""What each Recraft model accepts, and what things cost.
+"""What each model accepts, and what things cost.
 
-Facts come from ``recraft-api.md`` (beside DESIGN.md); each table cites its section.
+Recraft's models, and Black Forest Labs' FLUX models that run through Replicate
+(FLUX 1.1 Pro and Ultra for text to image, FLUX Kontext Pro and Max as an
+``image_to_image`` engine). Facts come from ``recraft-api.md`` (beside DESIGN.md);
+each table cites its section; the FLUX rows cite Replicate's model schemas.
 Facts that file tags [U] (uncertain) are marked ``# [U]`` here too: the loader still
 enforces them, because a wrong request costs a round trip and maybe money, but they
 are the first thing to revisit when the API says otherwise.
@@ -14,11 +17,14 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
-from recraft_build.domain import VECTOR_STYLES, GenerationRequest
+from recraft_build.domain import FILE_MODEL, VECTOR_STYLES, GenerationRequest
 
 __all__ = [
     "ALL_SUBSTYLES",
     "ASPECT_RATIOS_V4",
+    "IMAGE_OPERATION_CREDITS",
+    "MASKED_OPERATIONS",
+    "PROMPTED_OPERATIONS",
     "BASE_STYLES",
     "CUSTOM_STYLE_BASES",
     "DEFAULT_MODEL",
@@ -156,6 +162,39 @@ OPERATION_CREDITS: Mapping[str, int] = MappingProxyType({
     "image_to_image": 40,  # raster price; 80 for vector (1.9)
 })
 
+#: Price per picture (raster, vector) of the operations an asset made from another
+#: picture runs on a Recraft model (1.9: imageToImage, inpaint, replaceBackground and
+#: generateBackground cost 40 raster / 80 vector per image). variateImage: 40 per image
+#: is a third-party figure, and the newest docs say "$0.04 per request" for 1-6
+#: pictures; we count per picture (the higher figure, so --max-credits errs safe) and
+#: the server's ``credits`` settle it. # [U] variate
+IMAGE_OPERATION_CREDITS: Mapping[str, tuple[int, int]] = MappingProxyType({
+    "image_to_image": (40, 80),
+    "inpaint": (40, 80),
+    "replace_background": (40, 80),
+    "generate_background": (40, 80),
+    "variate": (40, 40),  # [U]
+})
+
+# Which fields each operation takes on a Recraft V2/V3 model (1.2), besides the input
+# picture and the model. An asset's own field outside its operation's set is an
+# error; one inherited from ``defaults`` is left out (defaults describe text-to-image
+# requests). ``seed`` (random_seed) for inpaint and the background operations, and
+# V4 models taking no image operation, are inferred from the V3-era docs. # [U]
+_STYLE_FIELDS = ("style", "substyle", "style_id")
+_RECRAFT_OPERATIONS: Mapping[str, frozenset[str]] = MappingProxyType({
+    "image_to_image": frozenset({"prompt", "strength", "n", "negative_prompt", "controls", "seed",
+                                 "text_layout", *_STYLE_FIELDS}),
+    "inpaint": frozenset({"prompt", "mask", "n", "negative_prompt", "seed", *_STYLE_FIELDS}),
+    "replace_background": frozenset({"prompt", "n", "negative_prompt", "seed", *_STYLE_FIELDS}),
+    "generate_background": frozenset({"prompt", "mask", "n", "negative_prompt", "seed", *_STYLE_FIELDS}),
+    # variateImage takes no prompt and no style: only size, n and random_seed (1.2).
+    "variate": frozenset({"n", "size", "aspect_ratio", "seed"}),
+})
+#: Operations that need a prompt, and those that need a mask (1.2).
+PROMPTED_OPERATIONS = frozenset({"image_to_image", "inpaint", "replace_background", "generate_background"})
+MASKED_OPERATIONS = frozenset({"inpaint", "generate_background"})
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -184,6 +223,13 @@ class ModelInfo:
     raster_credits: int
     vector_credits: int
     notes: tuple[str, ...] = field(default=())
+    #: Whose model it is (``domain.model_maker``): ``recraft`` or ``bfl`` (FLUX).
+    maker: str = "recraft"
+    #: The image operations the model runs, each with the fields it takes (see
+    #: ``_RECRAFT_OPERATIONS``); empty: the model only makes pictures from a prompt.
+    image_operations: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
+    #: ``image_to_image`` needs ``strength`` (Recraft's imageToImage requires it).
+    needs_strength: bool = False
 
 
 _ALL_CONTROLS = frozenset({"colors", "background_color", "artistic_level", "no_text"})
@@ -213,6 +259,8 @@ def _v23(name: str, gen: str, styles: Mapping[str, tuple[str, ...]], raster: int
         custom_styles=True,
         raster_credits=vector if vector_model else raster,
         vector_credits=vector,
+        image_operations=_RECRAFT_OPERATIONS,
+        needs_strength=True,
     )
 
 
@@ -234,6 +282,55 @@ def _v4(name: str, gen: str, *, vector: bool, pro: bool, raster_credits: int,
         vector_credits=vector_credits,
     )
 
+
+# --- FLUX through Replicate ---------------------------------------------------------
+# Black Forest Labs' models on Replicate (the ElkAPI seed lists them beside Recraft).
+# Inputs from Replicate's published schemas: flux-1.1-pro (replicate/comfyui-replicate,
+# schemas/black-forest-labs_flux-1.1-pro.json): prompt, aspect_ratio (the nine below, or
+# custom width/height we do not offer), seed, output_format, safety_tolerance,
+# prompt_upsampling. Ultra and Kontext lists come from third-party client code. # [U]
+# None takes a style, a negative prompt, controls or text_layout; each prediction
+# makes one picture (n > 1 is n predictions). Prices per picture from third-party
+# notes: 1.1 Pro $0.04, Ultra $0.06, Kontext Pro $0.04, Kontext Max $0.08; Replicate
+# reports no cost, so these are what a build counts. # [U]
+_FLUX_PRO_RATIOS = ("1:1", "16:9", "2:3", "3:2", "4:5", "5:4", "9:16", "3:4", "4:3")
+_FLUX_ULTRA_RATIOS = ("21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16",
+                      "9:21")  # [U]
+_FLUX_KONTEXT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "4:5", "5:4", "21:9",
+                        "9:21", "2:1", "1:2")  # [U]; without one, Kontext keeps the input's
+#: Kontext edits a picture from a prompt: our image_to_image, without strength. # [U]
+_KONTEXT_OPERATIONS: Mapping[str, frozenset[str]] = MappingProxyType({
+    "image_to_image": frozenset({"prompt", "n", "seed", "aspect_ratio"}),
+})
+
+
+def _flux(name: str, ratios: tuple[str, ...], credits: int,
+          operations: Mapping[str, frozenset[str]] = MappingProxyType({})) -> ModelInfo:
+    return ModelInfo(
+        name=name,
+        generation="flux",
+        vector=False,
+        sizes=(),
+        aspect_ratios=ratios,
+        styles=MappingProxyType({}),
+        prompt_max=10000,  # no documented limit # [U]
+        negative_prompt=False,
+        text_layout=False,
+        controls=frozenset(),
+        custom_styles=False,
+        raster_credits=credits,
+        vector_credits=credits,
+        maker="bfl",
+        image_operations=operations,
+    )
+
+
+_FLUX_MODELS = (
+    _flux("flux-1.1-pro", _FLUX_PRO_RATIOS, 40),
+    _flux("flux-1.1-pro-ultra", _FLUX_ULTRA_RATIOS, 60),
+    _flux("flux-kontext-pro", _FLUX_KONTEXT_RATIOS, 40, _KONTEXT_OPERATIONS),
+    _flux("flux-kontext-max", _FLUX_KONTEXT_RATIOS, 80, _KONTEXT_OPERATIONS),
+)
 
 # 1.5 model ids; 1.9 prices. V3/V2 prices are [C]; V4.1 raster and Pro raster are [C];
 # the other V4-era prices are [U] (third-party notes), and V4.1 Pro vector has no
@@ -265,6 +362,7 @@ MODELS: Mapping[str, ModelInfo] = MappingProxyType({
             vector_credits=300),
         _v4("recraftv4_1_utility_pro_vector", "v4_1", vector=True, pro=True,
             raster_credits=210, vector_credits=300),
+        *_FLUX_MODELS,
     )
 })
 
@@ -291,10 +389,18 @@ def generation_credits(request: GenerationRequest, *, vector: bool | None = None
     The price depends on the model and on whether the result is vector (1.9: a vector
     result costs twice a V2/V3 raster one). ``vector`` overrides ``request.vector``
     for requests whose kind the request alone cannot tell (a custom style whose base
-    style is vector). Raises KeyError for an unknown model (the loader refuses those).
+    style is vector). A request made from another picture on a Recraft model pays its
+    operation's price (:data:`IMAGE_OPERATION_CREDITS`); on another model (FLUX
+    Kontext), the model's. A picture from a file costs nothing. Raises KeyError for an
+    unknown model (the loader refuses those).
     """
+    if request.operation == FILE_MODEL:
+        return 0
     info = MODELS[request.model]
     is_vector = request.vector if vector is None else vector
+    if request.operation is not None and info.maker == "recraft":
+        raster, vector_price = IMAGE_OPERATION_CREDITS[request.operation]
+        return (vector_price if (is_vector or info.vector) else raster) * request.n
     per_image = info.vector_credits if (is_vector or info.vector) else info.raster_credits
     return per_image * request.n
 
