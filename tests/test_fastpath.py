@@ -186,6 +186,27 @@ def test_style_reference_change_is_seen(project):
     assert fast("build")[0] is None
 
 
+FROM_FILE = """\
+version: 1
+output_dir: out
+assets:
+  - name: sketch
+    image: {file: art/sketch.png}
+    outputs: [{path: sketch.png, steps: [{resize: {width: 16}}]}]
+"""
+
+
+def test_an_input_picture_change_is_seen(project):
+    (project / "art").mkdir()
+    (project / "art" / "sketch.png").write_bytes(_png())
+    (project / "assets.yaml").write_text(FROM_FILE)
+    settle()
+    built()
+    assert fast("build")[0] == 0
+    (project / "art" / "sketch.png").write_bytes(_png(color=(9, 9, 9)))
+    assert fast("build")[0] is None
+
+
 def test_provider_option_is_part_of_the_answer(project):
     built()
     assert fast("build", "--provider", "placeholder")[0] is None

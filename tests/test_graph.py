@@ -146,3 +146,24 @@ def test_matrix_children_name_their_parents_by_template(tmp_path):
     assert gold.parents() == ("icon-shield",)
     assert gold.request.operation == "image_to_image" and gold.request.strength == 0.3
     assert names(graph.build_order(spec.assets)) == names(spec.assets)
+
+
+def test_shards_keep_a_parent_and_its_children_together(tmp_path):
+    from recraft_build.engine.session import select_targets
+    from recraft_build.spec.loader import load_spec
+
+    spec_file = tmp_path / "assets.yaml"
+    lines = ["version: 1", "assets:"]
+    for i in range(12):
+        lines += [f"  - name: hero{i}", f"    prompt: hero {i}", f"    output: hero{i}.png",
+                  f"  - name: hero{i}-night", f"    image: {{asset: hero{i}}}", "    strength: 0.4", "    prompt: at night",
+                  f"    output: hero{i}-night.png"]
+    spec_file.write_text("\n".join(lines) + "\n")
+    spec = load_spec(spec_file)
+    seen = []
+    for k in range(1, 4):
+        part = select_targets(spec, None, f"{k}/3")
+        seen += part
+        for i in range(12):
+            assert (f"hero{i}" in part) == (f"hero{i}-night" in part)
+    assert sorted(seen) == sorted(a.name for a in spec.assets)

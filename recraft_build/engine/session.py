@@ -78,7 +78,12 @@ def select_targets(
 
         chosen = select_targets(spec, targets)
         names = chosen if chosen is not None else [a.name for a in spec.assets]
-        return shards.select(names, shards.parse_shard(shard))
+        from recraft_build.spec.graph import components
+
+        # A parent and everything made from it stay in one shard: no shard waits for a
+        # picture another is making.
+        group = components(spec.assets)
+        return shards.select(names, shards.parse_shard(shard), group_of=lambda n: group.get(n, n))
     if not targets:
         return None
     names = [a.name for a in spec.assets]

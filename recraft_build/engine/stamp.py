@@ -70,14 +70,16 @@ def key_input_files(session: "Session") -> list[Path]:
     """Every file whose bytes enter a key of ``session``'s plan, besides the lock: the
     spec and the reference pictures of the custom styles its assets use.
 
-    The one list of the files a build reads: a new kind of input (issue 13's
-    ``image: {file: ...}``, a vars file) must be added here, or the no-op fast path
-    would not see it change.
+    The one list of the files a build reads: a new kind of input (a vars file, say) must
+    be added here, or the no-op fast path would not see it change. Input pictures
+    (``image: {file: ...}``) are here.
     """
     spec = session.spec
     files = [spec.path]
     for name in sorted(session.styles()):
         files.extend(spec.path.parent / ref for ref in spec.styles[name].references)
+    # Pictures the assets take as input (``image: {file: ...}``, ``mask: {file: ...}``).
+    files.extend(spec.path.parent / path for path in sorted(session.sources()))
     return files
 
 

@@ -610,9 +610,12 @@ class RecraftProvider(HttpProvider):
         except ValueError as exc:  # InputProblem, or a request recraft_body cannot express
             raise self._reject(str(exc), asset=asset) from exc
         what = f"{request.operation} (POST /{path})"
-        answer, response = self._post(
-            path, what=what, asset=asset, images=request.n, hint=self._style_hint(request), data=form, files=files
-        )
+        stats = CallStats()
+        with stats.on_errors():
+            answer, response = self._post(
+                path, what=what, asset=asset, stats=stats, images=request.n, hint=self._style_hint(request),
+                data=form, files=files,
+            )
         request_id = _request_id(answer, response)
         pictures = self._pictures(
             answer,
@@ -624,7 +627,7 @@ class RecraftProvider(HttpProvider):
             request_id=request_id,
         )
         meta = {"request_id": request_id} if request_id else {}
-        return GenerationResult(pictures=pictures, credits=_credits(answer), meta=meta)
+        return GenerationResult(pictures=pictures, credits=_credits(answer), meta=meta, resends=stats.resends)
 
 
 def _ext(picture: Picture) -> str:

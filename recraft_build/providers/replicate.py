@@ -593,6 +593,10 @@ class ReplicateProvider(HttpProvider):
         if image.is_svg:
             raise self._reject(f"{request.operation} needs a raster picture, got an SVG", asset=asset)
         inp = flux_input(request, image)
-        pictures = [self._run(model, inp, asset=asset, expect="raster") for _ in range(request.n)]
+        stats = CallStats()
+        with stats.on_errors():
+            pictures = [self._run(model, inp, asset=asset, expect="raster", stats=stats) for _ in range(request.n)]
         ids = [p.meta.get("prediction_id") for p in pictures]
-        return GenerationResult(pictures=pictures, credits=None, meta={"model": model, "prediction_ids": ids})
+        return GenerationResult(
+            pictures=pictures, credits=None, meta={"model": model, "prediction_ids": ids}, resends=stats.resends
+        )

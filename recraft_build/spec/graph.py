@@ -158,3 +158,23 @@ def descendants(assets: Sequence[Asset], name: str) -> set[str]:
             seen.add(n)
             todo.extend(children.get(n, ()))
     return seen
+
+
+def components(assets: Sequence[Asset]) -> dict[str, str]:
+    """Each asset's connected part of the graph, named by its alphabetically first asset:
+    a parent and everything made from it share a name (``--shard`` keeps them together)."""
+    parent: dict[str, str] = {a.name: a.name for a in assets}
+
+    def root(n: str) -> str:
+        while parent[n] != n:
+            parent[n] = parent[parent[n]]
+            n = parent[n]
+        return n
+
+    for a in assets:
+        for p in a.parents():
+            if p in parent:
+                ra, rp = root(a.name), root(p)
+                if ra != rp:
+                    parent[max(ra, rp)] = min(ra, rp)
+    return {n: root(n) for n in parent}
