@@ -334,3 +334,26 @@ def test_the_page_s_markup_style_and_script_ship_in_the_package(tmp_path):
     assert run.returncode == 0, run.stderr
     built = tmp_path / "lib" / "recraft_build" / "review" / "assets"
     assert sorted(f.name for f in built.iterdir()) == ["page.css", "page.html", "page.js"]
+
+
+def test_a_child_sits_beside_its_parent_and_is_not_shown_as_changed(tmp_path, monkeypatch):
+    from recraft_build import api
+    from recraft_build.review.page import build_model
+
+    monkeypatch.delenv("RECRAFT_API_TOKEN", raising=False)
+    monkeypatch.delenv("REPLICATE_API_TOKEN", raising=False)
+    spec = tmp_path / "assets.yaml"
+    spec.write_text(
+        "version: 1\nassets:\n"
+        "  - name: knight\n    prompt: a knight\n    output: knight.png\n"
+        "  - name: banner\n    prompt: a banner\n    output: banner.png\n"
+        "  - name: knight-night\n    image: {asset: knight}\n    strength: 0.4\n"
+        "    prompt: the knight at night\n    output: knight-night.png\n"
+    )
+    cache = tmp_path / "cache"
+    assert not api.build(spec, cache_dir=cache).failed
+    data = build_model(spec, cache_dir=cache, base_rev=None, gallery_dir=tmp_path / "g")
+    names = [a["name"] for a in data["assets"]]
+    assert names == ["knight", "knight-night", "banner"]
+    child = next(a for a in data["assets"] if a["name"] == "knight-night")
+    assert not any("changed" in n for n in child.get("notes", [])), child.get("notes")

@@ -98,7 +98,7 @@ def assemble(
     reroll_cost: Callable[[GenerationRequest], float] | None = pricing.generation if pricing is not None else None
 
     spec_assets = {a.name: a for a in spec.assets}
-    names = [a.name for a in spec.assets]
+    names = _beside_parents(spec)
     names += sorted((set(head) | set(base or {})) - set(spec_assets))
     assets = [
         _asset_model(
@@ -156,6 +156,19 @@ def _step_label(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
     return {"name": str(name), "params": ", ".join(shown)}
 
 
+def _beside_parents(spec: Spec) -> list[str]:
+    """Asset names in spec order, each asset made from another placed right after its
+    family (a parent, then what is made from it, then the next asset)."""
+    from recraft_build.spec.graph import build_order, components
+
+    group = components(spec.assets)
+    first: dict[str, int] = {}
+    for i, a in enumerate(spec.assets):
+        first.setdefault(group[a.name], i)
+    order = {a.name: i for i, a in enumerate(build_order(spec.assets))}
+    return sorted((a.name for a in spec.assets), key=lambda n: (first[group[n]], order[n]))
+
+
 def _spec_changes(asset: Asset, entry: Mapping[str, Any]) -> list[str]:
     """What in the spec differs from what the lock was built from (cheap: no plan).
 
@@ -166,7 +179,12 @@ def _spec_changes(asset: Asset, entry: Mapping[str, Any]) -> list[str]:
     gen = _dict(entry.get("generation"))
     locked = _dict(gen.get("request"))
     now = keys.request_fields(asset.request, style_key=locked.get("custom_style"))
-    notes = sorted(k for k in set(locked) | set(now) if locked.get(k) != now.get(k))
+    # The digests of input pictures are known only once the parent is picked (the plan
+    # fills them in); the spec alone has none, which is no change.
+    pending = {"image", "mask"} if asset.inputs() else set()
+    notes = sorted(
+        k for k in set(locked) | set(now) if locked.get(k) != now.get(k) and not (k in pending and k not in now)
+    )
     out = [f"changed: {', '.join(notes)}"] if notes else []
     locked_paths = {str(_dict(o).get("path")) for o in _list(entry.get("outputs"))}
     spec_paths = {o.path for o in asset.outputs}
