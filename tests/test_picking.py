@@ -207,3 +207,27 @@ def test_a_pick_that_needs_paid_provider_steps_asks_for_a_budget(tmp_path):
     with pytest.raises(PlanError, match="made by recraft while the active provider is placeholder"):
         picking.pick(p.spec, "badge", 2, cache_dir=p.cache, env={}, max_credits=100)
     assert p.generation("badge")["pick"] == 0
+
+
+def test_a_file_asset_has_nothing_to_pick_or_reroll(tmp_path, monkeypatch):
+    import io as _io
+
+    from PIL import Image
+
+    from recraft_build import api
+
+    monkeypatch.delenv("RECRAFT_API_TOKEN", raising=False)
+    monkeypatch.delenv("REPLICATE_API_TOKEN", raising=False)
+    (tmp_path / "art").mkdir()
+    buf = _io.BytesIO()
+    Image.new("RGB", (32, 32), (10, 200, 10)).save(buf, format="PNG")
+    (tmp_path / "art" / "logo.png").write_bytes(buf.getvalue())
+    spec = tmp_path / "assets.yaml"
+    spec.write_text("version: 1\nassets:\n  - name: logo\n    image: {file: art/logo.png}\n    output: logo.png\n")
+    cache = tmp_path / "cache"
+    assert not api.build(spec, cache_dir=cache).failed
+    lock = (tmp_path / "assets.lock").read_text()
+    for action in (lambda: picking.reroll(spec, "logo", cache_dir=cache), lambda: picking.pick(spec, "logo", 0, cache_dir=cache)):
+        with pytest.raises(UsageError, match="picture file art/logo.png"):
+            action()
+    assert (tmp_path / "assets.lock").read_text() == lock

@@ -62,6 +62,16 @@ def _find_asset(spec: Spec, name: str) -> None:
     raise UsageError(f"no asset named {name!r} in {spec.path} ({hint})")
 
 
+def _not_a_file_asset(spec: Spec, name: str, action: str) -> None:
+    """A file asset's picture is its file: there is nothing to pick among or re-roll."""
+    asset = next(a for a in spec.assets if a.name == name)
+    if asset.from_file:
+        raise UsageError(
+            f"asset {name!r} is the picture file {asset.image.file if asset.image else '?'}: there are no "
+            f"candidates to {action} (replace the file to change it)"
+        )
+
+
 def _locked_generation(spec: Spec, name: str, action: str) -> LockedGeneration:
     entry = Lock.load(spec.lock_path).asset(name)
     if entry is None or not entry.generation.candidates:
@@ -127,6 +137,7 @@ def pick(
     settings = Settings(provider=provider, cache_dir=cache_dir, output_dir=output_dir, env=env)
     spec = api.load(spec_path)
     _find_asset(spec, asset)
+    _not_a_file_asset(spec, asset, "pick from")
     gen = _locked_generation(spec, asset, "pick from")
     count = len(gen.candidates)
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
@@ -218,6 +229,7 @@ def reroll(
     settings = Settings(provider=provider, cache_dir=cache_dir, output_dir=output_dir, env=env)
     spec = api.load(spec_path)
     _find_asset(spec, asset)
+    _not_a_file_asset(spec, asset, "reroll")
     gen = _locked_generation(spec, asset, "reroll")
     key = gen.key
     old_roll = gen.roll
