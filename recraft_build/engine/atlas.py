@@ -26,11 +26,10 @@ atlas file is written back from the store without packing. Writes go through
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 from recraft_build.cache.records import ExportFile, ExportRecord, RecordReader
 from recraft_build.domain import AtlasSpec

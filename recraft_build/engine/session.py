@@ -21,7 +21,7 @@ import gc
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from recraft_build.cache.base import CacheStore
 from recraft_build.cache.ledger import Ledger, MemoryLedger

@@ -65,7 +65,7 @@ from recraft_build.providers import replicate as replicate_mod
 from recraft_build.providers.base import Provider
 from recraft_build.providers.download import DEFAULT_MAX_BYTES
 from recraft_build.providers.http import HttpPolicy, RateLimiter
-from recraft_build.providers.capabilities import BUILTIN_NAMES, PROTOCOLS, ProviderInfo, provider_info
+from recraft_build.providers.capabilities import BUILTIN_NAMES, PROTOCOLS
 from recraft_build.providers.redact import Secret
 from recraft_build.settings import PLACEHOLDER_NOTICE, choose_provider, env_value
 
