@@ -435,17 +435,17 @@ class RecraftProvider(HttpProvider):
             body = recraft_body(request, response_format=self.response_format)
         except ValueError as exc:
             raise self._reject(f"{exc}", asset=asset) from exc
-        what = "generation (POST /images/generations)"
+        return self._generation("images/generations", request, asset=asset, json_body=body)
+
+    def _generation(self, path: str, request: GenerationRequest, *, asset: str, **send: Any) -> GenerationResult:
+        """One paid POST that makes ``request.n`` pictures (a generation, or an image
+        operation), then its pictures fetched: the one way a Recraft answer becomes a
+        :class:`GenerationResult` (credits as the server says, resends counted)."""
+        what = f"{request.operation or 'generation'} (POST /{path})"
         stats = CallStats()
         with stats.on_errors():
             answer, response = self._post(
-                "images/generations",
-                what=what,
-                asset=asset,
-                stats=stats,
-                images=request.n,
-                hint=self._style_hint(request),
-                json_body=body,
+                path, what=what, asset=asset, stats=stats, images=request.n, hint=self._style_hint(request), **send
             )
             request_id = _request_id(answer, response)
             pictures = self._pictures(
@@ -609,25 +609,7 @@ class RecraftProvider(HttpProvider):
                 files.append(("mask", ("mask.png", fixed.data, fixed.media_type)))
         except ValueError as exc:  # InputProblem, or a request recraft_body cannot express
             raise self._reject(str(exc), asset=asset) from exc
-        what = f"{request.operation} (POST /{path})"
-        stats = CallStats()
-        with stats.on_errors():
-            answer, response = self._post(
-                path, what=what, asset=asset, stats=stats, images=request.n, hint=self._style_hint(request),
-                data=form, files=files,
-            )
-        request_id = _request_id(answer, response)
-        pictures = self._pictures(
-            answer,
-            count=request.n,
-            expect="svg" if request.vector else "raster",
-            asset=asset,
-            what=what,
-            status=response.status_code,
-            request_id=request_id,
-        )
-        meta = {"request_id": request_id} if request_id else {}
-        return GenerationResult(pictures=pictures, credits=_credits(answer), meta=meta, resends=stats.resends)
+        return self._generation(path, request, asset=asset, data=form, files=files)
 
 
 def _ext(picture: Picture) -> str:
