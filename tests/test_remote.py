@@ -290,7 +290,11 @@ class CacheServer:
                 elif method == "PUT":
                     with server._lock:
                         server.data[path] = body
+                    # Stored: logged before the reply, so the client cannot start its next
+                    # request (a record) before the log shows this one done.
+                    server._event("done", method, path)
                     self._reply(201, b"")
+                    return
                 elif path in server.data:
                     payload = server.data[path]
                     if server.corrupt and path.startswith("cas/"):
