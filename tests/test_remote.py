@@ -286,23 +286,23 @@ class CacheServer:
                     server.release.wait(stall)
                 forced = server.status(method, path)
                 if forced is not None:
-                    self._reply(forced, b"")
+                    reply: tuple[int, bytes, int | None] = (forced, b"", None)
                 elif method == "PUT":
                     with server._lock:
                         server.data[path] = body
-                    # Stored: logged before the reply, so the client cannot start its next
-                    # request (a record) before the log shows this one done.
-                    server._event("done", method, path)
-                    self._reply(201, b"")
-                    return
+                    reply = (201, b"", None)
                 elif path in server.data:
                     payload = server.data[path]
                     if server.corrupt and path.startswith("cas/"):
                         payload = b"X" + payload[1:]
-                    self._reply(200, payload if method == "GET" else b"", len(payload))
+                    reply = (200, payload if method == "GET" else b"", len(payload))
                 else:
-                    self._reply(404, b"")
+                    reply = (404, b"", None)
+                # Logged before the reply goes out: once the client has its answer the log
+                # already shows this request done (else the client's next request could be
+                # logged first, and a test reading the log right away could miss it).
                 server._event("done", method, path)
+                self._reply(*reply)
 
             def _reply(self, status: int, body: bytes, length: int | None = None) -> None:
                 self.send_response(status)
