@@ -78,6 +78,9 @@ def main() -> None:
         picture = to_picture(keyed)
         add("remove_background step, key (decode + PNG encode)", lambda: registry.run_step(
             "remove_background", {"key": "#ff00ff"}, picture, provider=None, asset="bench"))
+        on_white_picture = to_picture(white)
+        add("remove_background step, flood (decode + PNG encode)", lambda: registry.run_step(
+            "remove_background", {}, on_white_picture, provider=None, asset="bench"))
         flat = on_white(art)
         add(f"vectorize, vtracer ({icon.set})", lambda: vectorize(flat))
     for icon in lines:

@@ -44,7 +44,7 @@ from PIL import Image, ImageFilter
 
 from recraft_build.errors import StepError
 
-__all__ = ["fit_background", "flood_from_border", "remove_background"]
+__all__ = ["fit_background", "flood_from_border", "opaque_or_clear", "remove_background"]
 
 #: Smallest share of the border that must fit the background model.
 MIN_BACKGROUND_SHARE = 0.25
@@ -80,13 +80,15 @@ def remove_background(img: Image.Image, params: Mapping[str, Any] | None = None)
     tolerance = _number(params, "tolerance", 0, 255)
     feather = _number(params, "feather", 0, 20) or 0.0
     rgba = img.convert("RGBA")
-    arr = np.asarray(rgba, dtype=np.float32)
-    height, width = arr.shape[:2]
+    src = np.asarray(rgba)
+    height, width = src.shape[:2]
     band = max(2, round(min(height, width) * 0.01))
-    in_alpha = arr[..., 3] / 255
+    in_alpha = src[..., 3].astype(np.float32) / 255
     if _border(in_alpha, band).mean() < 0.5:
         return rgba.copy()  # already cut out: nothing to remove
-    rgb = arr[..., :3]
+    # uint8: every use subtracts a float32 model first, so the values are those of a
+    # float32 copy, without making one.
+    rgb = src[..., :3]
     smooth = np.asarray(rgba.convert("RGB").filter(ImageFilter.BoxBlur(1)), dtype=np.float32)
 
     border_mask = np.zeros((height, width), bool)
@@ -115,17 +117,14 @@ def remove_background(img: Image.Image, params: Mapping[str, Any] | None = None)
     index, ring_alpha, ring_colour = _soft_edge(rgb, model, background, noise)
     if feather == 0 and in_alpha.min() == 1:
         # The common case, straight to bytes: plain pixels copied, the ring rounded.
-        out = np.empty((height, width, 4), np.uint8)
-        out[..., :3] = np.asarray(rgba)[..., :3]
-        out[..., 3] = np.where(background, 0, 255).astype(np.uint8)
-        out[background, :3] = 0
+        out = opaque_or_clear(src, background)
         flat = out.reshape(-1, 4)
         ring_colour = np.where((ring_alpha > 0)[:, None], ring_colour, 0)
         flat[index, :3] = np.clip(np.rint(ring_colour), 0, 255).astype(np.uint8)
         flat[index, 3] = np.clip(np.rint(ring_alpha * 255), 0, 255).astype(np.uint8)
         return Image.fromarray(out, "RGBA")
     alpha = (~background).astype(np.float32)
-    colour = rgb.copy()
+    colour = rgb.astype(np.float32)
     alpha.ravel()[index] = ring_alpha
     colour.reshape(-1, 3)[index] = ring_colour
     if feather > 0:
@@ -197,16 +196,30 @@ def _evaluate(coeffs: np.ndarray, height: int, width: int) -> np.ndarray:
     y = (np.arange(height, dtype=np.float32) / max(height - 1, 1)) * 2 - 1
     c = coeffs.astype(np.float32)
     xx, yy = x[None, :, None], y[:, None, None]
-    out = c[0] + c[1] * xx + c[2] * yy
-    out += c[3] * xx * yy
+    # (Each product is formed as written, left to right, then added in place: fresh
+    # full-size temporaries cost more than the arithmetic.)
+    out = np.add(c[0] + c[1] * xx, c[2] * yy)
+    temp = np.multiply(c[3] * xx, yy)
+    out += temp
     out += c[4] * xx * xx
     out += c[5] * yy * yy
     return out
 
 
+def opaque_or_clear(rgba: np.ndarray, clear: np.ndarray) -> np.ndarray:
+    """H x W x 4 uint8: ``rgba``'s colour made opaque, and all zeros where ``clear``.
+
+    Whole pixels are handled as little-endian uint32 words (one pass, not four)."""
+    height, width = clear.shape
+    pixels = np.ascontiguousarray(rgba).view("<u4")[..., 0]
+    out = np.where(clear, np.uint32(0), pixels | np.uint32(0xFF000000))
+    return out.view(np.uint8).reshape(height, width, 4)
+
+
 def _distance(img: np.ndarray, model: np.ndarray) -> np.ndarray:
     """Largest per-channel difference from the modelled background (H x W)."""
-    diff = np.abs(img - model)
+    diff = np.subtract(img, model)
+    np.abs(diff, out=diff)
     out = diff[..., 0].copy()
     np.maximum(out, diff[..., 1], out=out)
     np.maximum(out, diff[..., 2], out=out)
@@ -400,7 +413,7 @@ def _soft_edge(
     # A ring pixel with no clearly different object colour nearby stays opaque.
     alpha = np.where(nearby > floor + 8, measured, 1.0).astype(np.float32)
     # Un-mix: F = B + (C - B) / a.
-    c = rgb.reshape(-1, 3)[index]
+    c = rgb.reshape(-1, 3)[index].astype(np.float32)
     b = model.reshape(-1, 3)[index]
     unmixed = b + (c - b) / np.maximum(alpha, 1e-3)[:, None]
     colour = np.where((alpha > 0)[:, None], np.clip(unmixed, 0, 255), c)

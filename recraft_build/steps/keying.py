@@ -47,7 +47,13 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from recraft_build.errors import StepError
-from recraft_build.steps.background import _feather, _shift_max, fit_background, flood_from_border
+from recraft_build.steps.background import (
+    _feather,
+    _shift_max,
+    fit_background,
+    flood_from_border,
+    opaque_or_clear,
+)
 from recraft_build.steps.keycolor import SHADOW_FLOOR, hex_rgb, rgb_hex
 
 __all__ = ["SHADOWS", "key_out"]
@@ -67,11 +73,16 @@ _FIT_SAMPLES = 8000
 
 
 def _block_sum(values: np.ndarray, factor: int) -> np.ndarray:
-    """Sum over ``factor`` x ``factor`` blocks (the picture padded with zeros to fit)."""
+    """Sum over ``factor`` x ``factor`` blocks (the picture padded with zeros to fit),
+    in float32. A picture that fits the blocks exactly is summed in place, without the
+    padded copy (the same sums, in the same order)."""
     h, w = values.shape
     hb, wb = -(-h // factor), -(-w // factor)
-    padded = np.zeros((hb * factor, wb * factor), np.float32)
-    padded[:h, :w] = values
+    if (hb * factor, wb * factor) == (h, w) and values.dtype == np.float32 and values.flags.c_contiguous:
+        padded = values
+    else:
+        padded = np.zeros((hb * factor, wb * factor), np.float32)
+        padded[:h, :w] = values
     return padded.reshape(hb, factor, wb, factor).sum(axis=(1, 3))
 
 
@@ -196,9 +207,9 @@ def key_out(img: Image.Image, params: Mapping[str, Any]) -> Image.Image:
     ring_shade = _local_shade(shade, sure_bg, ring_idx, width)
 
     # Subject colour next to each ring pixel: carried outwards from the sure subject.
-    rgb = src[..., :3].astype(np.float32)
+    rgb = src[..., :3]
     colour, known = _carry_colour(rgb, sure_fg, ring_idx, width, 2 * reach + 2)
-    c = rgb.reshape(-1, 3)[ring_idx]
+    c = rgb.reshape(-1, 3)[ring_idx].astype(np.float32)
     b = np.broadcast_to(model.reshape(3), c.shape) if flat_model else model.reshape(-1, 3)[ring_idx]
     b_loc = b * ring_shade[:, None]
     f = colour
@@ -239,10 +250,7 @@ def key_out(img: Image.Image, params: Mapping[str, Any]) -> Image.Image:
     unmixed = np.clip(unmixed, 0, 255)
 
     # 4. Assemble: subject as it was, background clear (or shadow), the ring measured.
-    out = np.empty((height, width, 4), np.uint8)
-    out[..., :3] = src[..., :3]
-    out[..., 3] = np.where(background, 0, 255).astype(np.uint8)
-    out[background, :3] = 0
+    out = opaque_or_clear(src, background)
     flat = out.reshape(-1, 4)
     if shadow == "keep":
         # Shadow opacity = how much it darkened the key; a dead zone of the noise keeps
@@ -282,7 +290,10 @@ def _regions(r: np.ndarray, tol: float, candidate: np.ndarray, seeds: np.ndarray
     between two subject colours) is neither, so it stays subject."""
     height, width = candidate.shape
     factor = _BLOCK if min(height, width) >= 16 * _BLOCK else 1
-    whole = _block_sum(candidate.astype(np.float32), factor) >= factor * factor
+    if height % factor or width % factor:
+        whole = _block_sum(candidate.astype(np.float32), factor) >= factor * factor
+    else:  # the blocks fit: "wholly candidates" without summing
+        whole = candidate.reshape(height // factor, factor, width // factor, factor).all(axis=(1, 3))
     solid = np.repeat(np.repeat(whole, factor, axis=0), factor, axis=1)[:height, :width]
     return flood_from_border(r, tol, seeds | solid)
 
@@ -294,7 +305,7 @@ def _local_shade(shade: np.ndarray, sure_bg: np.ndarray, ring_idx: np.ndarray,
     ``_BLOCK`` px are fine enough."""
     factor = _BLOCK
     weight = _block_sum(sure_bg.astype(np.float32), factor)
-    total = _block_sum(np.where(sure_bg, shade, 0).astype(np.float32), factor)
+    total = _block_sum(np.where(sure_bg, shade, np.float32(0)).astype(np.float32, copy=False), factor)
     weight, total = _box_sum(weight, 1), _box_sum(total, 1)
     ys, xs = np.divmod(ring_idx, width)
     w = weight[ys // factor, xs // factor]
@@ -309,6 +320,11 @@ def _carry_colour(rgb: np.ndarray, sure_fg: np.ndarray, ring_idx: np.ndarray,
     Colours spread from solid subject pixels into the ring one 4-neighbour step at a
     time (the mean of the neighbours already known), for up to ``steps`` steps;
     ring pixels still unreached (a line thinner than the ring) are not known.
+    ``rgb`` is H x W x 3 (any numeric type); colours come back as float32.
+
+    Each step works on the pixels still pending only, adding the neighbours' parts in
+    a fixed order (left, right, up, down; a missing part adds an exact 0), so the
+    float sums do not depend on which other pixels are pending.
     """
     n = len(ring_idx)
     total = rgb.shape[0] * rgb.shape[1]
@@ -316,6 +332,38 @@ def _carry_colour(rgb: np.ndarray, sure_fg: np.ndarray, ring_idx: np.ndarray,
     known = np.zeros(n, bool)
     if n == 0:
         return colours, known
+    flat = rgb.reshape(-1, 3)
+    # Positions of the ring pixels, so neighbours inside the ring can be looked up.
+    slot = np.full(total, -1, np.int64)
+    slot[ring_idx] = np.arange(n)
+    fg = sure_fg.ravel()
+    col = ring_idx % width
+    parts = []  # per neighbour: (from_fg, its colour or 0, ring slot or 0, in the ring)
+    for offset, valid in ((-1, col > 0), (1, col < width - 1), (-width, ring_idx >= width),
+                          (width, ring_idx < total - width)):
+        nb = np.where(valid, ring_idx + offset, ring_idx)
+        from_fg = valid & fg[nb]
+        fg_colour = np.where(from_fg[:, None], flat[nb], 0).astype(np.float32)
+        inner = slot[nb]
+        in_ring = valid & (inner >= 0) & ~from_fg
+        parts.append((from_fg, fg_colour, np.where(in_ring, inner, 0), in_ring))
+    for _ in range(steps):
+        pending = np.flatnonzero(~known)
+        if not len(pending):
+            break
+        acc = np.zeros((len(pending), 3), np.float32)
+        count = np.zeros(len(pending), np.float32)
+        for from_fg, fg_colour, inner, in_ring in parts:
+            acc += fg_colour[pending]
+            count += from_fg[pending]
+            slots = inner[pending]
+            from_ring = in_ring[pending] & known[slots]
+            acc += np.where(from_ring[:, None], colours[slots], 0)
+            count += from_ring
+        reached = count > 0
+        colours[pending[reached]] = acc[reached] / count[reached, None]
+        known[pending[reached]] = True
+    return colours, known
     flat = rgb.reshape(-1, 3)
     # Positions of the ring pixels, so neighbours inside the ring can be looked up.
     slot = np.full(total, -1, np.int64)
