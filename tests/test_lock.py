@@ -134,6 +134,11 @@ def test_a_lock_written_by_the_previous_release_loads_and_is_kept_byte_for_byte(
         (lambda d: d["generation"].__setitem__("pick", "1"), "generation.pick"),
         (lambda d: d["outputs"][0]["files"][0].__setitem__("path", "../victim.txt"), "outputs[0].files[0].path"),
         (lambda d: d["outputs"][0]["files"][0].__setitem__("path", "/etc/passwd"), "outputs[0].files[0].path"),
+        # The spec's own rule for output names (recraft_build.relpath), not a looser copy:
+        (lambda d: d["outputs"][0]["files"][0].__setitem__("path", "icons/CON.png"), "outputs[0].files[0].path"),
+        (lambda d: d["outputs"][0].__setitem__("path", "icons/.rbtmp-x.png"), "outputs[0].path"),
+        (lambda d: d["outputs"][0]["files"][0].__setitem__("path", "icons/./a.png"), "outputs[0].files[0].path"),
+        (lambda d: d["outputs"][0]["files"][0].__setitem__("path", "a?.png"), "outputs[0].files[0].path"),
         (lambda d: d.__setitem__("steps", {"a": 1}), "steps"),
         (lambda d: d.pop("generation"), "generation"),
         (lambda d: d["outputs"][0].__setitem__("key", None), "outputs[0].key"),
@@ -178,7 +183,8 @@ def test_the_fast_path_and_the_checked_path_accept_the_same_entries():
     base["steps"] = [{"step": "trim", "key": "1" * 64, "sha256": "2" * 64}]
     base["outputs"][0]["steps"] = [{"step": "resize", "key": "3" * 64, "sha256": "4" * 64}]
     samples = [base]
-    bad_values = [None, "", "x", 5, -1, 1.5, True, [], {}, "A" * 64, "../x", "/abs", "a//b", "C:x", "g" * 64]
+    bad_values = [None, "", "x", 5, -1, 1.5, True, [], {}, "A" * 64, "../x", "/abs", "a//b", "C:x", "g" * 64,
+                  "NUL.txt", "a/.rbtmp-b", "a/./b", "a\tb"]
     paths = [("generation", "key"), ("generation", "pick"), ("generation", "family"), ("generation", "provider"),
              ("generation", "credits"), ("generation", "roll"), ("generation", "request"), ("generation", "candidates"),
              ("steps",), ("outputs",)]

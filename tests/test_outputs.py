@@ -199,3 +199,16 @@ def test_built_files_honour_the_umask(offline, umask, mode):
                  offline / "assets.lock"):
         assert oct(os.stat(path).st_mode & 0o777) == oct(mode), path
     assert oct(os.stat(build / "icons").st_mode & 0o777) == oct(0o777 & ~umask)
+
+
+@pytest.mark.parametrize("rel", ["CON.png", "icons/nul.txt", "a/.rbtmp-x.png", "a/./b.png", 'a"b.png', "a//b.png"])
+def test_output_parts_refuses_what_the_spec_refuses(tmp_path, rel):
+    """One rule for names in the output tree: a manifest or lock from a pull request
+    cannot name a file the spec could not (recraft_build.relpath)."""
+    from recraft_build.engine.outputs import output_parts
+    from recraft_build.relpath import output_path_problem
+
+    assert output_path_problem(rel) is not None
+    with pytest.raises(OutputError) as info:
+        output_parts(tmp_path, rel)
+    assert repr(rel) in str(info.value)

@@ -25,6 +25,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from recraft_build.cache.records import Candidate
 from recraft_build.jsonshape import Fields, ShapeError
+from recraft_build.relpath import is_output_path
 
 __all__ = [
     "Candidate",
@@ -39,13 +40,9 @@ __all__ = [
 
 
 def relpath_ok(value: Any) -> bool:
-    """True for a relative posix path inside the output tree (no ``..``, ``.``, empty or
-    absolute part, backslash, NUL or drive letter)."""
-    if type(value) is not str or not value or value[0] == "/" or "\\" in value or "\x00" in value:
-        return False
-    if len(value) > 1 and value[1] == ":":
-        return False
-    return all(part not in ("", ".", "..") for part in value.split("/"))
+    """True for a path an output may have (:func:`recraft_build.relpath.is_output_path`):
+    relative, inside the output tree, no device names or temp-file names."""
+    return is_output_path(value)
 
 
 def check_relpath(value: str, where: str) -> str:

@@ -24,12 +24,13 @@ import hashlib
 import json
 import os
 import stat
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Mapping
 
 from recraft_build.errors import OutputError, Problem, SpecError
 from recraft_build.engine.lock import atomic_write_bytes
 from recraft_build.engine.safefs import TEMP_PREFIX, Folder, NotFollowed, inside
+from recraft_build.relpath import output_path_problem
 
 __all__ = [
     "MANIFEST_NAME",
@@ -58,15 +59,18 @@ def reserved_names() -> frozenset[str]:
 def output_parts(root: Path, rel: str) -> tuple[str, ...]:
     """The components of the output path ``rel``, after checking its form.
 
-    Refuses (OutputError naming the path) absolute paths, ``..`` segments, empty
-    paths, backslashes and recraft-build's own files. Nothing is read from disk.
+    Refuses (OutputError naming the path and what is wrong) what
+    :func:`recraft_build.relpath.output_path_problem` refuses (absolute, ``..``,
+    empty, backslash, device and temp-file names...) and recraft-build's own files.
+    Nothing is read from disk.
     """
-    p = PurePosixPath(rel)
-    if p.is_absolute() or ".." in p.parts or not p.parts or "\\" in rel or "\0" in rel:
-        raise OutputError(f"output path {rel!r} must be relative and stay inside {root}")
+    problem = output_path_problem(rel) if type(rel) is str else ("is not a string", "")
+    if problem is not None:
+        raise OutputError(f"output path {rel!r} {problem[0]}: it must be a relative path "
+                          f"that stays inside {root}")
     if rel in reserved_names():
         raise OutputError(f"output path {rel!r} is reserved for recraft-build's own file")
-    return tuple(p.parts)
+    return tuple(rel.split("/"))
 
 
 def _not_followed(root: Path, rel: str, exc: NotFollowed) -> OutputError:

@@ -29,6 +29,8 @@ import stat
 from pathlib import Path
 from typing import Sequence
 
+from recraft_build.relpath import TEMP_PREFIX
+
 __all__ = [
     "TEMP_PREFIX",
     "Folder",
@@ -38,7 +40,6 @@ __all__ = [
 ]
 
 #: Prefix of the temp files atomic writes use (and the sweep of a killed build removes).
-TEMP_PREFIX = ".rbtmp-"
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)

@@ -14,13 +14,12 @@ A file may not be where another output needs a folder.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from recraft_build.domain import OutputSpec, StepSpec, Where
-from recraft_build.engine.outputs import TEMP_PREFIX
+from recraft_build.relpath import TEMP_PREFIX, output_path_problem, relative_path_problem
 from recraft_build.spec.checks import parse_steps, step_kind
 from recraft_build.spec.merging import UNKNOWN_KIND, CleanOutput, Source
 from recraft_build.spec.problems import Path, ProblemLog
@@ -42,55 +41,11 @@ OUTPUT_FORMATS: Mapping[str, str] = {
 }
 #: Names starting with this are the tool's temporary files (written, then renamed; a
 #: killed build's are swept away): an output named so would be removed as one.
+#: (The path rules themselves are :mod:`recraft_build.relpath`'s.)
 RESERVED_PREFIX = TEMP_PREFIX
 
 #: Output options only a favicon set takes (``webmanifest`` fields, the ``url`` it is served at).
 _FAVICON_OPTIONS = ("webmanifest", "url")
-_BAD_PATH_CHARS = re.compile(r'[<>:"|?*\x00-\x1f\x7f]')
-# Windows device names: a file or folder called so (with any extension, in any case)
-# cannot be created. Windows also strips trailing spaces before the extension.
-_DEVICE_NAME = re.compile(r"(?:^|/)((CON|PRN|AUX|NUL|COM[0-9\u00b9\u00b2\u00b3]|"
-                          r"LPT[0-9\u00b9\u00b2\u00b3]) *)(\.[^/]*)?(?:/|$)", re.IGNORECASE)
-
-
-def relative_path_problem(path: str) -> tuple[str, str] | None:
-    """Why ``path`` is not a clean relative posix path, as (problem, hint), or None."""
-    if not path:
-        return "is empty", "write a file path like icons/sword.png"
-    if "\\" in path:
-        return "contains a backslash", "use / between folders"
-    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
-        return "is absolute", "write it relative to the output folder"
-    if _BAD_PATH_CHARS.search(path):
-        return ('contains a character that is not allowed in file names (<>:"|?* or a '
-                "control character)", "use letters, digits, - _ . and /")
-    parts = path.split("/")
-    if ".." in parts:
-        return "contains '..'", "outputs may not leave the output folder"
-    if "" in parts:
-        return "has an empty folder name (//, or a trailing /)", "remove the extra /"
-    if "." in parts:
-        return "contains a '.' folder", "remove the './'"
-    return None
-
-
-def output_path_problem(path: str) -> tuple[str, str] | None:
-    """:func:`relative_path_problem`, plus names no output may have, as (problem, hint)."""
-    problem = relative_path_problem(path)
-    if problem is not None:
-        return problem
-    if RESERVED_PREFIX in path:
-        for part in path.split("/"):
-            if part.startswith(RESERVED_PREFIX):
-                return (f"has a name starting '{RESERVED_PREFIX}' ('{part}'), which "
-                        "recraft-build keeps for its temporary files", "rename it")
-    device = _DEVICE_NAME.search(path)
-    if device is not None:
-        part = device.group(1) + (device.group(3) or "")
-        return (f"uses '{part}', a device name on Windows (CON, PRN, AUX, NUL, COM0-9, "
-                "LPT0-9, with any extension), where no file can have it",
-                f"rename it, e.g. '{device.group(2)}-1{device.group(3) or ''}'")
-    return None
 
 
 def same_file_key(path: str) -> str:
