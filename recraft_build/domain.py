@@ -254,6 +254,10 @@ class Asset:
     tags: tuple[str, ...] = field(default=(), compare=False, hash=False)
     image: ImageInput | None = None
     mask: ImageInput | None = None
+    #: Where some fields were written (``negative_prompt``, ``controls``, ``model``...:
+    #: the asset's own line or the ``defaults:`` line it inherits), for problems that
+    #: point at the field rather than the asset. Shared by a matrix's assets.
+    places: Mapping[str, Where] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def from_file(self) -> bool:

@@ -150,10 +150,24 @@ def test_replicate_limits_are_refused_up_front_with_the_line(tmp_path, monkeypat
     )
     code, _, err = run("plan", "-f", str(spec), "--provider", "replicate", "--cache-dir", str(tmp_path / "c"))
     assert code == 3
-    assert f"{spec}:6:" in err and "negative_prompt" in err and "'logo'" in err and "hero" not in err.split("problem")[0].replace("'logo'", "")
+    # The field's own line (8), not the asset's (6).
+    assert f"{spec}:8:" in err and f"{spec}:6:" not in err and "negative_prompt" in err and "'logo'" in err and "hero" not in err.split("problem")[0].replace("'logo'", "")
     code, _, err = run("validate", "-f", str(spec), "--provider", "replicate")
     assert code == 3 and "negative_prompt" in err
     assert run("validate", "-f", str(spec))[0] == 0
+
+
+def test_a_refused_field_inherited_from_defaults_points_at_the_defaults_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_test")
+    spec = tmp_path / "assets.yaml"
+    spec.write_text(
+        "version: 1\ndefaults:\n  model: recraftv3\n  controls:\n    colors: ['#ff0000']\n"
+        "assets:\n  - name: hero\n    prompt: a hero\n    output: hero.png\n"
+    )
+    code, _, err = run("validate", "-f", str(spec), "--provider", "replicate")
+    assert code == 3 and "controls" in err and "'hero'" in err
+    assert f"{spec}:4:" in err or f"{spec}:5:" in err, err
+    assert f"{spec}:7:" not in err
 
 
 def test_a_picture_swapped_in_the_lock_by_hand_is_reported(tmp_path, monkeypatch):

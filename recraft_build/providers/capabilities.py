@@ -198,41 +198,42 @@ def provider_info(name: str, *, profiles: Mapping[str, ProviderProfile], env: Ma
     raise UsageError(f"unknown provider {name!r} (known: {known})")
 
 
+#: Request field -> the spec fields that set it, first written first (``Asset.places``).
+_SPEC_FIELDS = {"style_id": ("style_id", "style"), "operation": ("image",)}
+
+
+def _field_problem(a: "Asset", f: str, spec_file: str, message: str, hint: str) -> Problem:
+    """``message`` placed at the line of the spec field behind request field ``f``
+    (the asset's own, or the ``defaults:`` one it inherits), else at the asset."""
+    w = next((a.places[n] for n in _SPEC_FIELDS.get(f, (f,)) if n in a.places), None)
+    if w is not None:
+        return Problem(w.file, w.line, w.col, w.path, message, hint)
+    w = a.where
+    return Problem(w.file if w else spec_file, w.line if w else 0, w.col if w else 0,
+                   f"{w.path}.{f}" if (w and w.path) else f, message, hint)
+
+
 def refusals(assets: "list[Asset] | tuple[Asset, ...]", info: ProviderInfo, spec_file: str) -> list[Problem]:
     """A placed problem for each field of each asset that ``info``'s protocol cannot
     carry (Replicate: negative_prompt, controls, seed, text_layout, custom styles), and
     for each model or image operation it cannot run (FLUX through Recraft's API,
     ``inpaint`` through Replicate), so ``validate`` and ``plan`` refuse them before any
-    call, with the line."""
+    call, at the line of the field (or of the ``defaults:`` entry it comes from)."""
     problems = []
     for a in assets:
-        w = a.where
         for f, reason in info.cannot_run(a.request):
-            problems.append(
-                Problem(
-                    w.file if w else spec_file,
-                    w.line if w else 0,
-                    w.col if w else 0,
-                    f"{w.path}.{f}" if (w and w.path) else f,
-                    f"asset {a.name!r}: provider {info.name} ({info.protocol}) cannot run {reason}",
-                    "build it with a provider that can (see docs/spec.md, 'What each provider can do'), "
-                    "or leave it out of the targets",
-                )
-            )
-        refused = info.refused_fields(a.request)
-        if not refused:
-            continue
-        for f in refused:
-            problems.append(
-                Problem(
-                    w.file if w else spec_file,
-                    w.line if w else 0,
-                    w.col if w else 0,
-                    f"{w.path}.{f}" if (w and w.path) else f,
-                    f"asset {a.name!r}: provider {info.name} ({info.protocol}) cannot take "
-                    f"{CAPABILITIES[info.protocol].refuses.get(f, f)}",
-                    "remove it from the asset, or build with --provider recraft; see docs/spec.md, "
-                    "'What each provider can do'",
-                )
-            )
+            problems.append(_field_problem(
+                a, f, spec_file,
+                f"asset {a.name!r}: provider {info.name} ({info.protocol}) cannot run {reason}",
+                "build it with a provider that can (see docs/spec.md, 'What each provider can do'), "
+                "or leave it out of the targets",
+            ))
+        for f in info.refused_fields(a.request):
+            problems.append(_field_problem(
+                a, f, spec_file,
+                f"asset {a.name!r}: provider {info.name} ({info.protocol}) cannot take "
+                f"{CAPABILITIES[info.protocol].refuses.get(f, f)}",
+                "remove it from the asset, or build with --provider recraft; see docs/spec.md, "
+                "'What each provider can do'",
+            ))
     return problems

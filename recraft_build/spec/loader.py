@@ -97,6 +97,9 @@ TEMPLATE_FIELDS = ("model", "style", "substyle", "style_id", "size", "aspect_rat
 
 # Names a variable or matrix key may not take: they would shadow an asset field.
 _RESERVED_NAMES = frozenset(TEMPLATE_FIELDS) | {"name"}
+#: Fields whose place each asset keeps (``Asset.places``): those a provider may refuse
+#: (``providers.capabilities.refusals``), so the problem points at the field's line.
+PLACED_FIELDS = ("model", "style", "style_id", "negative_prompt", "controls", "seed", "text_layout", "image")
 _BUILTIN_PROVIDERS = frozenset({"auto", "placeholder", "recraft", "replicate"})
 _REFERENCE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".webp"})
 # 1.7: a style's reference pictures may total at most 5 MB.
@@ -372,6 +375,7 @@ class _Loader:
         name_path, prompt_path = base + ("name",), base + ("prompt",)
         name_where, prompt_where = self.log.where(name_path), self.log.where(prompt_path)
         negative_where = self.log.where(s.origins.get("negative_prompt", base))
+        places = {f: self.log.where(s.origins[f]) for f in PLACED_FIELDS if f in s.origins}
         plans = [plan_output(self.log, out, s) for out in s.asset.outputs]
         value_templates = find_value_templates(s.merged)
         r = _Rendering(self.renderer, self.log, in_matrix)
@@ -427,7 +431,7 @@ class _Loader:
             if s.inputs is not None and s.inputs.from_file:
                 assets.append(Asset(name=name, request=GenerationRequest(FILE_MODEL, "", operation=FILE_MODEL),
                                     steps=s.steps, outputs=tuple(specs), where=asset_where, matrix=combo,
-                                    image=image, tags=tags))
+                                    image=image, tags=tags, places=places))
                 continue
             # key: auto / palette: auto (steps/keycolor.py): the picked key colour goes
             # into the request's controls and the steps. Without them: unchanged objects.
@@ -458,7 +462,7 @@ class _Loader:
             )
             assets.append(Asset(name=name, request=request, steps=chains[0],
                                 outputs=tuple(specs), where=asset_where, matrix=combo, tags=tags,
-                                image=image, mask=mask))
+                                image=image, mask=mask, places=places))
         return assets
 
 
