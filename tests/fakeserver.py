@@ -1185,3 +1185,15 @@ try:  # a pytest fixture for test modules that import it; the benchmark needs no
 
 except ImportError:  # pragma: no cover
     pass
+
+
+def use_fake_recraft(monkeypatch: Any, server: "FakeServer", cache_dir: Any = None) -> None:
+    """Point recraft-build at ``server`` as the Recraft API (its token, its base URL),
+    with no Replicate token and no remote cache from the environment; with
+    ``cache_dir``, a private cache folder too. The one setup the HTTP tests share."""
+    monkeypatch.delenv("REPLICATE_API_TOKEN", raising=False)
+    monkeypatch.delenv("RECRAFT_BUILD_REMOTE_CACHE", raising=False)
+    monkeypatch.setenv("RECRAFT_API_TOKEN", server.token)
+    monkeypatch.setenv("RECRAFT_API_BASE", server.recraft_base)
+    if cache_dir is not None:
+        monkeypatch.setenv("RECRAFT_BUILD_CACHE", str(cache_dir))

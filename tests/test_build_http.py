@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from fakeserver import FakeServer
+from fakeserver import FakeServer, use_fake_recraft
 from recraft_build.cli import main
 
 TOKEN = "sk-test-SECRET-token-value-42"
@@ -47,10 +47,7 @@ def server():
 
 @pytest.fixture
 def project(tmp_path, monkeypatch, server):
-    monkeypatch.delenv("REPLICATE_API_TOKEN", raising=False)
-    monkeypatch.setenv("RECRAFT_API_TOKEN", TOKEN)
-    monkeypatch.setenv("RECRAFT_API_BASE", server.recraft_base)
-    monkeypatch.setenv("RECRAFT_BUILD_CACHE", str(tmp_path / "cache"))
+    use_fake_recraft(monkeypatch, server, tmp_path / "cache")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "assets.yaml").write_text(spec_text(4))
     return tmp_path

@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 
-from fakeserver import FakeServer
+from fakeserver import FakeServer, use_fake_recraft
 from nginx import nginx_cache  # noqa: F401  (fixture)
 from recraft_build.cli import main
 
@@ -47,10 +47,7 @@ def build(root, cache, remote_url, *args, mode="read-write"):
 
 @pytest.fixture
 def env(monkeypatch, server):
-    monkeypatch.setenv("RECRAFT_API_TOKEN", TOKEN)
-    monkeypatch.setenv("RECRAFT_API_BASE", server.recraft_base)
-    monkeypatch.delenv("REPLICATE_API_TOKEN", raising=False)
-    monkeypatch.delenv("RECRAFT_BUILD_REMOTE_CACHE", raising=False)
+    use_fake_recraft(monkeypatch, server)
 
 
 def test_second_machine_and_frozen_ci_make_zero_paid_calls(tmp_path, env, server, nginx_cache):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from fakeserver import FakeServer
+from fakeserver import FakeServer, use_fake_recraft
 from recraft_build import api
 from recraft_build.cli import main
 from recraft_build.engine.results import NullReporter
@@ -74,11 +74,7 @@ def server():
 
 @pytest.fixture
 def project(tmp_path, monkeypatch, server):
-    monkeypatch.delenv("REPLICATE_API_TOKEN", raising=False)
-    monkeypatch.setenv("RECRAFT_API_TOKEN", TOKEN)
-    monkeypatch.setenv("RECRAFT_API_BASE", server.recraft_base)
-    monkeypatch.setenv("RECRAFT_BUILD_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("RECRAFT_BUILD_REMOTE_CACHE", raising=False)
+    use_fake_recraft(monkeypatch, server, tmp_path / "cache")
     root = tmp_path / "proj"
     root.mkdir()
     monkeypatch.chdir(root)
@@ -354,7 +350,7 @@ def test_flux_through_replicate_beside_recraft_icons(project, server, monkeypatc
     # Recraft's API runs no FLUX model: refused with the line, before any call
     code, _, err = cli("validate", "--provider", "recraft")
     assert code == 3
-    assert "assets.yaml:9:5: assets[1].model: asset 'banner': provider recraft (recraft) cannot run model flux-1.1-pro" in err
+    assert "assets.yaml:10:12: assets[1].model: asset 'banner': provider recraft (recraft) cannot run model flux-1.1-pro" in err
     code, data, err = cli("build", "--provider", "replicate", "--json")
     assert code == 0, err
     created = {b["model"]: b["input"] for b in server.bodies["create"]}

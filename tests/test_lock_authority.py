@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from fakeserver import FakeServer
+from fakeserver import FakeServer, use_fake_recraft
 from recraft_build.cli import main
 
 TOKEN = "sk-authority-test-token"
@@ -43,10 +43,7 @@ def server():
 
 @pytest.fixture
 def env(monkeypatch, server):
-    monkeypatch.setenv("RECRAFT_API_TOKEN", TOKEN)
-    monkeypatch.setenv("RECRAFT_API_BASE", server.recraft_base)
-    monkeypatch.delenv("REPLICATE_API_TOKEN", raising=False)
-    monkeypatch.delenv("RECRAFT_BUILD_REMOTE_CACHE", raising=False)
+    use_fake_recraft(monkeypatch, server)
 
 
 def _teammate(tmp_path, src):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fakeserver import FakeServer, make_raster
+from fakeserver import FakeServer, make_raster, use_fake_recraft
 from recraft_build import api
 from recraft_build.cache.ledger import FileLedger
 from recraft_build.cli import main
@@ -101,10 +101,7 @@ def server():
 
 @pytest.fixture
 def project(tmp_path, monkeypatch, server):
-    monkeypatch.delenv("REPLICATE_API_TOKEN", raising=False)
-    monkeypatch.setenv("RECRAFT_API_TOKEN", TOKEN)
-    monkeypatch.setenv("RECRAFT_API_BASE", server.recraft_base)
-    monkeypatch.setenv("RECRAFT_BUILD_CACHE", str(tmp_path / "cache"))
+    use_fake_recraft(monkeypatch, server, tmp_path / "cache")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "refs").mkdir()
     (tmp_path / "refs" / "brand.png").write_bytes(make_raster(64, 64, seed="brand"))
