@@ -10,6 +10,7 @@ import shutil
 import pytest
 
 from fakeserver import FakeServer, use_fake_recraft
+from nginx import nginx_cache  # noqa: F401  (fixture)
 from recraft_build.cli import main
 
 TOKEN = "sk-authority-test-token"
@@ -194,3 +195,45 @@ def subprocess_git(cwd, *args):
     import subprocess
 
     subprocess.run(["git", *args], cwd=cwd, check=True)
+
+
+def test_poisoned_records_on_a_shared_nginx_remote_never_change_an_output(tmp_path, env, server, nginx_cache):
+    """A hostile writer to the team's nginx cache swaps the action records of one asset
+    (its generation, step and export) for another's. A fresh clone restoring from it,
+    with --frozen and without, writes the approved bytes or refuses; it never writes
+    the swapped picture and never pays."""
+    me = tmp_path / "me"
+    me.mkdir()
+    (me / "assets.yaml").write_text(SPEC)
+    assert run("build", "-f", str(me / "assets.yaml"), "--cache-dir", str(tmp_path / "c1"),
+               "--remote-cache", nginx_cache.url)[0] == 0
+    lock = json.loads((me / "assets.lock").read_text())["assets"]
+    heart, star = lock["ui-heart"], lock["ui-star"]
+    good = {name: (me / "out" / name).read_bytes() for name in ("heart.png", "star.png")}
+    records = {p.name: p for p in nginx_cache.root.rglob("*") if p.is_file() and p.parent.name == "ac"}
+    heart_keys = [heart["generation"]["key"], heart["outputs"][0]["key"],
+                  *(s["key"] for s in heart["steps"] + heart["outputs"][0]["steps"])]
+    star_export = records[star["outputs"][0]["key"]].read_bytes()
+    star_generation = records[star["generation"]["key"]].read_bytes()
+    swapped = 0
+    for key in heart_keys:
+        if key in records:
+            body = star_generation if key == heart["generation"]["key"] else star_export
+            records[key].write_bytes(body)
+            swapped += 1
+    assert swapped >= 2, sorted(records)
+    paid = server.paid_calls
+    for n, extra in enumerate((["--frozen"], [])):
+        mate = tmp_path / f"mate{n}"
+        mate.mkdir()
+        shutil.copy(me / "assets.yaml", mate / "assets.yaml")
+        shutil.copy(me / "assets.lock", mate / "assets.lock")
+        code, _, err = run("build", "-f", str(mate / "assets.yaml"), "--cache-dir", str(tmp_path / f"cm{n}"),
+                           "--remote-cache", nginx_cache.url, "--remote-cache-mode", "read", *extra)
+        # The lock's digests name the right blobs, which the remote still holds: the
+        # swapped records are ignored and each output restored or remade locally.
+        assert code == 0, err
+        for name, data in good.items():
+            assert (mate / "out" / name).read_bytes() == data, (extra, name)
+        assert json.loads((mate / "assets.lock").read_text())["assets"] == lock
+    assert server.paid_calls == paid
