@@ -304,3 +304,26 @@ def test_a_second_project_on_the_cache_pays_nothing_and_locks_what_was_paid(proj
     assert plan["summary"]["credits"] == built["summary"]["credits"] == recraft_billed(server) - billed == 100
     style = json.loads((twin / "assets.lock").read_text())["styles"]["brand"]
     assert (style["provider"], style["credits"]) == ("recraft", 40)
+
+
+def test_the_placeholders_real_estimate_is_the_real_providers_plan(project, monkeypatch):
+    """Previewing offline, "with a real provider about N" counts what the real plan
+    will: the generations and the custom style to create. (Provider steps cannot be
+    previewed: the placeholder refuses them, see steps.catalog.choose_engine.)"""
+    (project / "assets.yaml").write_text(
+        "version: 1\noutput_dir: out\ndefaults: {model: recraftv3}\n" + STYLES +
+        "assets:\n  - name: hero\n    prompt: a hero\n    style: brand\n    n: 2\n"
+        "    outputs:\n      - path: hero.png\n      - path: hero-small.png\n"
+        "        steps: [{resize: {width: 64}}]\n"
+    )
+    code, real, _, err = cli("plan", "--json")
+    assert code == 0, err
+    # 2 pictures x 40 + 40 for the style
+    assert real["provider"] == "recraft" and real["summary"]["credits"] == 120
+    monkeypatch.delenv("RECRAFT_API_TOKEN")
+    code, offline, _, err = cli("plan", "--json")
+    assert code == 0, err
+    assert offline["provider"] == "placeholder" and offline["summary"]["credits"] == 0
+    assert offline["summary"]["real_provider_credits"] == 120  # not 80: the style too
+    code, _, text, err = cli("plan")
+    assert code == 0 and "with a real provider about 120" in text, text

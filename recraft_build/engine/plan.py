@@ -19,6 +19,8 @@ first; :mod:`recraft_build.engine.graphplan` says how.
 
 from __future__ import annotations
 
+import itertools
+
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
@@ -202,14 +204,21 @@ class Plan:
         return sum(a.credits for a in self.assets) + sum(self.styles.values())
 
     def real_estimate(self) -> float | None:
-        """With a free provider active (the placeholder), what the pictures it would
-        generate cost with a real one (Recraft's prices); None with a paid provider."""
+        """With a free provider active (the placeholder), what the same work would cost
+        with a real one, at Recraft's prices: the generations, the provider steps that
+        run (each shared step once, as :attr:`credits` counts them) and the custom
+        styles to create. None with a paid provider (:attr:`credits` is the figure)."""
         if self.provider.paid:
             return None
         from recraft_build.engine.pricing import Pricing
 
         pricing = Pricing(self.spec.styles, "recraft")
-        return sum(pricing.generation(a.asset.request) for a in self.assets if a.status == "generate")
+        total = sum(pricing.generation(a.asset.request) for a in self.assets if a.status == "generate")
+        for a in self.assets:
+            for sp in itertools.chain(a.steps, *(o.steps for o in a.outputs)):
+                if sp.operation is not None and sp.status == "run" and not sp.shared:
+                    total += pricing.operation(sp.operation)
+        return total + len(self.styles) * pricing.operation("create_style")
 
     def counts(self) -> dict[str, int]:
         out = {"generate": 0, "restore": 0, "up-to-date": 0}
