@@ -137,6 +137,9 @@ def test_hashed_names_are_written_mapped_and_kept_by_clean_and_status(project):
     code, text, _ = cli("build", "--json")
     assert code == 0 and {a["status"] for a in json.loads(text)["assets"]} == {"up-to-date"}
     assert (out / webp["path"]).stat().st_mtime_ns == stamp
+    # build --json says which file each logical output went to
+    listed = {o["path"]: o["file"] for a in json.loads(text)["assets"] for o in a["outputs"]}
+    assert listed["img/hero.webp"] == webp["path"] and listed["favicon/favicon.ico"] == "favicon/favicon.ico"
     code, text, _ = cli("status")
     assert "stale" not in text
     code, text, _ = cli("clean")

@@ -76,12 +76,17 @@ class AssetResult:
     error: str = ""
     reasons: list[str] = field(default_factory=list)
     lock_mismatch: bool = False  # --frozen refused a file that differs from the lock
+    #: logical path (the lock's) -> the file written, where they differ (hashed names)
+    files: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "name": self.name,
             "status": self.status,
-            "outputs": [{"path": o.path, "sha256": o.sha256} for o in self.outputs],
+            # "path" is the logical name (the lock's, the manifest's key); "file" the
+            # file written under the output folder (content-hashed with hashed_names).
+            "outputs": [{"path": o.path, "file": self.files.get(o.path, o.path), "sha256": o.sha256}
+                        for o in self.outputs],
             "credits": self.credits,
         }
         if self.error:

@@ -416,6 +416,13 @@ class Session:
             raise LockMismatch("; ".join(a.error for a in mismatched))
         if publish_errors:
             raise OutputError("; ".join(publish_errors))
+        if self.spec.manifest.hashed_names:
+            # Say where each file went: the lock's name is the logical one.
+            from recraft_build.engine.manifests import file_views
+
+            disk = {v.file.path: v.path for v in file_views(self.spec, self.lock)}
+            for a in result.assets:
+                a.files = {o.path: disk[o.path] for o in a.outputs if disk.get(o.path, o.path) != o.path}
         return result
 
     def _make_provider(self, client: Any, permit: Any = None) -> Any:
