@@ -307,6 +307,13 @@ def _files_cached(rec: ExportRecord | None, blob_present: Callable[[str], bool])
     return rec is not None and all(blob_present(f.sha256) for f in rec.files)
 
 
+def _pinned_files_cached(o: "OutputPlan", blob_present: Callable[[str], bool]) -> bool:
+    """Whether the lock pins the output's export under the key reached here (so every key
+    before it too) and a cache holds all its files: the executor writes it from them."""
+    return o.final.key is not None and o.final.key == o.locked_key and bool(o.locked_files) and all(
+        blob_present(f.sha256) for f in o.locked_files)
+
+
 def _changed_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
@@ -575,17 +582,18 @@ def _plan_asset(
     # Can the needed outputs be made without a new picture? Each needs some point of its
     # chain (the candidate, or a cached step result) present in the cache.
     needed = [o for o in outputs if o.status != "up-to-date"]
+    # Outputs the lock pins whole, their files in a cache, are written from those files:
+    # nothing before them runs (or costs).
+    unserved = [o for o in needed if not _pinned_files_cached(o, blob_present)]
     status: str
     pinned_missing = False
-    if force:
-        status = "generate"
-    elif candidates is None:
+    if force or candidates is None:
         status = "generate"
     elif not needed and not reasons:
         status = "up-to-date"
     else:
         reachable = True
-        for o in needed if source is None else ():  # a file is always at hand
+        for o in unserved if source is None else ():  # a file is always at hand
             points = [cand_digest] + [s.digest for s in asset_steps + o.steps]
             if not any(d and blob_present(d) for d in points) and not _files_cached(
                 records.export(o.final.key) if o.final.key else None, blob_present
@@ -617,9 +625,10 @@ def _plan_asset(
     if status == "generate" and provider.paid and ("generate", gen_key) not in seen:
         seen.add(("generate", gen_key))
         credits += float(inputs.pricing.generation(req))
-    if status != "up-to-date" and (needed or status == "generate"):
+    to_run = unserved if status == "restore" else needed
+    if status != "up-to-date" and (to_run or status == "generate"):
         price = chain.pricing.operation if chain_provider.paid else (lambda op: 0.0)
-        credits += _steps_cost(("generate", gen_key), asset_steps, [o.steps for o in needed], inputs, price, seen)
+        credits += _steps_cost(("generate", gen_key), asset_steps, [o.steps for o in to_run], inputs, price, seen)
     return AssetPlan(
         asset=asset,
         status=status,

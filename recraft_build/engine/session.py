@@ -320,19 +320,29 @@ class Session:
                 )
     def _warm_remote(self) -> None:
         """With a remote cache, ask it at once about the approved pictures of assets whose
-        files are missing here (a fresh clone): the plan then finds each answer waiting
-        instead of asking in turn. A hint only: the plan decides as it always does."""
+        files are missing here (a fresh clone), and fetch the files the lock pins for them:
+        the plan then finds each answer waiting instead of asking in turn, and the
+        executor writes those files without another request. A hint only: the plan
+        decides as it always does."""
         warm = getattr(self.store, "warm", None)
         if warm is None:
             return
-        wanted = []
+        disk: dict[str, str] = {}
+        if self.spec.manifest.hashed_names:
+            from recraft_build.engine.manifests import file_views
+
+            disk = {v.file.path: v.path for v in file_views(self.spec, self.lock)}
+        wanted, files = [], []
         for entry in self.lock.entries().values():
             picked = entry.generation.picked
             first = next(entry.files(), None)
-            if picked is not None and first is not None and not os.path.lexists(os.path.join(self.out, first.path)):
+            if picked is None or first is None:
+                continue
+            if not os.path.lexists(os.path.join(self.out, disk.get(first.path, first.path))):
                 wanted.append(picked.sha256)
+                files.extend(f.sha256 for f in entry.files())
         if wanted:
-            warm(wanted)
+            warm(wanted, fetch=files)
 
     # -- building ------------------------------------------------------------------
     def build(self, plan: Plan, options: BuildOptions, *, client: Any = None) -> BuildResult:
