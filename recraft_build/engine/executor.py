@@ -197,6 +197,8 @@ class Executor:
                     self.reporter.asset_finished(res)
                     continue
                 submit(net, self._guarded, ap, self._first_stage)
+            if any(ap.status == "generate" for ap in todo):
+                cpu.submit(getattr, self.steps, "run_step")  # load the steps while the first calls wait
             while pending:
                 try:
                     # A timeout keeps the main thread responsive to Ctrl-C.
