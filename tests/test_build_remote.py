@@ -87,7 +87,7 @@ def test_second_machine_and_frozen_ci_make_zero_paid_calls(tmp_path, env, server
 def test_a_fresh_clone_restores_each_file_with_one_download_and_leaves_the_lock_alone(
     tmp_path, env, server, nginx_cache
 ):
-    """What CI pays per asset: the file the lock pins comes down once, verified; no
+    """What CI pays per asset: one request, for the file the lock pins, verified; no
     record is read and nothing in between (the resized picture) is fetched. The lock,
     unchanged, is not rewritten; the cache ends up holding the files."""
     laptop = tmp_path / "laptop"
@@ -109,7 +109,7 @@ def test_a_fresh_clone_restores_each_file_with_one_download_and_leaves_the_lock_
     files = {f["sha256"] for a in locked.values() for o in a["outputs"] for f in o["files"]}
     assert sorted(r for r in made if r.startswith("GET")) == sorted(f"GET /cas/{d} HTTP/1.1" for d in files)
     assert not [r for r in made if "/ac/" in r]
-    assert len(made) <= 2 * 5  # and a HEAD of each approved picture, asked at once
+    assert len(made) == 5  # one request per asset
     for item in "abcde":
         assert (ci / "out" / "icons" / f"{item}.png").read_bytes() == (laptop / "out" / "icons" / f"{item}.png").read_bytes()
     assert (ci / "assets.lock").stat().st_mtime_ns == lock_stamp
@@ -120,6 +120,30 @@ def test_a_fresh_clone_restores_each_file_with_one_download_and_leaves_the_lock_
                 stdout=out, stderr=errs)
     assert code == 0, errs.getvalue()
     assert (ci / "out" / "icons" / "a.png").read_bytes() == (laptop / "out" / "icons" / "a.png").read_bytes()
+
+
+def test_a_fresh_clone_with_a_changed_step_asks_about_the_pictures_at_once(tmp_path, env, server, nginx_cache):
+    """The lock's files no longer serve (the resize changed): the plan first asks the
+    remote nothing, then asks about every approved picture in one go, and the build
+    makes the new outputs from them with zero paid calls."""
+    laptop = tmp_path / "laptop"
+    laptop.mkdir()
+    (laptop / "assets.yaml").write_text(SPEC)
+    assert build(laptop, tmp_path / "cache-laptop", nginx_cache.url)[0] == 0
+    ci = tmp_path / "ci"
+    ci.mkdir()
+    (ci / "assets.yaml").write_text(SPEC.replace("width: 64", "width: 32"))
+    shutil.copy(laptop / "assets.lock", ci / "assets.lock")
+    log = nginx_cache.prefix / "access.log"
+    seen = len(log.read_text().splitlines())
+    code, data, err = build(ci, tmp_path / "cache-ci", nginx_cache.url, mode="read")
+    assert code == 0, err
+    assert data["summary"]["restored"] == 5 and server.counts["generations"] == 5
+    made = [line.split('"')[1] for line in log.read_text().splitlines()[seen:]]
+    locked = json.loads((laptop / "assets.lock").read_text())["assets"]
+    pictures = sorted(a["generation"]["candidates"][0]["sha256"] for a in locked.values())
+    assert sorted(r.split()[1].rsplit("/", 1)[1] for r in made if r.startswith("HEAD")) == pictures
+    assert all(f"GET /cas/{d} HTTP/1.1" in made for d in pictures)  # read to resize them again
 
 
 def test_read_mode_never_writes(tmp_path, env, server, nginx_cache):

@@ -123,6 +123,10 @@ class TieredStore:
             return True
         return bool(HEX64.fullmatch(digest or "")) and self.remote.has_blob(digest)
 
+    def known_blob(self, digest: str) -> bool:
+        """Local, or the remote said so in this build: :meth:`has_blob` without asking."""
+        return digest in self._remote_has or self.local.has_blob(digest)
+
     def warm(self, digests: "Iterable[str]", *, fetch: "Iterable[str]" = ()) -> None:
         """Ask the remote about the ``digests`` not held locally, and download the
         ``fetch`` ones (verified, into the local store, as :meth:`get_blob` does), all at
