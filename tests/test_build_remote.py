@@ -122,6 +122,31 @@ def test_a_fresh_clone_restores_each_file_with_one_download_and_leaves_the_lock_
     assert (ci / "out" / "icons" / "a.png").read_bytes() == (laptop / "out" / "icons" / "a.png").read_bytes()
 
 
+def test_a_corrupt_file_on_the_remote_is_never_written_the_output_is_made_again(
+    tmp_path, env, server, nginx_cache
+):
+    """The remote's copy of one output file has the wrong bytes: it is refused (its
+    sha256 does not match), the output is made again from the chain, and it comes out
+    as the lock pins it, with --frozen."""
+    laptop = tmp_path / "laptop"
+    laptop.mkdir()
+    (laptop / "assets.yaml").write_text(SPEC)
+    assert build(laptop, tmp_path / "cache-laptop", nginx_cache.url)[0] == 0
+    locked = json.loads((laptop / "assets.lock").read_text())["assets"]
+    digest = locked["icon-a"]["outputs"][0]["files"][0]["sha256"]
+    (nginx_cache.root / "cas" / digest).write_bytes(b"not the picture")
+    ci = tmp_path / "ci"
+    ci.mkdir()
+    shutil.copy(laptop / "assets.yaml", ci / "assets.yaml")
+    shutil.copy(laptop / "assets.lock", ci / "assets.lock")
+    code, data, err = build(ci, tmp_path / "cache-ci", nginx_cache.url, "--frozen", mode="read")
+    assert code == 0, err
+    assert data["summary"]["restored"] == 5 and server.counts["generations"] == 5
+    assert "wrong bytes" in err and digest[:12] in err
+    for item in "abcde":
+        assert (ci / "out" / "icons" / f"{item}.png").read_bytes() == (laptop / "out" / "icons" / f"{item}.png").read_bytes()
+
+
 def test_a_fresh_clone_with_a_changed_step_asks_about_the_pictures_at_once(tmp_path, env, server, nginx_cache):
     """The lock's files no longer serve (the resize changed): the plan first asks the
     remote nothing, then asks about every approved picture in one go, and the build
