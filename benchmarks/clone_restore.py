@@ -14,8 +14,9 @@ Runs, interleaved ``--runs`` times, each in a new clone with an empty cache:
   with kept-alive connections, doing nothing with the bytes: what the requests alone
   cost on this machine.
 
-Prints a Markdown table with medians: wall time, requests per asset, bytes moved into
-the clone's cache.
+Prints a Markdown table with medians: wall time, the restoring process's CPU time (user
++ system), requests per asset, bytes moved into the clone's cache; and the load average
+at the start and the end.
 
     python benchmarks/clone_restore.py [--assets 1000] [--jobs 8] [--runs 3] [--baseline DIR]
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -134,7 +136,9 @@ def main() -> int:
                 seeds[label] = time.perf_counter() - t0
             remote_bytes = du(Path(nginx.root))
 
+            load0 = os.getloadavg()[0]
             walls: dict[str, list[float]] = {label: [] for label, _ in variants}
+            cpus: dict[str, list[float]] = {label: [] for label, _ in variants}
             reqs: dict[str, int] = {}
             moved: dict[str, int] = {}
             anchors: dict[str, list[float]] = {"python": [], "bare": []}
@@ -149,6 +153,7 @@ def main() -> int:
                     if path is not None:
                         e["PYTHONPATH"] = str(path)
                     before = len(log_lines(log))
+                    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
                     t0 = time.perf_counter()
                     run = subprocess.run(
                         cmd + ["--frozen", "--json", "--cache-dir", str(clone / "cache"), "--remote-cache", nginx.url,
@@ -156,6 +161,8 @@ def main() -> int:
                         cwd=clone, env=e, capture_output=True, text=True,
                     )
                     walls[label].append(time.perf_counter() - t0)
+                    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    cpus[label].append(after.ru_utime - usage.ru_utime + after.ru_stime - usage.ru_stime)
                     assert run.returncode == 0, run.stderr[-2000:]
                     made = requests_in(log_lines(log)[before:])
                     reqs[label] = len(made)
@@ -168,14 +175,15 @@ def main() -> int:
                 anchors["python"].append(time.perf_counter() - t0)
                 anchors["bare"].append(bare_fetch(nginx.url, last_requests))
         n = args.assets
-        print(f"Restore of {n} assets from nginx ({os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; "
-              f"medians of {args.runs} interleaved runs)\n")
+        print(f"Restore of {n} assets from nginx ({os.cpu_count()} cores, load average {load0:.1f} at the start, "
+              f"{os.getloadavg()[0]:.1f} at the end; medians of {args.runs} interleaved runs)\n")
         print("| measure | figure | target |")
         print("|---|---|---|")
         for label, values in walls.items():
             w = statistics.median(values)
             print(f"| fresh clone restoring {n} assets (`build --frozen`, -j {args.jobs}), {label} | {w:.1f} s "
-                  f"({w / n * 1000:.1f} ms/asset; min {min(values):.1f}, max {max(values):.1f}); {reqs[label] / n:.1f} "
+                  f"({w / n * 1000:.1f} ms/asset; min {min(values):.1f}, max {max(values):.1f}); "
+                  f"CPU {statistics.median(cpus[label]):.1f} s; {reqs[label] / n:.1f} "
                   f"requests/asset; {moved[label] / 1e6:.1f} MB into the cache | <= 3 s |")
         print(f"| anchor: the same {len(last_requests)} requests, bare http.client, 8 kept-alive connections | "
               f"{statistics.median(anchors['bare']):.2f} s | |")

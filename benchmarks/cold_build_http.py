@@ -10,6 +10,11 @@ connections the server accepted per worker, and the paid calls (must equal ASSET
 The client-side rate limiter is raised through a provider profile in the spec (the
 built-in defaults, 100 images/minute for Recraft, would otherwise be what is measured).
 
+Besides the wall time it prints the build's CPU time (this process: the server is
+another), the load average, and where the time went: when the first paid call left and
+when the last answer (the last picture's download) came back, from the start of
+``api.build`` (``recraft_build.api`` itself is imported before the clock starts).
+
 Usage::
 
     python benchmarks/cold_build_http.py [--assets 200] [--jobs 16] [--latency 0.5]
@@ -30,9 +35,30 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+T_PROCESS = time.perf_counter()
+
 from fakeserver import FakeServer  # noqa: E402
 
 from recraft_build import api  # noqa: E402
+
+T_IMPORTED = time.perf_counter()
+
+
+def _timed_requests(log: list[tuple[float, float]]) -> None:
+    """Record (start, end) of every request the build's httpx clients send: a
+    measurement hook of this script only."""
+    import httpx
+
+    send = httpx.Client.send
+
+    def timed(self: httpx.Client, request: httpx.Request, **kw: object) -> httpx.Response:
+        start = time.perf_counter()
+        try:
+            return send(self, request, **kw)  # type: ignore[arg-type]
+        finally:
+            log.append((start, time.perf_counter()))
+
+    httpx.Client.send = timed  # type: ignore[method-assign]
 
 
 def spec(n: int, protocol: str, base: str, resize: int | None = None) -> str:
@@ -86,9 +112,12 @@ def main() -> int:
         base = recraft_base if args.protocol == "recraft" else replicate_base
         (work / "assets.yaml").write_text(spec(args.assets, args.protocol, base, args.resize))
         env = {"BENCH_TOKEN": token, "PATH": os.environ.get("PATH", "")}
-        t0 = time.perf_counter()
+        requests: list[tuple[float, float]] = []
+        _timed_requests(requests)
+        load0 = os.getloadavg()[0]
+        t0, c0 = time.perf_counter(), time.process_time()
         result = api.build(work / "assets.yaml", env=env, provider="local", jobs=args.jobs, cache_dir=work / "cache")
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         s = result.summary()
         assert s["generated"] == args.assets and s["failed"] == 0, s
         parent.send("stop")
@@ -99,6 +128,13 @@ def main() -> int:
         print(f"| cold build, {args.assets} assets, -j {args.jobs}, {args.latency} s/generation, {args.protocol}{what} "
               f"| {wall:.2f} s; ideal {ideal:.2f} s ({wall / ideal:.2f}x); whole rounds {rounds:.2f} s "
               f"| {conns} connections ({conns / args.jobs:.2f} per worker) | {paid} paid calls |")
+        first = min(start for start, _ in requests) - t0
+        last = max(end for _, end in requests) - t0
+        print(f"\nCPU {cpu:.2f} s; load average {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end; "
+              f"imports before the clock {T_IMPORTED - T_PROCESS:.2f} s. From the start of api.build: first "
+              f"request sent at {first:.2f} s, last answer at {last:.2f} s, build returned at {wall:.2f} s "
+              f"(between them {last - first:.2f} s for {rounds / args.latency:.0f} rounds: "
+              f"{(last - first - rounds) / (rounds / args.latency) * 1000:.0f} ms over the latency per round).")
     finally:
         proc.join(timeout=10)
         if proc.is_alive():

@@ -81,6 +81,93 @@ def test_second_machine_and_frozen_ci_make_zero_paid_calls(tmp_path, env, server
     assert data["summary"]["restored"] == 5
 
 
+def test_a_fresh_clone_restores_each_file_with_one_download_and_leaves_the_lock_alone(
+    tmp_path, env, server, nginx_cache
+):
+    """What CI pays per asset: one request, for the file the lock pins, verified; no
+    record is read and nothing in between (the resized picture) is fetched. The lock,
+    unchanged, is not rewritten; the cache ends up holding the files."""
+    laptop = tmp_path / "laptop"
+    laptop.mkdir()
+    (laptop / "assets.yaml").write_text(SPEC)
+    assert build(laptop, tmp_path / "cache-laptop", nginx_cache.url)[0] == 0
+    ci = tmp_path / "ci"
+    ci.mkdir()
+    shutil.copy(laptop / "assets.yaml", ci / "assets.yaml")
+    shutil.copy(laptop / "assets.lock", ci / "assets.lock")
+    lock_stamp = (ci / "assets.lock").stat().st_mtime_ns
+    log = nginx_cache.prefix / "access.log"
+    seen = len(log.read_text().splitlines())
+    code, data, err = build(ci, tmp_path / "cache-ci", nginx_cache.url, "--frozen", mode="read")
+    assert code == 0, err
+    assert data["summary"]["restored"] == 5 and server.counts["generations"] == 5
+    made = [line.split('"')[1] for line in log.read_text().splitlines()[seen:]]
+    locked = json.loads((laptop / "assets.lock").read_text())["assets"]
+    files = {f["sha256"] for a in locked.values() for o in a["outputs"] for f in o["files"]}
+    assert sorted(r for r in made if r.startswith("GET")) == sorted(f"GET /cas/{d} HTTP/1.1" for d in files)
+    assert not [r for r in made if "/ac/" in r]
+    assert len(made) == 5  # one request per asset
+    for item in "abcde":
+        assert (ci / "out" / "icons" / f"{item}.png").read_bytes() == (laptop / "out" / "icons" / f"{item}.png").read_bytes()
+    assert (ci / "assets.lock").stat().st_mtime_ns == lock_stamp
+    # the files are in CI's own cache now: without the remote, a lost output comes back
+    (ci / "out" / "icons" / "a.png").unlink()
+    out, errs = io.StringIO(), io.StringIO()
+    code = main(["build", "-f", str(ci / "assets.yaml"), "--cache-dir", str(tmp_path / "cache-ci"), "--frozen"],
+                stdout=out, stderr=errs)
+    assert code == 0, errs.getvalue()
+    assert (ci / "out" / "icons" / "a.png").read_bytes() == (laptop / "out" / "icons" / "a.png").read_bytes()
+
+
+def test_a_corrupt_file_on_the_remote_is_never_written_the_output_is_made_again(
+    tmp_path, env, server, nginx_cache
+):
+    """The remote's copy of one output file has the wrong bytes: it is refused (its
+    sha256 does not match), the output is made again from the chain, and it comes out
+    as the lock pins it, with --frozen."""
+    laptop = tmp_path / "laptop"
+    laptop.mkdir()
+    (laptop / "assets.yaml").write_text(SPEC)
+    assert build(laptop, tmp_path / "cache-laptop", nginx_cache.url)[0] == 0
+    locked = json.loads((laptop / "assets.lock").read_text())["assets"]
+    digest = locked["icon-a"]["outputs"][0]["files"][0]["sha256"]
+    (nginx_cache.root / "cas" / digest).write_bytes(b"not the picture")
+    ci = tmp_path / "ci"
+    ci.mkdir()
+    shutil.copy(laptop / "assets.yaml", ci / "assets.yaml")
+    shutil.copy(laptop / "assets.lock", ci / "assets.lock")
+    code, data, err = build(ci, tmp_path / "cache-ci", nginx_cache.url, "--frozen", mode="read")
+    assert code == 0, err
+    assert data["summary"]["restored"] == 5 and server.counts["generations"] == 5
+    assert "wrong bytes" in err and digest[:12] in err
+    for item in "abcde":
+        assert (ci / "out" / "icons" / f"{item}.png").read_bytes() == (laptop / "out" / "icons" / f"{item}.png").read_bytes()
+
+
+def test_a_fresh_clone_with_a_changed_step_asks_about_the_pictures_at_once(tmp_path, env, server, nginx_cache):
+    """The lock's files no longer serve (the resize changed): the plan first asks the
+    remote nothing, then asks about every approved picture in one go, and the build
+    makes the new outputs from them with zero paid calls."""
+    laptop = tmp_path / "laptop"
+    laptop.mkdir()
+    (laptop / "assets.yaml").write_text(SPEC)
+    assert build(laptop, tmp_path / "cache-laptop", nginx_cache.url)[0] == 0
+    ci = tmp_path / "ci"
+    ci.mkdir()
+    (ci / "assets.yaml").write_text(SPEC.replace("width: 64", "width: 32"))
+    shutil.copy(laptop / "assets.lock", ci / "assets.lock")
+    log = nginx_cache.prefix / "access.log"
+    seen = len(log.read_text().splitlines())
+    code, data, err = build(ci, tmp_path / "cache-ci", nginx_cache.url, mode="read")
+    assert code == 0, err
+    assert data["summary"]["restored"] == 5 and server.counts["generations"] == 5
+    made = [line.split('"')[1] for line in log.read_text().splitlines()[seen:]]
+    locked = json.loads((laptop / "assets.lock").read_text())["assets"]
+    pictures = sorted(a["generation"]["candidates"][0]["sha256"] for a in locked.values())
+    assert sorted(r.split()[1].rsplit("/", 1)[1] for r in made if r.startswith("HEAD")) == pictures
+    assert all(f"GET /cas/{d} HTTP/1.1" in made for d in pictures)  # read to resize them again
+
+
 def test_read_mode_never_writes(tmp_path, env, server, nginx_cache):
     root = tmp_path / "p"
     root.mkdir()

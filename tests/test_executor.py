@@ -292,17 +292,43 @@ def test_up_to_date_outputs_are_not_paid_for_again_when_another_output_is_rebuil
     assert lock["outputs"][0]["steps"][0]["sha256"] == step_digest  # kept as the lock had it
 
 
+def test_an_output_the_lock_pins_is_written_from_its_cached_file_for_free(tmp_path):
+    """Its provider step's result was evicted, but the file itself is in the cache: it
+    is written from there, verified, and nothing before it runs or is paid for."""
+    rb = (StepSpec("remove_background", {"engine": "provider"}),)
+    outs = (OutputSpec(path="cut.png", format="png", steps=rb),)
+    spec = make_spec(tmp_path, [asset("a", outputs=outs)])
+    run_with(tmp_path, spec, CountingProvider(), ByteSteps())
+    locked = json.loads(spec.lock_path.read_text())["assets"]["a"]
+    good = (tmp_path / "out" / "cut.png").read_bytes()
+    (tmp_path / "out" / "cut.png").unlink()
+    prov = CountingProvider()
+    store = Store(tmp_path / "cache")
+    try:
+        plan, res = run_with(tmp_path, spec, prov, ByteSteps(),
+                             store=HidingStore(store, {locked["outputs"][0]["steps"][0]["sha256"]}))
+    finally:
+        store.close()
+    assert plan.assets[0].status == "restore" and plan.credits == 0
+    assert prov.calls == [] and res.summary()["credits"] == 0 and res.assets[0].status == "restored"
+    assert (tmp_path / "out" / "cut.png").read_bytes() == good
+    assert json.loads(spec.lock_path.read_text())["assets"]["a"] == locked
+
+
 def test_an_evicted_provider_step_is_priced_by_the_plan_and_paid_by_the_build(tmp_path):
     rb = (StepSpec("remove_background", {"engine": "provider"}),)
     outs = (OutputSpec(path="cut.png", format="png", steps=rb),)
     spec = make_spec(tmp_path, [asset("a", outputs=outs)])
     run_with(tmp_path, spec, CountingProvider(), ByteSteps())
-    step_digest = json.loads(spec.lock_path.read_text())["assets"]["a"]["outputs"][0]["steps"][0]["sha256"]
+    locked = json.loads(spec.lock_path.read_text())["assets"]["a"]["outputs"][0]
+    step_digest = locked["steps"][0]["sha256"]
     (tmp_path / "out" / "cut.png").unlink()
     prov = CountingProvider()
     store = Store(tmp_path / "cache")
     try:
-        plan, res = run_with(tmp_path, spec, prov, ByteSteps(), store=HidingStore(store, {step_digest}))
+        # The file's own blob went too: only the chain can make it again.
+        hidden = {step_digest, locked["files"][0]["sha256"]}
+        plan, res = run_with(tmp_path, spec, prov, ByteSteps(), store=HidingStore(store, hidden))
     finally:
         store.close()
     assert plan.assets[0].status == "restore"

@@ -751,3 +751,27 @@ def test_warm_asks_about_many_blobs_at_once_and_remembers_what_the_remote_has(
         assert len([e for e in server.events if e[1] == "HEAD"]) == 8  # answered from memory
         assert not store.has_blob(absent)  # a miss is asked again (it may arrive meanwhile)
         assert len([e for e in server.events if e[1] == "HEAD"]) == 10
+
+
+def test_warm_fetches_the_named_blobs_at_once_verified_into_the_local_store(
+    server: CacheServer, client, tmp_path
+) -> None:
+    """A fresh clone's restore: the files the lock pins come down together, each checked
+    against its digest before it is kept; a corrupt copy is a warned miss."""
+    files = [b"file one", b"file two", b"file three"]
+    for data in files:
+        server.data[f"cas/{sha(data)}"] = data
+    server.data[f"cas/{sha(b'the real bytes')}"] = b"tampered bytes"
+    server.delay = lambda method, path: 0.3 if method == "GET" else 0.0
+    warnings = Warnings()
+    with TieredStore(Store(tmp_path / "c"), remote_for(server.url, client, warnings, mode="read")) as store:
+        store.warm([], fetch=[sha(d) for d in files] + [sha(b"the real bytes")])
+        gets = [e for e in server.events if e[1] == "GET"]
+        assert [what for what, _m, _p in gets[:4]] == ["start"] * 4  # all in flight at once
+        assert all(store.local.get_blob(sha(d)) == d for d in files)
+        assert not store.local.has_blob(sha(b"the real bytes"))
+        assert len(warnings) == 1 and "wrong bytes" in warnings[0]
+        server.delay = lambda method, path: 0.0
+        before = len(server.events)
+        assert all(store.get_blob(sha(d)) == d for d in files)
+        assert len(server.events) == before  # read from the local store: nothing asked

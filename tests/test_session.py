@@ -62,8 +62,8 @@ def test_unknown_options_are_refused():
 
 
 def test_plan_warms_a_remote_with_the_pictures_of_missing_outputs(tmp_path):
-    """A fresh clone: the remote is asked about every approved picture at once, before
-    the plan asks about each in turn; a tree with its outputs asks nothing."""
+    """A fresh clone: the files the lock pins are fetched at once, before the plan looks
+    for them; a tree with its outputs asks nothing."""
     import json
     import shutil
 
@@ -73,12 +73,16 @@ def test_plan_warms_a_remote_with_the_pictures_of_missing_outputs(tmp_path):
     spec = tmp_path / "assets.yaml"
     spec.write_text(SPEC.replace("hero.png", "hero.svg").replace("a hero", "a hero\n    style: vector_illustration"))
     api.build(spec, cache_dir=tmp_path / "cache", env={})
-    picked = json.loads((tmp_path / "assets.lock").read_text())["assets"]["hero"]["generation"]["candidates"][0]["sha256"]
+    hero = json.loads((tmp_path / "assets.lock").read_text())["assets"]["hero"]
+    picked = hero["generation"]["candidates"][0]["sha256"]
+    files = [f["sha256"] for o in hero["outputs"] for f in o["files"]]
     asked: list[list[str]] = []
+    fetched: list[list[str]] = []
 
     class Warmable(Store):
-        def warm(self, digests):
+        def warm(self, digests, *, fetch=()):
             asked.append(list(digests))
+            fetched.append(list(fetch))
 
     def open_store(settings, warn):
         return Warmable(tmp_path / "cache", warn=warn)
@@ -89,4 +93,4 @@ def test_plan_warms_a_remote_with_the_pictures_of_missing_outputs(tmp_path):
     shutil.rmtree(tmp_path / "build")
     with Session.open(spec, Settings(env={}), open_store=open_store) as session:
         session.plan()
-    assert asked == [[picked]]
+    assert asked == [[]] and fetched == [files] and files and picked not in files

@@ -123,22 +123,32 @@ class TieredStore:
             return True
         return bool(HEX64.fullmatch(digest or "")) and self.remote.has_blob(digest)
 
-    def warm(self, digests: "Iterable[str]") -> None:
-        """Ask the remote about the ``digests`` not held locally, all at once over the
-        kept-alive connections, and remember which it has: a plan about to ask
-        :meth:`has_blob` of each (a fresh clone's restore) then asks no one in turn.
+    def known_blob(self, digest: str) -> bool:
+        """Local, or the remote said so in this build: :meth:`has_blob` without asking."""
+        return digest in self._remote_has or self.local.has_blob(digest)
 
-        Only positive answers are remembered (a blob uploaded meanwhile is still found).
+    def warm(self, digests: "Iterable[str]", *, fetch: "Iterable[str]" = ()) -> None:
+        """Ask the remote about the ``digests`` not held locally, and download the
+        ``fetch`` ones (verified, into the local store, as :meth:`get_blob` does), all at
+        once over the kept-alive connections: a plan about to ask :meth:`has_blob` of
+        each, and a restore about to read them (a fresh clone's), then ask no one in turn.
+
+        Only positive answers are remembered (a blob uploaded meanwhile is still found);
+        a blob that cannot be fetched is a miss, as in :meth:`get_blob`.
         """
+        fetched = [d for d in dict.fromkeys(fetch) if HEX64.fullmatch(d or "") and not self.local.has_blob(d)]
         wanted = [d for d in dict.fromkeys(digests) if HEX64.fullmatch(d or "") and d not in self._remote_has]
-        wanted = [d for d in wanted if not self.local.has_blob(d)]
-        if not wanted:
+        skip = set(fetched)
+        wanted = [d for d in wanted if d not in skip and not self.local.has_blob(d)]
+        if not wanted and not fetched:
             return
         with self._lock:
             if self._fetch_pool is None:
                 self._fetch_pool = ThreadPoolExecutor(self._fetch_threads, thread_name_prefix="recraft-fetch")
             pool = self._fetch_pool
-        for digest, present in zip(wanted, pool.map(self.remote.has_blob, wanted)):
+        jobs = [(self.get_blob, d) for d in fetched] + [(self.remote.has_blob, d) for d in wanted]
+        answers = list(pool.map(lambda job: job[0](job[1]), jobs))
+        for digest, present in zip(wanted, answers[len(fetched):]):
             if present:
                 self._remote_has.add(digest)
 

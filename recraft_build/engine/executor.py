@@ -55,7 +55,7 @@ from recraft_build.engine.lockdata import LockedAsset, LockedFile, LockedGenerat
 from recraft_build.engine.metering import Meter, MeteredProvider
 from recraft_build.engine.styles import ensure_styles
 from recraft_build.engine.options import BuildOptions
-from recraft_build.engine.outputs import OutputState, write_output
+from recraft_build.engine.outputs import OutputState, write_output, write_pinned
 from recraft_build.engine.plan import AssetPlan, OutputPlan, Plan, PriceList, StepPlan
 from recraft_build.engine.results import AssetResult, Budget, BuildResult, NullReporter, Reporter
 from recraft_build.providers.base import Provider
@@ -197,6 +197,8 @@ class Executor:
                     self.reporter.asset_finished(res)
                     continue
                 submit(net, self._guarded, ap, self._first_stage)
+            if any(ap.status == "generate" for ap in todo):
+                cpu.submit(getattr, self.steps, "run_step")  # load the steps while the first calls wait
             while pending:
                 try:
                     # A timeout keeps the main thread responsive to Ctrl-C.
@@ -326,10 +328,13 @@ class Executor:
         start = _Node(step=None, digest=cand.sha256, media_type=cand.media_type)
         # Outputs the plan found up to date keep what the lock says of them: their chains
         # are not walked again, so a provider step whose cached result was evicted is
-        # not paid for again just to confirm files that are already right.
+        # not paid for again just to confirm files that are already right. Nor are those
+        # the lock pins whole: written from their blobs (a fresh clone's restore).
         entry = self.lock.asset(ap.name) if ap.status != "generate" else None
         kept = {o.path: o for o in entry.outputs} if entry is not None else {}
-        fresh = {id(op) for op in ap.outputs if not (op.status == "up-to-date" and op.spec.path in kept)}
+        fresh = {id(op) for op in ap.outputs if not (op.spec.path in kept and (op.status == "up-to-date" or write_pinned(
+            self.out, self.state, op.final.name, op.final.key, kept[op.spec.path], self.store.get_blob,
+            lambda rel, digest, spec=op.spec: self.file_names(spec, rel, digest))))}
         if fresh or entry is None:
             asset_nodes = self._chain(start, ap.steps, ap)
             locked_steps = tuple(self._step_entry(n) for n in asset_nodes[1:])

@@ -180,6 +180,8 @@ class Lock:
         if not isinstance(entry, LockedAsset):
             raise TypeError(f"lock entries are LockedAsset values, not {type(entry).__name__}")
         with self._mutex:
+            if self._assets.get(name) == entry:
+                return  # unchanged (a restore): nothing to write, nor to re-encode
             self._assets[name] = entry
             self._touched_assets.add(name)
             self._entry_text.pop(name, None)

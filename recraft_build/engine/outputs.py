@@ -25,10 +25,12 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from recraft_build.errors import OutputError, Problem, SpecError
 from recraft_build.engine.lock import atomic_write_bytes
+from recraft_build.engine.lockdata import LockedOutput
+from recraft_build.steps.catalog import export_files_allowed
 from recraft_build.engine.safefs import TEMP_PREFIX, Folder, NotFollowed, inside
 from recraft_build.relpath import output_path_problem
 
@@ -45,6 +47,7 @@ __all__ = [
     "sweep_temp_files",
     "write_manifest",
     "write_output",
+    "write_pinned",
 ]
 
 MANIFEST_NAME = "manifest.json"
@@ -126,6 +129,42 @@ def write_output(root: Path, rel: str, data: bytes) -> Path:
     except OSError as exc:
         raise OutputError(f"cannot write output {rel!r} in {root}: {exc.strerror or exc}") from exc
     return Path(root, *parts)
+
+
+def write_pinned(
+    root: Path,
+    state: "OutputState",
+    kind: str,
+    key: str | None,
+    locked: LockedOutput,
+    fetch: Callable[[str], bytes | None],
+    disk_name: Callable[[str, str], str],
+) -> bool:
+    """Write an output's files as the lock pins them, when ``key`` (the export key the
+    plan reached, every key before it matching the lock) is the lock's: each file whose
+    disk state is not already its digest, from ``fetch(sha256)`` (the store: bytes
+    verified by digest, a remote's before they are used), under ``disk_name(path,
+    sha256)``. True when every file is right; False, with nothing written, when a blob
+    is in no cache or the files are not what an export of ``kind`` writes (the caller
+    then walks the chain). Nothing is read from, or written to, the records."""
+    prefix = locked.path.rstrip("/") + "/"
+    names = ["" if f.path == locked.path else f.path[len(prefix):] for f in locked.files]
+    if key is None or key != locked.key or not export_files_allowed(kind, names) or any(
+        n and f.path != prefix + n for n, f in zip(names, locked.files)
+    ):
+        return False
+    todo = []
+    for f in locked.files:
+        disk = disk_name(f.path, f.sha256)
+        if state.observe(disk) != f.sha256:
+            data = fetch(f.sha256)
+            if data is None:
+                return False
+            todo.append((disk, f.sha256, data))
+    for disk, digest, data in todo:
+        write_output(root, disk, data)
+        state.record(disk, digest)
+    return True
 
 
 def check_output_root(base: Path, out: Path, *, spec_file: str) -> None:

@@ -28,6 +28,7 @@ from recraft_build.cache.records import Candidate, ExportRecord, GenerationRecor
 from recraft_build.engine import keys
 from recraft_build.engine.inputs import SourcePicture
 from recraft_build.engine.lockdata import LockedAsset, LockedFile, LockedOutput, LockedStep
+from recraft_build.engine.stepcost import steps_cost
 from recraft_build.domain import Asset, OutputSpec, Spec
 from recraft_build.errors import PlanError
 from recraft_build.providers.base import OPERATIONS
@@ -316,56 +317,15 @@ def _files_cached(rec: ExportRecord | None, blob_present: Callable[[str], bool])
     return rec is not None and all(blob_present(f.sha256) for f in rec.files)
 
 
+def _pinned_files_cached(o: "OutputPlan", blob_present: Callable[[str], bool]) -> bool:
+    """Whether the lock pins the output's export under the key reached here (so every key
+    before it too) and a cache holds all its files: the executor writes it from them."""
+    return o.final.key is not None and o.final.key == o.locked_key and bool(o.locked_files) and all(
+        blob_present(f.sha256) for f in o.locked_files)
+
+
 def _changed_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-
-
-def _steps_cost(
-    root: Any, asset_steps: Sequence[StepPlan], output_chains: Sequence[Sequence[StepPlan]],
-    inputs: PlanInputs, price: Callable[[str], float], seen: set[Any],
-) -> float:
-    """What the provider steps the executor will run cost, each shared step once.
-
-    The executor walks the asset's chain, then each output's chain that must be
-    written; a step is free when a record of its key with its output blob is in the
-    cache, otherwise it runs. A step whose input is not known yet (a new picture) is
-    identified by its place in the chain (its input's identity, its name and
-    parameters), so outputs sharing a step, or scales of one output, count it once.
-    Once a provider step runs again, what follows it gets a new input: it runs too.
-    Steps found to run are marked so (``status``, ``credits``), as ``plan`` shows them.
-    """
-    total = 0.0
-
-    def walk(steps: Sequence[StepPlan], ident: Any, fresh: bool) -> tuple[Any, bool]:
-        nonlocal total
-        for s in steps:
-            runs = fresh or s.status == "run" or (s.operation is not None and not _step_cached(s, inputs))
-            if s.key is not None and not fresh:
-                ident = s.key
-            else:
-                ident = (ident, s.name, keys.canonical_json(s.params))
-            if runs and s.status != "run":
-                s.status, s.digest = "run", None
-                s.credits = float(price(s.operation)) if s.operation else 0.0
-            if runs and s.operation is not None:
-                fresh = True  # a provider's new result: every later key changes
-                if ident not in seen:
-                    seen.add(ident)
-                    total += s.credits
-                else:
-                    s.shared, s.credits = True, 0.0
-        return ident, fresh
-
-    ident, fresh = walk(asset_steps, root, False)
-    for chain in output_chains:
-        walk(chain, ident, fresh)
-    return total
-
-
-def _step_cached(s: StepPlan, inputs: PlanInputs) -> bool:
-    """Whether the executor will find step ``s`` in the cache (its record and blob)."""
-    rec = inputs.records.step(s.key)
-    return rec is not None and inputs.blob_present(rec.output.sha256)
 
 
 class RecordLookup(Protocol):
@@ -584,17 +544,18 @@ def _plan_asset(
     # Can the needed outputs be made without a new picture? Each needs some point of its
     # chain (the candidate, or a cached step result) present in the cache.
     needed = [o for o in outputs if o.status != "up-to-date"]
+    # Outputs the lock pins whole, their files in a cache, are written from those files:
+    # nothing before them runs (or costs).
+    unserved = [o for o in needed if not _pinned_files_cached(o, blob_present)]
     status: str
     pinned_missing = False
-    if force:
-        status = "generate"
-    elif candidates is None:
+    if force or candidates is None:
         status = "generate"
     elif not needed and not reasons:
         status = "up-to-date"
     else:
         reachable = True
-        for o in needed if source is None else ():  # a file is always at hand
+        for o in unserved if source is None else ():  # a file is always at hand
             points = [cand_digest] + [s.digest for s in asset_steps + o.steps]
             if not any(d and blob_present(d) for d in points) and not _files_cached(
                 records.export(o.final.key) if o.final.key else None, blob_present
@@ -626,9 +587,10 @@ def _plan_asset(
     if status == "generate" and provider.paid and ("generate", gen_key) not in seen:
         seen.add(("generate", gen_key))
         credits += float(inputs.pricing.generation(req))
-    if status != "up-to-date" and (needed or status == "generate"):
+    to_run = unserved if status == "restore" else needed
+    if status != "up-to-date" and (to_run or status == "generate"):
         price = chain.pricing.operation if chain_provider.paid else (lambda op: 0.0)
-        credits += _steps_cost(("generate", gen_key), asset_steps, [o.steps for o in needed], inputs, price, seen)
+        credits += steps_cost(("generate", gen_key), asset_steps, [o.steps for o in to_run], inputs, price, seen)
     return AssetPlan(
         asset=asset,
         status=status,

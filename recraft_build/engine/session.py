@@ -16,6 +16,7 @@ warnings go to the ``reporter`` it is given.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fnmatch
 import gc
 import os
@@ -258,11 +259,22 @@ class Session:
         from recraft_build.steps.versions import step_versions
 
         self._warm_remote()
+        # With a remote, a first plan asks it nothing: the blobs it does not know of are
+        # collected, asked about at once, and the plan made again with the answers.
+        known = getattr(self.store, "known_blob", None)
+        unknown: dict[str, None] = {}
+
+        def first_look(digest: str) -> bool:
+            if known(digest):
+                return True
+            unknown[digest] = None
+            return False
+
         with _bulk_load():
             inputs = PlanInputs(
                 provider=self.provider,
                 records=RecordReader(self.store, self.reporter.warning, memo=True),
-                blob_present=self.store.has_blob,
+                blob_present=self.store.has_blob if known is None else first_look,
                 observe=self._observe(),
                 pricing=self.pricing,
                 step_versions=step_versions(),
@@ -270,9 +282,14 @@ class Session:
                 locked_styles={n: st.key for n in self.lock.style_names() if (st := self.lock.style(n)) is not None},
                 sources=self.sources(),
             )
-            plan = make_plan(
-                self.spec, self.lock.entries(), inputs, targets=select_targets(self.spec, targets, shard), force=force
-            )
+            chosen = select_targets(self.spec, targets, shard)
+            plan = make_plan(self.spec, self.lock.entries(), inputs, targets=chosen, force=force)
+            if unknown:
+                asked = set(unknown)
+                self.store.warm(asked)  # type: ignore[attr-defined]
+                inputs = dataclasses.replace(inputs, blob_present=lambda d: known(d) or (
+                    d not in asked and self.store.has_blob(d)))
+                plan = make_plan(self.spec, self.lock.entries(), inputs, targets=chosen, force=force)
         # What the provider cannot take is refused now, with the line, not after paying
         # for half the build (only assets that would call it: approved ones stay usable).
         problems = refusals([a.asset for a in plan.assets if a.status == "generate"], self.provider, str(self.spec.path))
@@ -319,20 +336,25 @@ class Session:
                     "(restore the lock from git, or reroll the asset)"
                 )
     def _warm_remote(self) -> None:
-        """With a remote cache, ask it at once about the approved pictures of assets whose
-        files are missing here (a fresh clone): the plan then finds each answer waiting
-        instead of asking in turn. A hint only: the plan decides as it always does."""
+        """With a remote cache, fetch at once the files the lock pins for assets whose
+        files are missing here (a fresh clone): the plan finds them in the cache, and the
+        executor writes them without another request. A hint only: the plan decides as
+        it always does (and asks about any other blob it needs at once, see :meth:`plan`)."""
         warm = getattr(self.store, "warm", None)
         if warm is None:
             return
-        wanted = []
+        disk: dict[str, str] = {}
+        if self.spec.manifest.hashed_names:
+            from recraft_build.engine.manifests import file_views
+
+            disk = {v.file.path: v.path for v in file_views(self.spec, self.lock)}
+        files = []
         for entry in self.lock.entries().values():
-            picked = entry.generation.picked
             first = next(entry.files(), None)
-            if picked is not None and first is not None and not os.path.lexists(os.path.join(self.out, first.path)):
-                wanted.append(picked.sha256)
-        if wanted:
-            warm(wanted)
+            if first is not None and not os.path.lexists(os.path.join(self.out, disk.get(first.path, first.path))):
+                files.extend(f.sha256 for f in entry.files())
+        if files:
+            warm((), fetch=files)
 
     # -- building ------------------------------------------------------------------
     def build(self, plan: Plan, options: BuildOptions, *, client: Any = None) -> BuildResult:
