@@ -80,6 +80,7 @@ class PlaceholderProvider(Provider):
 
     family = "placeholder"
     paid = False
+    in_process = True
 
     def __init__(self, name: str = "placeholder") -> None:
         self.name = name
@@ -283,6 +284,10 @@ def _wrap(words: Sequence[str], fits, max_lines: int) -> list[str]:
     lines: list[str] = []
     current = ""
     rest = list(words)
+    if rest and max_lines > 0 and fits(" ".join(rest)):
+        # What the loop below would find (a line only widens as words join it), at
+        # the cost of one measure instead of one per word: most prompts fit one line.
+        return [" ".join(rest)]
     while rest and len(lines) < max_lines:
         word = rest[0]
         trial = f"{current} {word}" if current else word
@@ -397,14 +402,23 @@ def _fixed_layer(lay: _Layout, shape: str, index: int, body_lines: int) -> Image
     return image
 
 
-def _draw_png(request: GenerationRequest, look: _Look, seed_hex: str, index: int, lay: _Layout) -> bytes:
+def _draw_png(
+    request: GenerationRequest, look: _Look, seed_hex: str, index: int, lay: _Layout
+) -> tuple[bytes, Image.Image]:
+    """The PNG's bytes, and the image they encode (see ``Picture.pixels``)."""
     lines: list[str] = []
+    widths: dict[str, float] = {}  # the wrap measures each line drawn: measure it once
+
+    def width(text: str) -> float:
+        w = widths.get(text)
+        if w is None:
+            w = widths[text] = body_font.getlength(text)
+        return w
+
     if lay.title_size:
         inner_w = lay.width - 2 * lay.margin
         body_font = _font(lay.body_size)
-        lines = _wrap(
-            request.prompt.split(), lambda t: body_font.getlength(t) <= inner_w, lay.max_lines
-        )
+        lines = _wrap(request.prompt.split(), lambda t: width(t) <= inner_w, lay.max_lines)
     if lay.width * lay.height <= _LAYER_CACHE_PIXELS:
         image = _cached_layer(lay, look.shape, index, len(lines)).copy()
     else:
@@ -414,7 +428,7 @@ def _draw_png(request: GenerationRequest, look: _Look, seed_hex: str, index: int
         draw = ImageDraw.Draw(image)
         y = lay.body_top
         for line in lines:
-            _centered(draw, line, body_font, lay, y, inner_w)
+            _centered(draw, line, body_font, lay, y, inner_w, width(line))
             y += lay.body_size * 1.25
 
     info = PngImagePlugin.PngInfo()
@@ -423,11 +437,16 @@ def _draw_png(request: GenerationRequest, look: _Look, seed_hex: str, index: int
     out = io.BytesIO()
     # Fixed encoder settings: the same picture always encodes to the same bytes.
     image.save(out, format="PNG", compress_level=1, optimize=False, pnginfo=info)
-    return out.getvalue()
+    return out.getvalue(), image
 
 
-def _centered(draw: ImageDraw.ImageDraw, text: str, font: Any, lay: _Layout, y: float, inner_w: int) -> None:
-    length = font.getlength(text)
+def _centered(
+    draw: ImageDraw.ImageDraw, text: str, font: Any, lay: _Layout, y: float, inner_w: int,
+    length: float | None = None,
+) -> None:
+    """Draw ``text`` centred at height ``y``; ``length`` is its width when known."""
+    if length is None:
+        length = font.getlength(text)
     if length > inner_w:
         return  # only with the bitmap fallback font, which cannot shrink: keep the margin plain
     draw.text((round(lay.width / 2 - length / 2), round(y)), text, font=font, fill=_INK)
@@ -517,4 +536,5 @@ def _make_picture(
     meta = {"placeholder": True, "seed": seed_hex}
     if request.vector:
         return Picture(_draw_svg(request, look, seed_hex, index, lay), "image/svg+xml", meta)
-    return Picture(_draw_png(request, look, seed_hex, index, lay), "image/png", meta)
+    data, image = _draw_png(request, look, seed_hex, index, lay)
+    return Picture(data, "image/png", meta, pixels=image)
