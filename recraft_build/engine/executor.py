@@ -580,8 +580,9 @@ class Executor:
             digest = keys.digest_bytes(result.data)
         w, h = self._size(result)
         output = StepOutput(digest, result.media_type, w, h, len(result.data))
-        with self.store.batch():  # the blob (again: idempotent) and its record, one transaction
-            self.store.put_blob(result.data)
+        with self.store.batch():  # a local step's blob and its record: one transaction
+            if not sp.operation:
+                self.store.put_blob(result.data)
             self.store.put_record(sp.key, StepRecord(sp.name, output, actual).to_json())
         return _Node(step=sp, digest=digest, media_type=result.media_type, picture=result)
 
