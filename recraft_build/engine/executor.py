@@ -260,8 +260,8 @@ class Executor:
         return BuildResult(assets=ordered, output_dir=self.out, interrupted=interrupted, spend=self.meter.totals())
 
     def _first_stage(self, ap: AssetPlan) -> "AssetResult | _Handoff":
-        """On a network worker: make the picture (if needed), then hand the rest off
-        (an in-process provider's asset is built whole where it is)."""
+        """On a network worker: make the picture (if needed), then hand the rest off.
+        On a CPU worker (an in-process provider): build the whole asset there."""
         if ap.status != "generate":
             return self._build_asset(ap)
         made = self._generate(ap)
@@ -450,7 +450,8 @@ class Executor:
             pictures: dict[str, Picture] = {}
             for pic in result.pictures:
                 digest = keys.digest_bytes(pic.data)
-                pictures[digest] = Picture(pic.data, pic.media_type, pixels=pic.pixels)  # no provider meta, as from the cache
+                # Kept for the first step, without provider meta (as read from the cache).
+                pictures[digest] = Picture(pic.data, pic.media_type, pixels=pic.pixels)
                 w, h = self._size(pic)
                 cands.append(Candidate(digest, pic.media_type, w, h, len(pic.data), dict(pic.meta)))
             record = GenerationRecord(
@@ -496,6 +497,7 @@ class Executor:
             prev = nodes[-1]
             node = self._resolve_step(prev, sp, ap, nodes)
             nodes.append(node)
+            _drop_pixels(prev)
         return nodes
 
     def _resolve_step(self, prev: _Node, sp: StepPlan, ap: AssetPlan, history: list[_Node]) -> _Node:
@@ -590,6 +592,15 @@ class Executor:
     def _step_entry(node: _Node) -> LockedStep:
         assert node.step is not None and node.step.key is not None and node.digest is not None
         return LockedStep(node.step.name, node.step.key, node.digest)
+
+def _drop_pixels(node: _Node) -> None:
+    """Keep only the bytes of a picture the next step has used: its decoded image
+    (``Picture.pixels``) can be large, and a chain would otherwise hold one per step
+    until the asset is done. Should it be needed again, it is decoded again."""
+    pic = node.picture
+    if pic is not None and pic.pixels is not None:
+        node.picture = Picture(pic.data, pic.media_type, pic.meta)
+
 
 def _asset_message(name: str, exc: BaseException) -> str:
     text = str(exc)
