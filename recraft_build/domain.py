@@ -352,11 +352,19 @@ class Picture:
 
     ``media_type`` is one of image/png, image/webp, image/jpeg, image/svg+xml.
     ``meta`` holds provider metadata worth keeping (``image_id``...), never a token.
+
+    ``pixels`` (not compared, not shown) is an optional shortcut: the decoded image
+    (a ``PIL.Image.Image``, never modified) that ``data`` decodes to, set only by code
+    that encoded ``data`` from it losslessly, with no EXIF orientation and no colour
+    profile in ``data`` (the placeholder, ``steps.images.to_picture``), so that
+    ``steps.images.decode`` and ``picture_size`` need not decode ``data`` again.
+    The bytes stay the truth: they are what is hashed, stored and written.
     """
 
     data: bytes
     media_type: str
     meta: Mapping[str, Any] = field(default_factory=dict)
+    pixels: Any = field(default=None, compare=False, repr=False)
 
     @property
     def is_svg(self) -> bool:

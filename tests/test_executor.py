@@ -334,3 +334,61 @@ def test_an_evicted_provider_step_is_priced_by_the_plan_and_paid_by_the_build(tm
     assert plan.assets[0].status == "restore"
     assert plan.credits == 10 == res.summary()["credits"]
     assert prov.calls == ["a:remove_background"]
+
+
+def test_a_placeholder_build_hands_each_new_picture_to_its_steps_without_reading_it_back(tmp_path):
+    # The picture just drawn goes to the first step as it is (already decoded), on the
+    # worker that drew it: the cache is written, not read back. The files are the
+    # ones the steps make from the stored bytes, byte for byte.
+    import threading
+
+    from recraft_build.domain import Picture
+    from recraft_build.providers.placeholder import PlaceholderProvider
+    from recraft_build.steps import registry
+
+    class CountingStore(Store):
+        reads = 0
+
+        def get_blob(self, digest):
+            CountingStore.reads += 1
+            return super().get_blob(digest)
+
+    names = [f"icon{i}" for i in range(6)]
+    spec = make_spec(tmp_path, [
+        asset(n, prompt=f"icon {n}", outputs=(OutputSpec(path=f"{n}.png", format="png", steps=(
+            StepSpec("resize", {"width": 128}),)),)) for n in names
+    ])
+    store = CountingStore(tmp_path / "cache")
+    provider = PlaceholderProvider()
+    lock, out = Lock.load(spec.lock_path), tmp_path / "out"
+    state = OutputState(out)
+    info = ProviderInfo(provider.name, provider.family, provider.paid, frozenset())
+    inputs = PlanInputs(provider=info, records=RecordReader(store, memo=True), blob_present=store.has_blob,
+                        observe=state.observe, pricing=FlatPricing())
+    plan = make_plan(spec, lock.entries(), inputs)
+    workers = set()
+    real_run_step = registry.run_step
+
+    class Steps:
+        def __getattr__(self, name):
+            return getattr(registry, name)
+
+        def run_step(self, *a, **kw):
+            workers.add(threading.current_thread().name)
+            return real_run_step(*a, **kw)
+
+    ex = Executor(store=store, provider=provider, lock=lock, output_dir=out, state=state, steps=Steps(),
+                  pricing=FlatPricing(), options=BuildOptions(jobs=2))
+    try:
+        res = ex.run(plan)
+        assert [a.status for a in res.assets] == ["generated"] * len(names)
+        assert CountingStore.reads == 0
+        assert all(w.startswith("rb-cpu") for w in workers), workers
+        entries = lock.entries()
+        for n in names:
+            stored = store.get_blob(entries[n].generation.candidates[0].sha256)
+            small, _ = registry.run_step("resize", {"width": 128}, Picture(stored, "image/png"),
+                                         provider=None, asset=n)
+            assert (out / f"{n}.png").read_bytes() == registry.export(small, "png", {}, asset=n)
+    finally:
+        store.close()

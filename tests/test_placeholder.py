@@ -251,3 +251,83 @@ def test_result_costs_nothing() -> None:
     result = PlaceholderProvider().generate(_request(n=2), asset="a")
     assert result.credits == 0
     assert len(result.pictures) == 2
+
+
+# -- speed without new bytes ---------------------------------------------------------
+
+
+def _drawn_in_one_pass(request: GenerationRequest, index: int) -> bytes:
+    """The picture as the provider drew it before the fixed layer was cached: every
+    shape and text drawn in order on one image (the reference for the bytes)."""
+    from PIL import ImageDraw, PngImagePlugin
+
+    from recraft_build.providers import placeholder as ph
+
+    width, height = request.width_height()
+    base = ph._request_seed(request)
+    seed_hex = ph._candidate_seed(base, index)[:8].hex()
+    look, lay = ph._look(request, base, index), ph._layout(width, height)
+    image = Image.new("P", (width, height), ph._BG)
+    image.putpalette([*look.background, *look.fill, *look.edge, *look.ink])
+    draw = ImageDraw.Draw(image)
+    cx, cy, r = lay.cx, lay.cy, lay.radius
+    outline = max(1, round(r / 18))
+    if look.shape == "circle":
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=ph._FILL, outline=ph._EDGE, width=outline)
+    elif look.shape == "rounded_square":
+        s = r * 0.86
+        draw.rounded_rectangle((cx - s, cy - s, cx + s, cy + s), radius=s * 0.25, fill=ph._FILL,
+                               outline=ph._EDGE, width=outline)
+    else:
+        draw.polygon(ph._shape_points(look.shape, cx, cy, r), fill=ph._FILL, outline=ph._EDGE, width=outline)
+    if lay.title_size:
+        inner_w = lay.width - 2 * lay.margin
+        ph._centered(draw, ph._TITLE, ph._font(lay.title_size), lay, lay.title_top, inner_w)
+        body_font = ph._font(lay.body_size)
+        y = lay.body_top
+        for line in ph._wrap(request.prompt.split(), lambda t: body_font.getlength(t) <= inner_w, lay.max_lines):
+            ph._centered(draw, line, body_font, lay, y, inner_w)
+            y += lay.body_size * 1.25
+        ph._centered(draw, f"candidate {index} · {width}x{height}", ph._font(lay.foot_size), lay, y, inner_w)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", "recraft-build placeholder")
+    info.add_text("Comment", f"PLACEHOLDER seed {seed_hex}: {request.prompt}")
+    out = io.BytesIO()
+    image.save(out, format="PNG", compress_level=1, optimize=False, pnginfo=info)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "prompt,size",
+    [
+        (PROMPT, "1024x1024"),
+        ("a game icon number i7", "1024x1024"),
+        ("wide banner of a cozy fantasy village at dusk, " * 6, "1820x1024"),  # cut with an ellipsis
+        ("x" * 300, "300x120"),  # one word wider than the line
+        ("", "512x512"),
+        ("tiny", "64x64"),  # no text at all
+    ],
+)
+def test_pictures_keep_their_bytes_while_drawn_faster(prompt: str, size: str) -> None:
+    # A lock pins a placeholder picture's digest: drawing the fixed parts once per
+    # size and shape (and wrapping with fewer measures) must not move a byte, or every
+    # --frozen build of a placeholder lock would start to fail.
+    request = _request(prompt=prompt, size=size, n=6)
+    for _round in range(2):  # the second round draws over the cached layers
+        pictures = PlaceholderProvider().generate(request, asset="x").pictures
+        assert [p.data for p in pictures] == [_drawn_in_one_pass(request, i) for i in range(6)]
+
+
+def test_a_pictures_pixels_are_what_its_bytes_decode_to() -> None:
+    # The executor hands these pixels to the first step instead of decoding the bytes
+    # again: both must give the step the same picture.
+    from recraft_build.steps.images import decode, picture_size
+
+    for size in ("1024x1024", "1820x1024", "64x64"):
+        for pic in _generate(size=size, n=6, controls={"colors": ["#ff0000", "#0000ff"]}):
+            assert pic.pixels is not None
+            bare = Picture(pic.data, pic.media_type)
+            a, b = decode(pic), decode(bare)
+            assert (a.mode, a.size, a.tobytes()) == (b.mode, b.size, b.tobytes())
+            assert picture_size(pic) == picture_size(bare)
+            assert a is not pic.pixels  # the caller may change what decode gives

@@ -520,3 +520,57 @@ def test_key_lock_serialises_two_processes(tmp_path: Path) -> None:
         p.join(120)
     assert [p.exitcode for p in procs] == [0, 0]
     assert counter.read_text() == "50"
+
+
+# -- batch ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [SMALL, BIG])
+def test_a_batch_stores_blobs_and_their_record_together(store: Store, tmp_path: Path, size: int) -> None:
+    data = _data(11, size)
+    with Store(tmp_path / "cache") as other:  # another build on the same cache
+        with store.batch():
+            digest = store.put_blob(data)
+            store.put_record("k", {"sha256": digest})
+            # Not visible to the other build until the batch ends.
+            assert (other.has_blob(digest), other.get_record("k")) == (False, None)
+        assert other.get_blob(digest) == data
+        assert other.get_record("k") == {"sha256": digest}
+
+
+def test_a_failed_batch_leaves_neither_the_blob_nor_its_record(store: Store) -> None:
+    data = _data(12, SMALL)
+    with pytest.raises(RuntimeError):
+        with store.batch():
+            digest = store.put_blob(data)
+            store.put_record("k", {"sha256": digest})
+            raise RuntimeError("the asset failed")
+    assert not store.has_blob(digest)
+    assert store.get_record("k") is None
+    store.put_blob(data)  # and the store works on
+    assert store.get_blob(digest) == data
+
+
+def test_other_threads_write_while_and_after_a_batch_runs(store: Store) -> None:
+    started, errors = threading.Event(), []
+
+    def writer(i: int) -> None:
+        started.wait()
+        try:
+            store.put_record(f"t{i}", {"i": i})
+            store.put_blob(_data(100 + i, SMALL))
+        except Exception as exc:  # pragma: no cover - the failure being tested for
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    with store.batch():
+        started.set()
+        time.sleep(0.05)  # the others wait for the batch, they do not fail
+        store.put_record("mine", {"i": -1})
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert [store.get_record(f"t{i}") for i in range(4)] == [{"i": i} for i in range(4)]
+    assert store.get_record("mine") == {"i": -1}

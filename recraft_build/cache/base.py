@@ -123,6 +123,10 @@ class BuildStore(Protocol):
       returns it (as a dict) or None.
     * ``key_lock(key)`` is an exclusive lock across threads and processes, held around
       "look up, else make and store" so a picture is paid for once.
+    * ``batch()`` is a context manager: the calling thread's ``put_blob`` and
+      ``put_record`` calls inside it may be made durable together (all or none), so
+      a record put with the blobs it names is never visible without them. It may also
+      do nothing. Keep it short: other writers may wait for it.
     * ``close()`` releases the store (and finishes background work). Safe twice.
     """
 
@@ -137,6 +141,8 @@ class BuildStore(Protocol):
     def get_record(self, key: str) -> dict[str, Any] | None: ...
 
     def key_lock(self, key: str, *, timeout: float | None = None) -> AbstractContextManager[None]: ...
+
+    def batch(self) -> AbstractContextManager[None]: ...
 
     def close(self) -> None: ...
 

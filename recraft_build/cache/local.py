@@ -146,7 +146,8 @@ class Store:
         # One writer thread at a time: SQLite makes a second writer of the same process
         # wait in its busy handler, which sleeps in whole milliseconds (most of a cold
         # build's time went there). Other processes are still excluded by SQLite.
-        self._write_mutex = threading.Lock()
+        # Reentrant: a thread in batch() holds it while its puts take it again.
+        self._write_mutex = threading.RLock()
         settings: dict[str, Any] = {"eviction_policy": "none"}
         if size_limit is not None:
             settings = {"eviction_policy": "least-recently-used", "size_limit": size_limit}
@@ -241,6 +242,20 @@ class Store:
         """Whether a record is indexed under ``key`` (not read, not checked)."""
         with self._guard("look up a record in"):
             return (_RECORD + key) in self._cache
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """The calling thread's puts inside the block are one SQLite transaction.
+
+        One commit instead of one per index write (an asset's blobs and records), and
+        all or none of them: a record put with its blobs is never indexed without them
+        (a failure inside rolls the block back and raises). Value files of large blobs
+        are still written before the transaction that indexes them commits, so a crash
+        leaves at most value files no row names, which gc removes. Other threads' writes
+        wait for the block (reads do not): keep it to the puts.
+        """
+        with self._guard("write to"), self._write_mutex, self._cache.transact():
+            yield
 
     # -- locking -------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
@@ -349,6 +349,12 @@ class TieredStore:
 
     def key_lock(self, key: str, *, timeout: float | None = None) -> AbstractContextManager[None]:
         return self.local.key_lock(key, timeout=timeout)
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Does nothing: each put commits locally at once, because the background
+        uploads it starts read the local copy from other threads, which would not see
+        an uncommitted one."""
+        return nullcontext()
 
     def info(self) -> StoreInfo:
         return self.local.info()

@@ -23,14 +23,13 @@ import queue
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from recraft_build.cache.records import (
     Candidate,
-    ExportFile,
-    ExportRecord,
     GenerationRecord,
     RecordReader,
     StepOutput,
@@ -39,7 +38,7 @@ from recraft_build.cache.records import (
 from recraft_build.cache.base import BuildStore
 from recraft_build.cache.ledger import Ledger
 from recraft_build.engine import keys
-from recraft_build.domain import Picture, media_type_for_format, sniff_media_type
+from recraft_build.domain import Picture, sniff_media_type
 from recraft_build.errors import (
     LockMismatch,
     PlanError,
@@ -49,17 +48,17 @@ from recraft_build.errors import (
     StoreError,
 )
 from recraft_build.engine.chains import ChainScheduler
+from recraft_build.engine.exporting import Exports
 from recraft_build.engine.groupcommit import GroupCommit
 from recraft_build.engine.lock import Lock
 from recraft_build.engine.lockdata import LockedAsset, LockedFile, LockedGeneration, LockedOutput, LockedStep
 from recraft_build.engine.metering import Meter, MeteredProvider
 from recraft_build.engine.styles import ensure_styles
 from recraft_build.engine.options import BuildOptions
-from recraft_build.engine.outputs import OutputState, write_output, write_pinned
-from recraft_build.engine.plan import AssetPlan, OutputPlan, Plan, PriceList, StepPlan
+from recraft_build.engine.outputs import OutputState, write_pinned
+from recraft_build.engine.plan import AssetPlan, Plan, PriceList, StepPlan
 from recraft_build.engine.results import AssetResult, Budget, BuildResult, NullReporter, Reporter
 from recraft_build.providers.base import Provider
-from recraft_build.steps.catalog import export_files_allowed
 
 __all__ = [
     "AssetResult",
@@ -88,6 +87,15 @@ class _Handoff:
 
     plan: AssetPlan
     finish: Callable[[AssetPlan], "AssetResult"]
+
+
+@dataclass(frozen=True)
+class _Made:
+    """A generation and the pictures just made for it (by digest; empty when found in
+    the cache), which the asset's first step uses without reading them back."""
+
+    record: GenerationRecord
+    pictures: Mapping[str, Picture]
 
 
 @dataclass
@@ -145,6 +153,12 @@ class Executor:
         self._style_ids: dict[str, str] = {}
         self.meter = Meter(self.budget, ledger=ledger, provider=provider.name, warn=self.reporter.warning)
         self.file_names = file_names or (lambda output, rel, digest: rel)
+        self._in_process = getattr(provider, "in_process", False) is True
+        self.exports = Exports(
+            store=store, records=self.records, state=state, steps=steps, output_dir=self.out,
+            file_names=self.file_names, warn=self.reporter.warning, allow_generate=self.allow_generate,
+            check_cancel=self._check_cancel, size=self._size,
+        )
 
     # -- the whole build ----------------------------------------------------------
     def run(self, plan: Plan, style_refs: Mapping[str, Any] | None = None) -> BuildResult:
@@ -174,6 +188,10 @@ class Executor:
         # worker starts its next request instead of resizing and encoding.
         net = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="rb-net")
         cpu = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="rb-cpu")
+        # A provider that draws in this process (the placeholder) is CPU work too: its
+        # assets run whole on the CPU workers, so no more threads than cores contend
+        # for the GIL, and nothing is handed from one thread to another.
+        first = cpu if self._in_process else net
         pending: set[Future[Any]] = set()
         # Finished futures arrive on a queue: waiting on the whole pending set each time
         # (concurrent.futures.wait) costs O(pending) per wake-up, O(N^2) over a build.
@@ -196,7 +214,7 @@ class Executor:
                     results[ap.name] = res
                     self.reporter.asset_finished(res)
                     continue
-                submit(net, self._guarded, ap, self._first_stage)
+                submit(first, self._guarded, ap, self._first_stage)
             if any(ap.status == "generate" for ap in todo):
                 cpu.submit(getattr, self.steps, "run_step")  # load the steps while the first calls wait
             while pending:
@@ -213,7 +231,7 @@ class Executor:
                 out.credits = self.meter.credits_for(out.name)
                 results[out.name] = out
                 self.reporter.asset_finished(out)
-                chains.release(out, results, self.reporter, lambda a: submit(net, self._guarded, a, self._first_stage))
+                chains.release(out, results, self.reporter, lambda a: submit(first, self._guarded, a, self._first_stage))
         except KeyboardInterrupt:
             interrupted = True
             self.cancel.set()
@@ -244,10 +262,13 @@ class Executor:
         return BuildResult(assets=ordered, output_dir=self.out, interrupted=interrupted, spend=self.meter.totals())
 
     def _first_stage(self, ap: AssetPlan) -> "AssetResult | _Handoff":
-        """On a network worker: make the picture (if needed), then hand the rest off."""
+        """On a network worker: make the picture (if needed), then hand the rest off.
+        On a CPU worker (an in-process provider): build the whole asset there."""
         if ap.status != "generate":
             return self._build_asset(ap)
         made = self._generate(ap)
+        if self._in_process:
+            return self._build_asset_once(ap, made=made)
 
         def finish(plan: AssetPlan) -> AssetResult:
             return self._build_asset_once(plan, made=made)
@@ -310,13 +331,13 @@ class Executor:
             self.reporter.warning(f"asset {ap.name!r}: {exc}; generating it again")
             return self._build_asset_once(dataclasses.replace(ap, status="generate", reasons=ap.reasons + ["cached picture lost"]))
 
-    def _build_asset_once(
-        self, ap: AssetPlan, *, made: GenerationRecord | None = None
-    ) -> AssetResult:
-        """Build one asset; ``made`` is its generation when a network worker already made it."""
+    def _build_asset_once(self, ap: AssetPlan, *, made: "_Made | None" = None) -> AssetResult:
+        """Build one asset; ``made`` is its generation when a worker already made it."""
         generation: GenerationRecord | None = None
+        fresh: Mapping[str, Picture] = {}
         if ap.status == "generate":
-            generation = made if made is not None else self._generate(ap)
+            made = made if made is not None else self._generate(ap)
+            generation, fresh = made.record, made.pictures
             candidates = generation.candidates
             pick = 0
             status = "generated"
@@ -325,7 +346,8 @@ class Executor:
             pick = ap.pick
             status = "restored"
         cand = candidates[pick]
-        start = _Node(step=None, digest=cand.sha256, media_type=cand.media_type)
+        # A picture just made is used as it is: not read back from the cache.
+        start = _Node(step=None, digest=cand.sha256, media_type=cand.media_type, picture=fresh.get(cand.sha256))
         # Outputs the plan found up to date keep what the lock says of them: their chains
         # are not walked again, so a provider step whose cached result was evicted is
         # not paid for again just to confirm files that are already right. Nor are those
@@ -349,7 +371,8 @@ class Executor:
                 continue
             nodes = self._chain(asset_nodes[-1], op.steps, ap)
             final_plan = dataclasses.replace(op.final, key=None, digest=None, status="run")
-            key, files = self._final(nodes[-1], final_plan, op, ap)
+            last = nodes[-1]
+            key, files = self.exports.final(last, lambda: self._picture(last, ap, [last]), final_plan, op, ap.name)
             steps = tuple(self._step_entry(n) for n in nodes[1:])
             outputs_entries.append(LockedOutput(op.spec.path, key, steps, files))
             files_out.extend(files)
@@ -388,13 +411,16 @@ class Executor:
             roll=ap.roll,
         )
 
-    def _generate(self, ap: AssetPlan) -> GenerationRecord:
+    def _generate(self, ap: AssetPlan) -> "_Made":
         """Make (or find, if another worker/process just made) the asset's candidates."""
         key = ap.gen_key
-        with self.store.key_lock(key):
+        # A free provider that draws in this process needs no exclusion: two makers of
+        # one picture draw the same bytes and store them idempotently, at no cost.
+        free = self._in_process and not self.provider.paid
+        with nullcontext() if free else self.store.key_lock(key):
             rec = self.records.generation(key)
             if rec is not None and all(self.store.has_blob(c.sha256) for c in rec.candidates):
-                return rec
+                return _Made(rec, {})
             if self.cancel.is_set():
                 raise Cancelled("interrupted")
             request = ap.asset.request
@@ -422,10 +448,15 @@ class Executor:
                 if exc.asset is None:
                     exc.asset = ap.name
                 raise
-            # Store first, before any check that could fail: this picture is paid for.
+            # Store first, before any check that could fail: this picture is paid for. The
+            # blobs and their record go in one index transaction (nothing in it can fail
+            # but the store itself), so the record never names a blob the index lacks.
             cands = []
+            pictures: dict[str, Picture] = {}
             for pic in result.pictures:
-                digest = self.store.put_blob(pic.data)
+                digest = keys.digest_bytes(pic.data)
+                # Kept for the first step, without provider meta (as read from the cache).
+                pictures[digest] = Picture(pic.data, pic.media_type, pixels=pic.pixels)
                 w, h = self._size(pic)
                 cands.append(Candidate(digest, pic.media_type, w, h, len(pic.data), dict(pic.meta)))
             record = GenerationRecord(
@@ -436,15 +467,22 @@ class Executor:
                 credits_estimated=(result.credits is None and self.provider.paid) or None,
                 meta=dict(result.meta),
             )
-            if cands:
-                self.store.put_record(key, record.to_json())
+            with self.store.batch():
+                for pic in result.pictures:
+                    self.store.put_blob(pic.data)
+                if cands:
+                    self.store.put_record(key, record.to_json())
         if len(cands) != ap.asset.request.n:
             raise ProviderError(
                 f"asked for {ap.asset.request.n} picture(s), got {len(cands)} (the ones received are cached)",
                 provider=self.provider.name,
                 asset=ap.name,
             )
-        return record
+        return _Made(record, pictures)
+
+    def _check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled("interrupted")
 
     def _size(self, pic: Picture) -> tuple[int | None, int | None]:
         try:
@@ -464,6 +502,7 @@ class Executor:
             prev = nodes[-1]
             node = self._resolve_step(prev, sp, ap, nodes)
             nodes.append(node)
+            _drop_pixels(prev)
         return nodes
 
     def _resolve_step(self, prev: _Node, sp: StepPlan, ap: AssetPlan, history: list[_Node]) -> _Node:
@@ -545,10 +584,13 @@ class Executor:
             self.steps.check_step_output(sp.name, sp.params, src, result, asset=ap.name)
         else:
             self.steps.check_step_output(sp.name, sp.params, src, result, asset=ap.name)
-            digest = self.store.put_blob(result.data)
+            digest = keys.digest_bytes(result.data)
         w, h = self._size(result)
         output = StepOutput(digest, result.media_type, w, h, len(result.data))
-        self.store.put_record(sp.key, StepRecord(sp.name, output, actual).to_json())
+        with self.store.batch():  # a local step's blob and its record: one transaction
+            if not sp.operation:
+                self.store.put_blob(result.data)
+            self.store.put_record(sp.key, StepRecord(sp.name, output, actual).to_json())
         return _Node(step=sp, digest=digest, media_type=result.media_type, picture=result)
 
     @staticmethod
@@ -556,88 +598,13 @@ class Executor:
         assert node.step is not None and node.step.key is not None and node.digest is not None
         return LockedStep(node.step.name, node.step.key, node.digest)
 
-    # -- final export and files -------------------------------------------------------
-    def _final(
-        self, last: _Node, sp: StepPlan, op: OutputPlan, ap: AssetPlan
-    ) -> tuple[str, tuple[LockedFile, ...]]:
-        """Export the last picture of an output's chain and write its file(s); return the
-        export's key and the files.
-
-        The export's record lists files by ``name`` ("" for the single file of an
-        ordinary output, ``favicon.ico``... for a favicon set), never by output path, so
-        two outputs with the same content share one cache entry.
-        """
-        assert last.digest is not None
-        key = keys.step_key(sp.name, sp.params, sp.version, last.digest)
-        rec = self.records.export(key)
-        pinned = {f.path: f.sha256 for f in op.locked_files} if key == op.locked_key else {}
-        if rec is not None and not export_files_allowed(rec.kind, [f.name for f in rec.files]):
-            self.reporter.warning(f"asset {ap.name!r}: the cache's export record for {op.spec.path} names files "
-                                  "its export does not write; ignored")
-            rec = None
-        if rec is not None and pinned and any(pinned.get(_file_path(op, f.name)) != f.sha256 for f in rec.files):
-            self.reporter.warning(
-                f"asset {ap.name!r}: the cache's export record for {op.spec.path} disagrees with the lock; "
-                "exporting it again"
-            )
-            rec = None
-        made: tuple[ExportFile, ...] | None = None
-        blobs: dict[str, bytes] = {}
-        if rec is not None and rec.kind == sp.name:
-            made = rec.files
-            for f in made:
-                rel = _file_path(op, f.name)
-                # Only read blobs for files that must be (re)written.
-                if self.state.observe(self.file_names(op.spec, rel, f.sha256)) != f.sha256:
-                    data = self.store.get_blob(f.sha256)
-                    if data is None:
-                        made = None
-                        break
-                    blobs[rel] = data
-        if made is None:
-            src = self._picture(last, ap, [last])
-            if self.cancel.is_set():
-                raise Cancelled("interrupted")
-            files: list[ExportFile] = []
-            blobs = {}
-            for name, (data, fmt) in self._export(src, op, ap).items():
-                digest = self.store.put_blob(data)
-                w, h = self._size(Picture(data, media_type_for_format(fmt, "application/octet-stream")))
-                files.append(ExportFile(name, digest, len(data), fmt, w, h))
-                blobs[_file_path(op, name)] = data
-            made = tuple(files)
-            wrong = [_file_path(op, f.name) for f in made if pinned and pinned.get(_file_path(op, f.name)) != f.sha256]
-            if wrong and not self.allow_generate:
-                raise LockMismatch(
-                    f"asset {ap.name!r}: {', '.join(wrong)} would differ from what the lock pins; nothing of "
-                    "it was written (--frozen writes only what the lock pins: rebuild without --frozen "
-                    "and commit the lock)"
-                )
-            self.store.put_record(key, ExportRecord(sp.name, made).to_json())
-        written = []
-        for f in made:
-            rel = _file_path(op, f.name)
-            if rel in blobs:
-                write_output(self.out, disk := self.file_names(op.spec, rel, f.sha256), blobs[rel])
-                self.state.record(disk, f.sha256)
-            written.append(LockedFile(rel, f.sha256, f.bytes, f.format, f.width, f.height))
-        return key, tuple(written)
-
-    def _export(self, src: Picture, op: OutputPlan, ap: AssetPlan) -> dict[str, tuple[bytes, str]]:
-        """name -> (bytes, format) of the file(s) of one output."""
-        spec = op.spec
-        if spec.favicon:
-            made = self.steps.favicon(src, dict(spec.options), asset=ap.name)
-            return {name: (data, name.rsplit(".", 1)[-1].lower()) for name, data in sorted(made.items())}
-        data = self.steps.export(src, spec.format, dict(spec.options), asset=ap.name)
-        return {"": (data, spec.format)}
-
-
-def _file_path(op: OutputPlan, name: str) -> str:
-    """Output-relative path of file ``name`` of an output ("" is the output itself)."""
-    if not name:
-        return op.spec.path
-    return f"{op.spec.path.rstrip('/')}/{name}"
+def _drop_pixels(node: _Node) -> None:
+    """Keep only the bytes of a picture the next step has used: its decoded image
+    (``Picture.pixels``) can be large, and a chain would otherwise hold one per step
+    until the asset is done. Should it be needed again, it is decoded again."""
+    pic = node.picture
+    if pic is not None and pic.pixels is not None:
+        node.picture = Picture(pic.data, pic.media_type, pic.meta)
 
 
 def _asset_message(name: str, exc: BaseException) -> str:

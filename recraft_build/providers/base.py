@@ -93,6 +93,9 @@ class Provider(abc.ABC):
     family: str
     #: True for providers that cost money (plan prices and --max-credits apply).
     paid: bool = True
+    #: True for providers that make pictures in this process (CPU work, no network, the
+    #: placeholder): the executor generates on its CPU workers instead of network ones.
+    in_process: bool = False
 
     @abc.abstractmethod
     def generate(self, request: GenerationRequest, *, asset: str) -> GenerationResult:

@@ -35,10 +35,12 @@ from __future__ import annotations
 
 import colorsys
 import dataclasses
+import functools
 import hashlib
 import io
 import json
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 from xml.sax.saxutils import escape
@@ -78,6 +80,7 @@ class PlaceholderProvider(Provider):
 
     family = "placeholder"
     paid = False
+    in_process = True
 
     def __init__(self, name: str = "placeholder") -> None:
         self.name = name
@@ -281,6 +284,10 @@ def _wrap(words: Sequence[str], fits, max_lines: int) -> list[str]:
     lines: list[str] = []
     current = ""
     rest = list(words)
+    if rest and max_lines > 0 and fits(" ".join(rest)):
+        # What the loop below would find (a line only widens as words join it), at
+        # the cost of one measure instead of one per word: most prompts fit one line.
+        return [" ".join(rest)]
     while rest and len(lines) < max_lines:
         word = rest[0]
         trial = f"{current} {word}" if current else word
@@ -333,46 +340,96 @@ def _shape_points(shape: str, cx: float, cy: float, r: float) -> list[tuple[floa
 # -- raster --------------------------------------------------------------------------
 
 
+# Fonts are loaded once per size and per thread: loading one decodes the bundled font
+# each time, and a FreeType face must not be used by two threads at once.
+_fonts = threading.local()
+
+
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    """Pillow's bundled font at ``size``; its fixed bitmap font without FreeType."""
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, OSError, ImportError, AttributeError):
-        return ImageFont.load_default()
+    """Pillow's bundled font at ``size``; its fixed bitmap font without FreeType.
+    The same object for the same size in one thread (do not share it across threads)."""
+    cache: dict[int, Any] | None = getattr(_fonts, "by_size", None)
+    if cache is None:
+        cache = _fonts.by_size = {}
+    font = cache.get(size)
+    if font is None:
+        try:
+            font = ImageFont.load_default(size=size)
+        except (TypeError, OSError, ImportError, AttributeError):
+            font = ImageFont.load_default()
+        cache[size] = font
+    return font
 
 
-def _draw_png(request: GenerationRequest, look: _Look, seed_hex: str, index: int, lay: _Layout) -> bytes:
+#: Largest picture (pixels) whose fixed layer (:func:`_fixed_layer`) is kept, and how
+#: many are kept: at most 12 x 2 MP of palette indices, 24 MB.
+_LAYER_CACHE_PIXELS = 2 * 1024 * 1024
+_LAYER_CACHE_SIZE = 12
+
+
+@functools.lru_cache(maxsize=_LAYER_CACHE_SIZE)
+def _cached_layer(lay: _Layout, shape: str, index: int, body_lines: int) -> Image.Image:
+    return _fixed_layer(lay, shape, index, body_lines)
+
+
+def _fixed_layer(lay: _Layout, shape: str, index: int, body_lines: int) -> Image.Image:
+    """The palette indices of everything but the prompt's lines: the shape, the title
+    and the foot (which sits below ``body_lines`` lines). The same for every request
+    of one size, shape and candidate number, so a build draws it (and renders its
+    text, which holds the GIL) once; colours are only in the palette. The prompt's
+    lines are drawn over a copy: text only ever sets pixels to ``_INK``, so the order
+    in which the three texts are drawn does not change a pixel."""
     image = Image.new("P", (lay.width, lay.height), _BG)
-    image.putpalette([*look.background, *look.fill, *look.edge, *look.ink])
     draw = ImageDraw.Draw(image)
     cx, cy, r = lay.cx, lay.cy, lay.radius
     outline = max(1, round(r / 18))
-    if look.shape == "circle":
+    if shape == "circle":
         draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=_FILL, outline=_EDGE, width=outline)
-    elif look.shape == "rounded_square":
+    elif shape == "rounded_square":
         s = r * 0.86
         draw.rounded_rectangle(
             (cx - s, cy - s, cx + s, cy + s), radius=s * 0.25, fill=_FILL, outline=_EDGE, width=outline
         )
     else:
-        points = _shape_points(look.shape, cx, cy, r)
+        points = _shape_points(shape, cx, cy, r)
         draw.polygon(points, fill=_FILL, outline=_EDGE, width=outline)
+    if lay.title_size:
+        inner_w = lay.width - 2 * lay.margin
+        _centered(draw, _TITLE, _font(lay.title_size), lay, lay.title_top, inner_w)
+        foot = f"candidate {index} · {lay.width}x{lay.height}"
+        y = lay.body_top + body_lines * lay.body_size * 1.25
+        _centered(draw, foot, _font(lay.foot_size), lay, y, inner_w)
+    return image
+
+
+def _draw_png(
+    request: GenerationRequest, look: _Look, seed_hex: str, index: int, lay: _Layout
+) -> tuple[bytes, Image.Image]:
+    """The PNG's bytes, and the image they encode (see ``Picture.pixels``)."""
+    lines: list[str] = []
+    widths: dict[str, float] = {}  # the wrap measures each line drawn: measure it once
+
+    def width(text: str) -> float:
+        w = widths.get(text)
+        if w is None:
+            w = widths[text] = body_font.getlength(text)
+        return w
 
     if lay.title_size:
         inner_w = lay.width - 2 * lay.margin
-        title_font = _font(lay.title_size)
-        _centered(draw, _TITLE, title_font, lay, lay.title_top, inner_w)
         body_font = _font(lay.body_size)
-        lines = _wrap(
-            request.prompt.split(), lambda t: body_font.getlength(t) <= inner_w, lay.max_lines
-        )
+        lines = _wrap(request.prompt.split(), lambda t: width(t) <= inner_w, lay.max_lines)
+    if lay.width * lay.height <= _LAYER_CACHE_PIXELS:
+        image = _cached_layer(lay, look.shape, index, len(lines)).copy()
+    else:
+        image = _fixed_layer(lay, look.shape, index, len(lines))
+    image.putpalette([*look.background, *look.fill, *look.edge, *look.ink])
+    if lines:
+        draw = ImageDraw.Draw(image)
         y = lay.body_top
         for line in lines:
-            _centered(draw, line, body_font, lay, y, inner_w)
+            _centered(draw, line, body_font, lay, y, inner_w, width(line))
             y += lay.body_size * 1.25
-        foot_font = _font(lay.foot_size)
-        foot = f"candidate {index} · {lay.width}x{lay.height}"
-        _centered(draw, foot, foot_font, lay, y, inner_w)
 
     info = PngImagePlugin.PngInfo()
     info.add_text("Software", "recraft-build placeholder")
@@ -380,11 +437,16 @@ def _draw_png(request: GenerationRequest, look: _Look, seed_hex: str, index: int
     out = io.BytesIO()
     # Fixed encoder settings: the same picture always encodes to the same bytes.
     image.save(out, format="PNG", compress_level=1, optimize=False, pnginfo=info)
-    return out.getvalue()
+    return out.getvalue(), image
 
 
-def _centered(draw: ImageDraw.ImageDraw, text: str, font: Any, lay: _Layout, y: float, inner_w: int) -> None:
-    length = font.getlength(text)
+def _centered(
+    draw: ImageDraw.ImageDraw, text: str, font: Any, lay: _Layout, y: float, inner_w: int,
+    length: float | None = None,
+) -> None:
+    """Draw ``text`` centred at height ``y``; ``length`` is its width when known."""
+    if length is None:
+        length = font.getlength(text)
     if length > inner_w:
         return  # only with the bitmap fallback font, which cannot shrink: keep the margin plain
     draw.text((round(lay.width / 2 - length / 2), round(y)), text, font=font, fill=_INK)
@@ -474,4 +536,5 @@ def _make_picture(
     meta = {"placeholder": True, "seed": seed_hex}
     if request.vector:
         return Picture(_draw_svg(request, look, seed_hex, index, lay), "image/svg+xml", meta)
-    return Picture(_draw_png(request, look, seed_hex, index, lay), "image/png", meta)
+    data, image = _draw_png(request, look, seed_hex, index, lay)
+    return Picture(data, "image/png", meta, pixels=image)

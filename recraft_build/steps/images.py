@@ -102,6 +102,15 @@ def decode(picture: Picture, *, max_pixels: int = MAX_PIXELS, srgb: bool = True)
     """
     if picture.is_svg:
         return rasterize_svg(picture.data, max_pixels=max_pixels)
+    if picture.pixels is not None:
+        # Already decoded by whoever encoded ``data`` (no orientation, no profile in it):
+        # the same pixels, without inflating them again.
+        check_pixels(picture.pixels.width, picture.pixels.height, max_pixels)
+        img = _normal_mode(picture.pixels)
+        if img is picture.pixels:
+            img = img.copy()  # callers may modify what decode returns
+        img.info = {}
+        return img
     try:
         img = Image.open(io.BytesIO(picture.data))
         # The header is read; refuse a bomb before a single pixel is decoded.
@@ -166,6 +175,8 @@ def picture_size(picture: Picture) -> tuple[int, int]:
     """
     if picture.is_svg:
         return svg_info(picture.data).pixel_size()
+    if picture.pixels is not None:
+        return picture.pixels.size  # no orientation in such a picture (see Picture.pixels)
     try:
         with Image.open(io.BytesIO(picture.data)) as img:
             width, height = img.size
@@ -203,7 +214,9 @@ def to_picture(img: Image.Image, fmt: str = "png", meta: Mapping[str, object] | 
     clean.info = {}
     buf = io.BytesIO()
     clean.save(buf, format="PNG", compress_level=_PNG_LEVEL)
-    return Picture(buf.getvalue(), media_type_for_format("png"), dict(meta or {}))
+    # ``clean`` is our own copy, never modified again: the next step or the export
+    # decodes it from here instead of from the bytes.
+    return Picture(buf.getvalue(), media_type_for_format("png"), dict(meta or {}), pixels=clean)
 
 
 def parse_color(value: str) -> tuple[int, int, int, int]:
