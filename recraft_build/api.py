@@ -36,7 +36,7 @@ from recraft_build.engine.plan import Plan
 from recraft_build.engine.session import DEFAULT_SPEC, Session, load_spec_file, output_root, select_targets
 from recraft_build.errors import LockError, SpecError, UsageError
 from recraft_build.providers.capabilities import ProviderInfo
-from recraft_build.settings import Settings
+from recraft_build.settings import Settings, choose_provider
 
 __all__ = [
     "DEFAULT_SPEC",
@@ -235,6 +235,10 @@ def build(
     """
     settings, rest = _split(options, _BUILD_FIELDS, "build")
     build_options = BuildOptions(**rest)
+    if client is None and choose_provider(settings.provider, settings.environ) != "placeholder":
+        from recraft_build.providers.tls import warm_up
+
+        warm_up()  # the HTTP client's TLS context, made while the spec loads
     with open_session(spec_path, settings, reporter) as session:
         the_plan = session.plan(targets, force=build_options.force, shard=shard)
         result = session.build(the_plan, build_options, client=client)

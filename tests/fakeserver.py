@@ -362,6 +362,8 @@ class FakeServer:
         self.list_page_size = list_page_size
         self.seed = seed
         self.counts: Counter[str] = Counter()
+        self._generating = 0
+        self.peak_generating = 0
         self.requests: list[RequestRecord] = []
         self.bodies: dict[str, list[Any]] = {}
         self.download_auth_seen: list[str] = []
@@ -782,6 +784,18 @@ class FakeServer:
         return 200, {"created": int(time.time()), "credits": credits, "data": items}, {"X-Request-Id": rid}
 
     def _generate(self, h: _Handler, raw: bytes, params: dict[str, str], fault: Fault | None) -> Any:
+        # How many generation requests were being answered at once, at most (peak).
+        with self._lock:
+            self._generating += 1
+            self.peak_generating = max(self.peak_generating, self._generating)
+        try:
+            return self._generate_one(h, raw, params, fault)
+        finally:
+            with self._lock:
+                self._generating -= 1
+
+    def _generate_one(self, h: _Handler, raw: bytes, params: dict[str, str], fault: Fault | None) -> Any:
+        started = time.monotonic()
         try:
             body = json.loads(raw or b"{}")
         except ValueError:
@@ -804,13 +818,16 @@ class FakeServer:
         if dims is None:
             self._send(h, 400, f"invalid size {body.get('size')!r}".encode(), "text/plain")
             return None
-        if self.latency:
-            time.sleep(self.latency)
         vector = body.get("style") in VECTOR_STYLES or str(model).endswith("_vector")
         if body.get("style_id"):
             with self._lock:
                 vector = self.styles.get(body["style_id"]) in VECTOR_STYLES
         items = self._recraft_images(body, n, vector=vector, dims=dims)
+        # ``latency`` is the whole answer time, drawing included (a real server's
+        # latency includes making the picture): 16 answers due at once must not queue
+        # behind this process's own drawing, which the client would be blamed for.
+        if self.latency:
+            time.sleep(max(0.0, self.latency - (time.monotonic() - started)))
         self._count("generations")
         self._count("images", n)
         return self._recraft_answer(items, self.credits_per_image * n * (2 if vector else 1))

@@ -355,3 +355,28 @@ def test_the_strict_rule_still_fails_the_asset_instead_of_paying_again(project, 
     code, data, err = cli("build", "--json")
     assert code == 1 and "may have been billed" in data["assets"][0]["error"]
     assert server.counts["generations"] == 1
+
+
+@pytest.mark.parametrize("provider", ["recraft", "replicate"])
+def test_jobs_caps_the_paid_calls_under_way_not_the_downloads(tmp_path, monkeypatch, provider):
+    """-j N: at most N paid calls at the server at once (a Replicate prediction counts
+    until it is done), while downloads run beside them on extra workers; -j 1 works
+    (a prediction's create is sent inside its own slot)."""
+    with FakeServer(token=TOKEN, latency=0.05) as server:
+        use_fake_recraft(monkeypatch, server, tmp_path / "cache")
+        monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
+        monkeypatch.setenv("REPLICATE_API_BASE", server.replicate_base)
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "assets.yaml").write_text(spec_text(8))
+        code, data, err = cli("build", "--json", "-j", "3", "--provider", provider)
+        assert code == 0, err
+        assert data["summary"]["generated"] == 8
+        if provider == "recraft":
+            assert server.peak_generating == 3  # calls overlapped, never more than -j
+        (tmp_path / "assets.yaml").write_text(spec_text(8).replace("number", "no."))
+        server.peak_generating = 0
+        code, data, err = cli("build", "--json", "-j", "1", "--provider", provider)
+        assert code == 0, err
+        assert data["summary"]["generated"] == 8
+        if provider == "recraft":
+            assert server.peak_generating == 1

@@ -98,6 +98,23 @@ class _Made:
     pictures: Mapping[str, Picture]
 
 
+def _start_workers(pool: ThreadPoolExecutor, count: int) -> None:
+    """Start ``count`` idle workers of ``pool`` now, before any work. A thread started
+    while others run waits up to a GIL switch interval (5 ms) to begin, so starting
+    them one per submitted call spread the first round of calls over 50 ms."""
+    ready = threading.Barrier(count + 1)
+
+    def wait() -> None:
+        try:
+            ready.wait(timeout=5)
+        except threading.BrokenBarrierError:
+            pass
+
+    for _ in range(count):
+        pool.submit(wait)
+    wait()
+
+
 @dataclass
 class _Node:
     """A point of a chain: the candidate (step None) or a step's output."""
@@ -186,7 +203,13 @@ class Executor:
         # Two pools: `jobs` workers wait on the network (generations), and as soon as a
         # picture is stored its steps and outputs move to a CPU-sized pool, so a network
         # worker starts its next request instead of resizing and encoding.
-        net = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="rb-net")
+        # A provider that caps its own paid calls at `jobs` (HttpProvider.max_in_flight)
+        # gets twice the workers: one worker's next call starts while another downloads.
+        # (Not with -j 1, which keeps its promise: one asset after another, in order.)
+        gated = self.jobs > 1 and getattr(self.provider, "max_in_flight", None) == self.jobs
+        net = ThreadPoolExecutor(max_workers=self.jobs * (2 if gated else 1), thread_name_prefix="rb-net")
+        if not self._in_process and sum(ap.status == "generate" for ap in todo) > 1:
+            _start_workers(net, net._max_workers)
         cpu = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="rb-cpu")
         # A provider that draws in this process (the placeholder) is CPU work too: its
         # assets run whole on the CPU workers, so no more threads than cores contend

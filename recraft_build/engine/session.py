@@ -386,7 +386,7 @@ class Session:
             # asset's picture, or a provider's input, like any other picture.
             store_sources(self.store, self.spec.path.parent, self.sources())
         permit = _LatePermit()
-        provider = self._make_provider(client, permit) if needs_provider else None
+        provider = self._make_provider(client, permit, options.jobs) if needs_provider else None
         if provider is not None:
             # Requests made from pictures get their input pictures from the cache.
             provider = InputPictures(provider, self.store)
@@ -447,7 +447,7 @@ class Session:
                 a.files = {o.path: disk[o.path] for o in a.outputs if disk.get(o.path, o.path) != o.path}
         return result
 
-    def _make_provider(self, client: Any, permit: Any = None) -> Any:
+    def _make_provider(self, client: Any, permit: Any = None, jobs: int | None = None) -> Any:
         """The provider for a build. A missing token is a usage error (exit 2), found
         before any call: the command was run without the environment it needs."""
         from recraft_build.errors import AuthError
@@ -463,6 +463,7 @@ class Session:
                 # Retries and resends are said as they happen: a flaky network is visible.
                 on_retry=self.reporter.notice,
                 resend_permit=permit,
+                max_in_flight=jobs,  # -j: paid calls under way at once
             )
         except AuthError as exc:
             raise UsageError(exc.args[0] if exc.args else str(exc)) from exc

@@ -12,9 +12,11 @@ error bodies (:meth:`HttpProvider.api_error`), counting resends in the caller's
 
 from __future__ import annotations
 
+import contextlib
 import random
+import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import httpx
 
@@ -47,6 +49,14 @@ class HttpProvider(Provider):
     keeps the strict rule for that call). ``clock`` is monotonic (poll deadlines,
     rate limits); ``wall_clock`` is the time of day (``Retry-After`` dates, and
     listing Replicate predictions created since a moment).
+
+    ``max_in_flight`` (the build's ``-j``) caps the generations under way at once (what
+    the engine's network workers run; tool calls made by its CPU workers are not
+    counted): a Recraft POST, or a Replicate prediction from its create until it is
+    done. The pictures' download and check come after the slot is given back, so a
+    build may run more network workers than slots (:attr:`max_in_flight`), and one
+    worker's next call starts while another still downloads: a round of calls is not
+    held up by the previous round's downloads.
     """
 
     family = "recraft"
@@ -74,6 +84,7 @@ class HttpProvider(Provider):
         on_retry: Callable[[str], None] | None = None,
         owns_client: bool = False,
         resend_permit: Callable[[], bool] | None = None,
+        max_in_flight: int | None = None,
     ):
         self.name = name
         self.base_url = check_base_url(base_url, provider=name, allow_http=allow_http)
@@ -96,9 +107,28 @@ class HttpProvider(Provider):
         )
         self._resend_permit = resend_permit
         self._closed = False
+        #: At most this many paid calls under way at once (None: no cap here).
+        self.max_in_flight = max_in_flight if max_in_flight and max_in_flight > 0 else None
+        self._slots = threading.BoundedSemaphore(self.max_in_flight) if self.max_in_flight else None
+        self._holding = threading.local()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r})"
+
+    @contextlib.contextmanager
+    def _slot(self) -> Iterator[None]:
+        """Hold one of the ``max_in_flight`` slots for a generation (re-entrant within a
+        thread)."""
+        depth = getattr(self._holding, "depth", 0)
+        self._holding.depth = depth + 1
+        try:
+            if self._slots is None or depth:
+                yield
+            else:
+                with self._slots:
+                    yield
+        finally:
+            self._holding.depth = depth
 
     def _call(
         self,

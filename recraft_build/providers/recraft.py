@@ -444,9 +444,10 @@ class RecraftProvider(HttpProvider):
         what = f"{request.operation or 'generation'} (POST /{path})"
         stats = CallStats()
         with stats.on_errors():
-            answer, response = self._post(
-                path, what=what, asset=asset, stats=stats, images=request.n, hint=self._style_hint(request), **send
-            )
+            with self._slot():  # the POST only: the pictures are fetched after it is given back
+                answer, response = self._post(
+                    path, what=what, asset=asset, stats=stats, images=request.n, hint=self._style_hint(request), **send
+                )
             request_id = _request_id(answer, response)
             pictures = self._pictures(
                 answer,

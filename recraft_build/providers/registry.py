@@ -66,6 +66,7 @@ from recraft_build.providers.base import Provider
 from recraft_build.providers.download import DEFAULT_MAX_BYTES
 from recraft_build.providers.http import HttpPolicy, RateLimiter
 from recraft_build.providers.capabilities import BUILTIN_NAMES, PROTOCOLS
+from recraft_build.providers.tls import tls_context
 from recraft_build.providers.redact import Secret
 from recraft_build.settings import PLACEHOLDER_NOTICE, choose_provider, env_value
 
@@ -116,6 +117,7 @@ def default_client(policy: HttpPolicy | None = None) -> httpx.Client:
     """The client a provider makes for itself: one pool shared by all worker threads."""
     policy = policy or HttpPolicy()
     return httpx.Client(
+        verify=tls_context(),
         timeout=policy.timeout(),
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=5.0),
         headers={"User-Agent": f"recraft-build/{__version__}"},
@@ -197,6 +199,7 @@ def make_provider(
     notice: Callable[[str], None] | None = None,
     on_retry: Callable[[str], None] | None = None,
     resend_permit: Callable[[], bool] | None = None,
+    max_in_flight: int | None = None,
 ) -> Provider:
     """The provider called ``name``, ready to use (see the module docstring).
 
@@ -204,6 +207,8 @@ def make_provider(
     and owns one. ``notice`` gets one line when ``auto`` falls back to the
     placeholder; ``on_retry`` gets a line for every retried call; ``resend_permit()``
     is asked before a paid call whose answer was lost is sent again (False: not).
+    ``max_in_flight`` (``build -j``) caps the paid calls an HTTP provider has under way
+    at once; downloading their pictures is not counted (see ``HttpProvider``).
 
     Raises :class:`UsageError` for an unknown name, :class:`AuthError` when the token
     variable is unset, :class:`PlanError` for a bad profile (protocol, option, URL).
@@ -223,7 +228,7 @@ def make_provider(
         raise UsageError(f"unknown provider {name!r} (known: {known})")
     return _from_profile(
         profile, env=env, client=client, sleep=sleep, clock=clock, on_retry=on_retry, notice=notice,
-        builtin=name not in profiles, resend_permit=resend_permit,
+        builtin=name not in profiles, resend_permit=resend_permit, max_in_flight=max_in_flight,
     )
 
 
@@ -252,6 +257,7 @@ def _from_profile(
     notice: Callable[[str], None] | None = None,
     builtin: bool = False,
     resend_permit: Callable[[], bool] | None = None,
+    max_in_flight: int | None = None,
 ) -> Provider:
     name, protocol = profile.name, profile.protocol
     if protocol not in PROTOCOLS:
@@ -316,6 +322,7 @@ def _from_profile(
         on_retry=on_retry,
         owns_client=owns,
         resend_permit=resend_permit,
+        max_in_flight=max_in_flight,
     )
     try:
         if protocol == "recraft":

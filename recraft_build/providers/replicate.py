@@ -67,6 +67,8 @@ failing, or it ran past ``poll_timeout`` and was cancelled) is an
 
 from __future__ import annotations
 
+import contextlib
+
 import base64
 import json
 import re
@@ -464,8 +466,20 @@ class ReplicateProvider(HttpProvider):
             pass  # Best effort: the error we raise next says what happened.
 
     def _run(
-        self, model: str, inp: Mapping[str, Any], *, asset: str | None, expect: str, stats: CallStats
+        self, model: str, inp: Mapping[str, Any], *, asset: str | None, expect: str, stats: CallStats,
+        slot: bool = False,
     ) -> Picture:
+        """One prediction, created and followed (holding an in-flight slot with
+        ``slot``: a generation), then its output downloaded and checked (after the slot
+        is given back)."""
+        with self._slot() if slot else contextlib.nullcontext():
+            pid, url = self._predict(model, inp, asset=asset, stats=stats)
+        return self._downloader.fetch(url, asset=asset, expect=expect, meta={"prediction_id": pid})
+
+    def _predict(
+        self, model: str, inp: Mapping[str, Any], *, asset: str | None, stats: CallStats
+    ) -> tuple[str, str]:
+        """Create a prediction and follow it until it is done: ``(its id, output URL)``."""
         prediction = self._create(model, inp, asset=asset, stats=stats)
         pid = prediction["id"]
         deadline = self._clock() + self.poll_timeout
@@ -527,7 +541,7 @@ class ReplicateProvider(HttpProvider):
                 f"prediction {pid} ({model}) succeeded without an output URL; nothing was cached",
                 asset=asset,
             )
-        return self._downloader.fetch(url, asset=asset, expect=expect, meta={"prediction_id": pid})
+        return pid, url
 
     # -- Provider interface -----------------------------------------------------
 
@@ -541,7 +555,8 @@ class ReplicateProvider(HttpProvider):
         expect = "svg" if request.vector or model.endswith("-svg") else "raster"
         stats = CallStats()
         with stats.on_errors():
-            pictures = [self._run(model, inp, asset=asset, expect=expect, stats=stats) for _ in range(request.n)]
+            pictures = [self._run(model, inp, asset=asset, expect=expect, stats=stats, slot=True)
+                        for _ in range(request.n)]
         ids = [p.meta.get("prediction_id") for p in pictures]
         return GenerationResult(
             pictures=pictures, credits=None, meta={"model": model, "prediction_ids": ids}, resends=stats.resends
@@ -595,7 +610,8 @@ class ReplicateProvider(HttpProvider):
         inp = flux_input(request, image)
         stats = CallStats()
         with stats.on_errors():
-            pictures = [self._run(model, inp, asset=asset, expect="raster", stats=stats) for _ in range(request.n)]
+            pictures = [self._run(model, inp, asset=asset, expect="raster", stats=stats, slot=True)
+                        for _ in range(request.n)]
         ids = [p.meta.get("prediction_id") for p in pictures]
         return GenerationResult(
             pictures=pictures, credits=None, meta={"model": model, "prediction_ids": ids}, resends=stats.resends
