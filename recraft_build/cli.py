@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("targets", nargs="*", metavar="TARGET", help="asset names or globs (default: all)")
     p.add_argument("-o", "--output-dir", metavar="OUT", help="output folder (default: the spec's output_dir, else build/)")
-    p.add_argument("-j", "--jobs", type=int, default=8, metavar="N", help="assets built at once (default 8)")
+    p.add_argument("-j", "--jobs", type=int, default=8, metavar="N", help="generations under way at once (default 8)")
     _provider(p)
     p.add_argument("--keep-going", action="store_true", help="build the other assets when one fails")
     p.add_argument("--force", action="store_true", help="make new pictures for the targets (paid)")

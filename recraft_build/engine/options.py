@@ -11,9 +11,10 @@ __all__ = ["BuildOptions"]
 class BuildOptions:
     """The build's switches (``recraft-build build`` flags).
 
-    ``jobs``: assets built at once; ``keep_going``: build the others when one fails;
-    ``force``: a re-roll of every target (new pictures, paid); ``frozen``: never make a
-    new picture (CI); ``max_credits``: refuse to spend more (None: no limit).
+    ``jobs``: generations under way at once (``-j``); ``keep_going``: build the others
+    when one fails; ``force``: a re-roll of every target (new pictures, paid);
+    ``frozen``: never make a new picture (CI); ``max_credits``: refuse to spend more
+    (None: no limit).
     """
 
     jobs: int = 8
