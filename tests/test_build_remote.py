@@ -50,6 +50,20 @@ def env(monkeypatch, server):
     use_fake_recraft(monkeypatch, server)
 
 
+def seeded_clone(tmp_path, remote_url, *, ci_spec: str = SPEC):
+    """A laptop that built SPEC with the remote, and a fresh clone ``ci`` of it (the
+    spec, ``ci_spec`` if given, and the lock; no outputs, no cache)."""
+    laptop = tmp_path / "laptop"
+    laptop.mkdir()
+    (laptop / "assets.yaml").write_text(SPEC)
+    assert build(laptop, tmp_path / "cache-laptop", remote_url)[0] == 0
+    ci = tmp_path / "ci"
+    ci.mkdir()
+    (ci / "assets.yaml").write_text(ci_spec)
+    shutil.copy(laptop / "assets.lock", ci / "assets.lock")
+    return laptop, ci
+
+
 def test_second_machine_and_frozen_ci_make_zero_paid_calls(tmp_path, env, server, nginx_cache):
     laptop = tmp_path / "laptop"
     laptop.mkdir()
@@ -87,14 +101,7 @@ def test_a_fresh_clone_restores_each_file_with_one_download_and_leaves_the_lock_
     """What CI pays per asset: one request, for the file the lock pins, verified; no
     record is read and nothing in between (the resized picture) is fetched. The lock,
     unchanged, is not rewritten; the cache ends up holding the files."""
-    laptop = tmp_path / "laptop"
-    laptop.mkdir()
-    (laptop / "assets.yaml").write_text(SPEC)
-    assert build(laptop, tmp_path / "cache-laptop", nginx_cache.url)[0] == 0
-    ci = tmp_path / "ci"
-    ci.mkdir()
-    shutil.copy(laptop / "assets.yaml", ci / "assets.yaml")
-    shutil.copy(laptop / "assets.lock", ci / "assets.lock")
+    laptop, ci = seeded_clone(tmp_path, nginx_cache.url)
     lock_stamp = (ci / "assets.lock").stat().st_mtime_ns
     log = nginx_cache.prefix / "access.log"
     seen = len(log.read_text().splitlines())
@@ -125,17 +132,10 @@ def test_a_corrupt_file_on_the_remote_is_never_written_the_output_is_made_again(
     """The remote's copy of one output file has the wrong bytes: it is refused (its
     sha256 does not match), the output is made again from the chain, and it comes out
     as the lock pins it, with --frozen."""
-    laptop = tmp_path / "laptop"
-    laptop.mkdir()
-    (laptop / "assets.yaml").write_text(SPEC)
-    assert build(laptop, tmp_path / "cache-laptop", nginx_cache.url)[0] == 0
+    laptop, ci = seeded_clone(tmp_path, nginx_cache.url)
     locked = json.loads((laptop / "assets.lock").read_text())["assets"]
     digest = locked["icon-a"]["outputs"][0]["files"][0]["sha256"]
     (nginx_cache.root / "cas" / digest).write_bytes(b"not the picture")
-    ci = tmp_path / "ci"
-    ci.mkdir()
-    shutil.copy(laptop / "assets.yaml", ci / "assets.yaml")
-    shutil.copy(laptop / "assets.lock", ci / "assets.lock")
     code, data, err = build(ci, tmp_path / "cache-ci", nginx_cache.url, "--frozen", mode="read")
     assert code == 0, err
     assert data["summary"]["restored"] == 5 and server.counts["generations"] == 5
@@ -148,14 +148,7 @@ def test_a_fresh_clone_with_a_changed_step_asks_about_the_pictures_at_once(tmp_p
     """The lock's files no longer serve (the resize changed): the plan first asks the
     remote nothing, then asks about every approved picture in one go, and the build
     makes the new outputs from them with zero paid calls."""
-    laptop = tmp_path / "laptop"
-    laptop.mkdir()
-    (laptop / "assets.yaml").write_text(SPEC)
-    assert build(laptop, tmp_path / "cache-laptop", nginx_cache.url)[0] == 0
-    ci = tmp_path / "ci"
-    ci.mkdir()
-    (ci / "assets.yaml").write_text(SPEC.replace("width: 64", "width: 32"))
-    shutil.copy(laptop / "assets.lock", ci / "assets.lock")
+    laptop, ci = seeded_clone(tmp_path, nginx_cache.url, ci_spec=SPEC.replace("width: 64", "width: 32"))
     log = nginx_cache.prefix / "access.log"
     seen = len(log.read_text().splitlines())
     code, data, err = build(ci, tmp_path / "cache-ci", nginx_cache.url, mode="read")
