@@ -8,14 +8,13 @@ only when a frame changed.
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from recraft_build.cli import main
+from clirun import offline_project, run_cli
 
 SPEC = """\
 version: 1
@@ -57,18 +56,10 @@ assets:
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
-    monkeypatch.delenv("RECRAFT_API_TOKEN", raising=False)
-    monkeypatch.delenv("REPLICATE_API_TOKEN", raising=False)
-    monkeypatch.setenv("RECRAFT_BUILD_CACHE", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "assets.yaml").write_text(SPEC)
-    return tmp_path
+    return offline_project(tmp_path, monkeypatch, SPEC)
 
 
-def cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
+cli = run_cli
 
 
 def build(expect: int = 0) -> str:

@@ -9,15 +9,14 @@ keeps and reports what it must not delete.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 from pathlib import Path
 
 import pytest
 
+from clirun import run_cli
 from recraft_build import api
-from recraft_build.cli import main
 from recraft_build.engine.clean import clean_outputs
 from recraft_build.engine.lock import Lock
 from recraft_build.engine.outputs import STATE_NAME, OutputState
@@ -56,10 +55,7 @@ def project(tmp_path, monkeypatch):
     return root
 
 
-def cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
+cli = run_cli
 
 
 def clean_json() -> dict:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from clirun import offline_project
 from recraft_build.cli import main
 
 SPEC = """\
@@ -40,12 +41,7 @@ assets:
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
-    monkeypatch.delenv("RECRAFT_API_TOKEN", raising=False)
-    monkeypatch.delenv("REPLICATE_API_TOKEN", raising=False)
-    monkeypatch.setenv("RECRAFT_BUILD_CACHE", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "assets.yaml").write_text(SPEC)
-    return tmp_path
+    return offline_project(tmp_path, monkeypatch, SPEC)
 
 
 def cli(*args: str) -> tuple[int, dict | None, str]:

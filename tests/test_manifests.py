@@ -6,7 +6,6 @@ compiled with ``tsc --noEmit`` (typescript from npm; ``.ci/run`` installs it).
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from recraft_build.cli import main
+from clirun import offline_project, run_cli
 from recraft_build.engine.manifests import hashed_path, output_scale
 
 SPEC = """\
@@ -48,18 +47,10 @@ assets:
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
-    monkeypatch.delenv("RECRAFT_API_TOKEN", raising=False)
-    monkeypatch.delenv("REPLICATE_API_TOKEN", raising=False)
-    monkeypatch.setenv("RECRAFT_BUILD_CACHE", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "assets.yaml").write_text(SPEC)
-    return tmp_path
+    return offline_project(tmp_path, monkeypatch, SPEC)
 
 
-def cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
+cli = run_cli
 
 
 def build() -> str:

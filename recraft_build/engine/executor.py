@@ -207,9 +207,10 @@ class Executor:
         # gets twice the workers: one worker's next call starts while another downloads.
         # (Not with -j 1, which keeps its promise: one asset after another, in order.)
         gated = self.jobs > 1 and getattr(self.provider, "max_in_flight", None) == self.jobs
-        net = ThreadPoolExecutor(max_workers=self.jobs * (2 if gated else 1), thread_name_prefix="rb-net")
+        net_workers = self.jobs * (2 if gated else 1)
+        net = ThreadPoolExecutor(max_workers=net_workers, thread_name_prefix="rb-net")
         if not self._in_process and sum(ap.status == "generate" for ap in todo) > 1:
-            _start_workers(net, net._max_workers)
+            _start_workers(net, net_workers)
         cpu = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="rb-cpu")
         # A provider that draws in this process (the placeholder) is CPU work too: its
         # assets run whole on the CPU workers, so no more threads than cores contend
